@@ -1,0 +1,346 @@
+//! Auth: users, password login and token issuing, served as a NATS micro
+//! service (`mediajet-auth`, discoverable through `$SRV`). It publishes its
+//! public key to the keys bucket so other actors verify tokens themselves.
+
+pub mod client;
+pub mod keys;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::service::{Request, ServiceExt};
+use futures::StreamExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::config::Config;
+use crate::storage::db::{Db, DbError};
+use crate::storage::jetstream as js_setup;
+use crate::token::{self, Claims, Verifier};
+use crate::wire::{self, CreateUserRequest, LoginRequest, Role, TokenReply, UserReply, subject};
+use keys::{KeyError, SigningKey};
+use users::{UserError, UserStore};
+
+/// A request Auth turns down, or could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("this needs an admin token")]
+    Forbidden,
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AuthError {
+    /// HTTP-like status and stable code, shared by the NATS reply and HTTP.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            AuthError::InvalidCredentials => (401, "invalid_credentials"),
+            AuthError::InvalidToken => (401, "invalid_token"),
+            AuthError::Forbidden => (403, "forbidden"),
+            AuthError::EmailTaken => (409, "email_taken"),
+            AuthError::BadRequest(_) => (400, "bad_request"),
+            AuthError::Internal(_) => (500, "internal"),
+        }
+    }
+}
+
+impl From<UserError> for AuthError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::Duplicate => AuthError::EmailTaken,
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Auth could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    JetStream(#[from] js_setup::SetupError),
+    #[error("cannot publish the token key: {0}")]
+    Publish(String),
+    #[error("cannot ensure the admin user: {0}")]
+    Admin(String),
+}
+
+pub struct Auth {
+    client: async_nats::Client,
+    users: UserStore,
+    key: SigningKey,
+    verifier: Verifier,
+    token_ttl: Duration,
+    /// Checked against when the email is unknown, so a wrong email costs as
+    /// much time as a wrong password and reveals nothing.
+    decoy_hash: String,
+}
+
+/// What start-up did that the operator must hear about.
+pub struct AuthStarted {
+    pub auth: Arc<Auth>,
+    /// The password of `admin@localhost` when it was just generated.
+    pub generated_admin_password: Option<String>,
+}
+
+impl Auth {
+    pub async fn build(config: &Config, client: async_nats::Client, db: Db) -> Result<AuthStarted, AuthSetupError> {
+        let js = js_setup::context(client.clone());
+        let users = UserStore::open(db).await?;
+        let key_path = config
+            .jwt_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("auth").join("signing-key.pem"));
+        let key = SigningKey::load_or_generate(&key_path)?;
+        let keys = js_setup::keys_bucket(&js, config.replicas).await?;
+        keys.put(key.public().kid.as_str(), wire::encode(key.public()))
+            .await
+            .map_err(|e| AuthSetupError::Publish(e.to_string()))?;
+        let decoy_hash = users::hash_password("decoy password, never valid")
+            .await
+            .map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+        let auth = Auth {
+            client,
+            users,
+            key,
+            verifier: Verifier::new(keys),
+            token_ttl: config.token_ttl,
+            decoy_hash,
+        };
+        let generated_admin_password = auth
+            .ensure_admin(config.admin_email.as_deref(), config.admin_password.as_deref())
+            .await?;
+        Ok(AuthStarted {
+            auth: Arc::new(auth),
+            generated_admin_password,
+        })
+    }
+
+    /// Ensures the configured admin exists with the configured password; with
+    /// none configured and no user at all, creates `admin@localhost` with a
+    /// random password and returns it.
+    async fn ensure_admin(&self, email: Option<&str>, password: Option<&str>) -> Result<Option<String>, AuthSetupError> {
+        let admin = |e: UserError| AuthSetupError::Admin(e.to_string());
+        match (email, password) {
+            (Some(email), Some(password)) => {
+                let email = normalize_email(email).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+                check_password(password).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+                if self.users.find_by_email(&email).await.map_err(admin)?.is_some() {
+                    self.users.update(&email, password, Role::Admin).await.map_err(admin)?;
+                } else {
+                    self.users.create(&email, password, Role::Admin).await.map_err(admin)?;
+                }
+                Ok(None)
+            }
+            (Some(_), None) | (None, Some(_)) => Err(AuthSetupError::Admin(
+                "set both MEDIAJET_ADMIN_EMAIL and MEDIAJET_ADMIN_PASSWORD, or neither".to_string(),
+            )),
+            (None, None) => {
+                if self.users.count().await.map_err(admin)? > 0 {
+                    return Ok(None);
+                }
+                let password = random_password().map_err(AuthSetupError::Admin)?;
+                self.users
+                    .create("admin@localhost", &password, Role::Admin)
+                    .await
+                    .map_err(admin)?;
+                Ok(Some(password))
+            }
+        }
+    }
+
+    pub async fn login(&self, request: LoginRequest) -> Result<TokenReply, AuthError> {
+        let email = normalize_email(&request.email).unwrap_or_default();
+        let user = self.users.find_by_email(&email).await?;
+        let hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
+        let matches = users::verify_password(&request.password, hash).await;
+        let user = match user {
+            Some(user) if matches => user,
+            _ => {
+                crate::metrics::login(false);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        crate::metrics::login(true);
+        let now = unix_now();
+        let claims = Claims {
+            sub: user.uid,
+            email: user.email,
+            role: user.role,
+            iss: token::ISSUER.to_string(),
+            aud: token::AUDIENCE.to_string(),
+            iat: now,
+            exp: now + self.token_ttl.as_secs(),
+        };
+        let access_token = self.key.sign(&claims).map_err(|e| AuthError::Internal(e.to_string()))?;
+        Ok(TokenReply {
+            v: wire::VERSION,
+            access_token,
+            token_type: "Bearer".to_string(),
+            expires_in: self.token_ttl.as_secs(),
+        })
+    }
+
+    pub async fn create_user(&self, request: CreateUserRequest) -> Result<UserReply, AuthError> {
+        let claims = self
+            .verifier
+            .verify(&request.token)
+            .await
+            .map_err(|_| AuthError::InvalidToken)?;
+        if claims.role != Role::Admin {
+            return Err(AuthError::Forbidden);
+        }
+        let email = normalize_email(&request.email)?;
+        check_password(&request.password)?;
+        let user = self.users.create(&email, &request.password, request.role).await?;
+        Ok(UserReply {
+            v: wire::VERSION,
+            id: user.uid,
+            email: user.email,
+            role: user.role,
+            created_at: user.created_at,
+        })
+    }
+
+    async fn serve(self: Arc<Self>, request: Request, endpoint: &'static str) {
+        let result = match endpoint {
+            subject::LOGIN_ENDPOINT => match wire::decode::<LoginRequest>(&request.message.payload) {
+                Ok(login) => self.login(login).await.map(|reply| wire::encode(&reply)),
+                Err(err) => Err(AuthError::BadRequest(err.to_string())),
+            },
+            _ => match wire::decode::<CreateUserRequest>(&request.message.payload) {
+                Ok(create) => self.create_user(create).await.map(|reply| wire::encode(&reply)),
+                Err(err) => Err(AuthError::BadRequest(err.to_string())),
+            },
+        };
+        let sent = match result {
+            Ok(body) => request.respond(Ok(body)).await,
+            Err(err) => {
+                if let AuthError::Internal(detail) = &err {
+                    tracing::error!(endpoint, error = %detail, "auth request failed");
+                }
+                let (status, code) = err.status_and_code();
+                let (headers, body) = wire::error_reply(status, code, &err.to_string());
+                request.respond_with_headers(Ok(body), headers).await
+            }
+        };
+        if let Err(err) = sent {
+            tracing::warn!(endpoint, error = %err, "cannot send auth reply");
+        }
+    }
+}
+
+impl Worker for Auth {
+    const NAME: &'static str = "auth";
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
+        Box::pin(async move {
+            let service = self
+                .client
+                .service_builder()
+                .description("mediajet users, login and tokens")
+                .start(subject::AUTH_SERVICE, env!("CARGO_PKG_VERSION"))
+                .await
+                .map_err(|e| WorkerError::new("cannot start the auth service", e))?;
+            let group = service.group(subject::AUTH_GROUP);
+            let mut login = group
+                .endpoint(subject::LOGIN_ENDPOINT)
+                .await
+                .map_err(|e| WorkerError::new("cannot add the login endpoint", e))?;
+            let mut create = group
+                .endpoint(subject::CREATE_USER_ENDPOINT)
+                .await
+                .map_err(|e| WorkerError::new("cannot add the user endpoint", e))?;
+            let mut in_flight = JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    Some(request) = login.next() => {
+                        in_flight.spawn(self.clone().serve(request, subject::LOGIN_ENDPOINT));
+                    }
+                    Some(request) = create.next() => {
+                        in_flight.spawn(self.clone().serve(request, subject::CREATE_USER_ENDPOINT));
+                    }
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                    else => return Err(WorkerError("auth endpoints closed".to_string())),
+                }
+            }
+            // Answer what was already received before leaving.
+            while in_flight.join_next().await.is_some() {}
+            service
+                .stop()
+                .await
+                .map_err(|e| WorkerError::new("cannot stop the auth service", e))
+        })
+    }
+}
+
+/// Trims and lowercases an email and checks it looks like one.
+pub fn normalize_email(email: &str) -> Result<String, AuthError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(AuthError::BadRequest("`email` is not a valid email address".to_string()))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(AuthError::BadRequest(
+            "`password` must be 8 to 1024 characters long".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn random_password() -> Result<String, String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 18];
+    getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_nonsense_refused() {
+        assert_eq!(normalize_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert!(normalize_email("no-at-sign").is_err());
+        assert!(normalize_email("a@b@c").is_err());
+        assert!(normalize_email("@example.com").is_err());
+        assert!(normalize_email("a b@example.com").is_err());
+    }
+
+    #[test]
+    fn short_passwords_are_refused() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+    }
+}

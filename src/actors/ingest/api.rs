@@ -1,0 +1,452 @@
+//! HTTP routes of the API, including the seed project's routes
+//! (`/login`, `/upload`, `/download`) so its clients keep working.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use super::error::ApiError;
+use super::{Ingest, new_job};
+use crate::actors::auth::client as auth;
+use crate::token::Claims;
+use crate::wire::{Format, Job, JobState, Role};
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    // Uploads may be large; the limit is the configured upload size plus
+    // room for the multipart framing.
+    let body_limit = usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/login", post(login))
+        .route("/v1/users", post(create_user))
+        .route("/v1/jobs", post(create_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/output", get(download))
+        .route("/login", post(seed_login))
+        .route("/upload", post(seed_upload))
+        .route("/download", get(seed_download))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(ingest)
+}
+
+/// The verified bearer of the request's token.
+pub struct Caller(pub Claims);
+
+impl FromRequestParts<Arc<Ingest>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ingest: &Arc<Ingest>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Caller(ingest.verifier.verify(token).await?))
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Credentials from HTTP Basic, or else from a JSON body.
+fn credentials(headers: &HeaderMap, body: &Bytes) -> Result<Credentials, ApiError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+    if let Some(encoded) = basic {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into()))?;
+        let (email, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into()))?;
+        return Ok(Credentials {
+            email: email.to_string(),
+            password: password.to_string(),
+        });
+    }
+    if body.is_empty() {
+        return Err(ApiError::MissingCredentials);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(
+            "bad_json",
+            format!("expected a JSON body {{\"email\", \"password\"}}: {e}"),
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: u64,
+}
+
+async fn login(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) -> Result<Json<LoginResponse>, ApiError> {
+    let creds = credentials(&headers, &body)?;
+    let token = auth::login(&ingest.client, &creds.email, &creds.password).await?;
+    Ok(Json(LoginResponse {
+        access_token: token.access_token,
+        token_type: token.token_type,
+        expires_in: token.expires_in,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    password: String,
+    #[serde(default = "default_role")]
+    role: Role,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    email: String,
+    role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+async fn create_user(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    if caller.role != Role::Admin {
+        return Err(ApiError::Forbidden("creating users needs an admin token".into()));
+    }
+    let user: NewUser = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(
+            "bad_json",
+            format!("expected a JSON body {{\"email\", \"password\", \"role\"}}: {e}"),
+        )
+    })?;
+    let token = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
+    let created = auth::create_user(&ingest.client, token, &user.email, &user.password, user.role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserView {
+            id: created.id,
+            email: created.email,
+            role: created.role,
+            created_at: created.created_at,
+        }),
+    ))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// A job as its owner sees it.
+#[derive(Serialize)]
+pub struct JobView {
+    id: String,
+    state: JobState,
+    progress: f64,
+    format: Format,
+    filename: String,
+    input_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    finished_at: Option<OffsetDateTime>,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<OutputView>,
+}
+
+#[derive(Serialize)]
+struct OutputView {
+    url: String,
+    filename: String,
+    content_type: String,
+    bytes: u64,
+    duration_seconds: f64,
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        let output = job.output.map(|o| OutputView {
+            url: format!("/v1/jobs/{}/output", job.id),
+            filename: o.filename,
+            content_type: o.content_type,
+            bytes: o.bytes,
+            duration_seconds: o.duration_seconds,
+        });
+        JobView {
+            id: job.id,
+            state: job.state,
+            progress: job.progress,
+            format: job.format,
+            filename: job.filename,
+            input_bytes: job.input_bytes,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            finished_at: job.finished_at,
+            attempts: job.attempts,
+            error: job.error,
+            output,
+        }
+    }
+}
+
+async fn create_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = accept_upload(&ingest, &caller, multipart).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
+}
+
+/// Reads the multipart form: streams `file` into the object store and reads
+/// `format`. Whatever goes wrong after the file is stored removes it again.
+async fn accept_upload(ingest: &Ingest, caller: &Claims, mut multipart: Multipart) -> Result<Job, ApiError> {
+    let job_id = uuid::Uuid::now_v7().to_string();
+    let mut stored: Option<(String, u64)> = None;
+    let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
+    let result = match (result, &stored) {
+        (Ok(format), Some((filename, size))) => {
+            let job = new_job(job_id.clone(), caller, format, filename.clone(), *size);
+            ingest.submit(&job).await.map(|()| job)
+        }
+        (Ok(_), None) => Err(ApiError::BadRequest(
+            "missing_file",
+            "the multipart field `file` is required".into(),
+        )),
+        (Err(err), _) => Err(err),
+    };
+    match &result {
+        Ok(job) => crate::metrics::job_submitted(job.format.extension(), job.input_bytes),
+        Err(_) if stored.is_some() => ingest.discard_upload(&job_id).await,
+        Err(_) => {}
+    }
+    result
+}
+
+async fn read_form(
+    ingest: &Ingest,
+    job_id: &str,
+    multipart: &mut Multipart,
+    stored: &mut Option<(String, u64)>,
+) -> Result<Format, ApiError> {
+    let mut format = Format::Mp3;
+    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e.status(), e.body_text()))? {
+        match field.name() {
+            Some("file") if stored.is_none() => {
+                let filename = clean_filename(field.file_name());
+                // The multipart error's status (413 past the size limit)
+                // is lost inside the object store's error; keep it aside.
+                let failure = Arc::new(AtomicU16::new(0));
+                let seen = failure.clone();
+                let body = field.map_err(move |e| {
+                    seen.store(e.status().as_u16(), Ordering::Relaxed);
+                    std::io::Error::other(e.body_text())
+                });
+                match ingest.store_upload(job_id, StreamReader::new(body)).await {
+                    Ok(0) => {
+                        ingest.discard_upload(job_id).await;
+                        return Err(ApiError::BadRequest("empty_file", "the uploaded file is empty".into()));
+                    }
+                    Ok(size) => *stored = Some((filename, size)),
+                    Err(err) => {
+                        return Err(match failure.load(Ordering::Relaxed) {
+                            0 => ApiError::unavailable("the object store", err),
+                            413 => ApiError::TooLarge(ingest.max_upload_bytes),
+                            status => multipart_error(
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                                err.to_string(),
+                            ),
+                        });
+                    }
+                }
+            }
+            Some("format") => {
+                let text = field.text().await.map_err(|e| multipart_error(e.status(), e.body_text()))?;
+                format = Format::parse(&text).ok_or_else(|| {
+                    ApiError::BadRequest("unsupported_format", format!("unsupported format `{}`; use mp3", text.trim()))
+                })?;
+            }
+            // Unknown fields, and further files, are skipped.
+            _ => {}
+        }
+    }
+    Ok(format)
+}
+
+fn multipart_error(status: StatusCode, detail: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::BadRequest("too_large", detail);
+    }
+    ApiError::BadRequest("bad_multipart", format!("malformed multipart body: {detail}"))
+}
+
+/// Keeps the base name of a client-supplied file name, without control
+/// characters, at most 200 characters.
+fn clean_filename(name: Option<&str>) -> String {
+    let base = name
+        .unwrap_or("upload")
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("upload");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() { "upload".to_string() } else { clean }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+}
+
+async fn list_jobs(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<JobView>>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let jobs = ingest.jobs_for(&caller.sub, limit).await?;
+    Ok(Json(jobs.into_iter().map(JobView::from).collect()))
+}
+
+async fn get_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(JobView::from(ingest.job_for(&caller.sub, &id).await?)))
+}
+
+async fn download(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    stream_output(&ingest, &caller, &id).await
+}
+
+/// Streams a finished job's audio from the object store.
+async fn stream_output(ingest: &Ingest, caller: &Claims, job_id: &str) -> Result<Response, ApiError> {
+    let job = ingest.job_for(&caller.sub, job_id).await?;
+    let output = match (&job.state, job.output) {
+        (JobState::Completed, Some(output)) => output,
+        (JobState::Failed, _) => {
+            return Err(ApiError::Conflict("job_failed", "the job failed; there is no output".into()));
+        }
+        _ => {
+            return Err(ApiError::Conflict("not_ready", "the job has not finished yet".into()));
+        }
+    };
+    let object = ingest
+        .outputs
+        .get(output.object.as_str())
+        .await
+        .map_err(|e| ApiError::unavailable("the object store", e))?;
+    let body = Body::from_stream(ReaderStream::with_capacity(object, 256 * 1024));
+    let disposition = format!("attachment; filename=\"{}\"", ascii_filename(&output.filename));
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&output.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(output.bytes));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// A file name safe inside a quoted header parameter.
+fn ascii_filename(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .collect()
+}
+
+/// Seed-compatible login: Basic credentials in, the bare token out.
+async fn seed_login(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) -> Result<String, ApiError> {
+    let creds = credentials(&headers, &body)?;
+    Ok(auth::login(&ingest.client, &creds.email, &creds.password).await?.access_token)
+}
+
+/// Seed-compatible upload: the bare job id out.
+async fn seed_upload(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    multipart: Multipart,
+) -> Result<String, ApiError> {
+    Ok(accept_upload(&ingest, &caller, multipart).await?.id)
+}
+
+#[derive(Deserialize)]
+struct FidQuery {
+    fid: Option<String>,
+}
+
+/// Seed-compatible download by `?fid=<job id>`.
+async fn seed_download(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Query(query): Query<FidQuery>,
+) -> Result<Response, ApiError> {
+    let fid = query
+        .fid
+        .ok_or_else(|| ApiError::BadRequest("missing_fid", "the query parameter `fid` is required".into()))?;
+    stream_output(&ingest, &caller, &fid).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_their_directories_and_control_characters() {
+        assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_filename(Some("C:\\videos\\clip.mp4")), "clip.mp4");
+        assert_eq!(clean_filename(Some("a\nb.mp4")), "ab.mp4");
+        assert_eq!(clean_filename(None), "upload");
+        assert_eq!(clean_filename(Some("")), "upload");
+    }
+
+    #[test]
+    fn download_names_are_header_safe() {
+        assert_eq!(ascii_filename("my \"song\".mp3"), "my _song_.mp3");
+        assert_eq!(ascii_filename("café.mp3"), "caf_.mp3");
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP API's error type and its one mapping to status codes and JSON.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::token::TokenError;
+use crate::wire::{ErrorBody, ErrorReply, RequestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("send HTTP Basic credentials or a JSON body {{\"email\", \"password\"}}")]
+    MissingCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such job")]
+    NotFound,
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    #[error("the upload is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    /// A dependency (NATS, JetStream, SurrealDB, Auth) is down: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Answered by another actor with its own status and code.
+    #[error("{}", .1.message)]
+    Remote(u16, ErrorBody),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+
+    pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable(format!("{what} is unavailable: {err}"))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
+            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Remote(status, body) => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                body.code.as_str(),
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Invalid => ApiError::Unauthorized,
+            TokenError::Unavailable(detail) => ApiError::unavailable("token verification", detail),
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::Rejected { body, .. } if body.code == "invalid_credentials" => {
+                ApiError::InvalidCredentials
+            }
+            RequestError::Rejected { status, body } => ApiError::Remote(status, body),
+            RequestError::Unavailable(detail) => ApiError::unavailable("the auth service", detail),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
+            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
+            _ => {}
+        }
+        let body = ErrorReply {
+            error: ErrorBody {
+                code: code.to_string(),
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = match self {
+                ApiError::InvalidCredentials | ApiError::MissingCredentials => "Basic realm=\"mediajet\"",
+                _ => "Bearer realm=\"mediajet\"",
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}

@@ -1,0 +1,237 @@
+//! Ingest: the HTTP API. It takes uploads into the object store, creates
+//! jobs (history row, live state, work item), serves status and downloads,
+//! and projects terminal job events into the history.
+
+pub mod api;
+pub mod error;
+pub mod history;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self, AckKind, Context,
+    kv,
+    object_store::ObjectStore,
+    stream::Stream,
+};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::io::AsyncRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::config::Config;
+use crate::storage::db::{Db, DbError};
+use crate::storage::jetstream as js_setup;
+use crate::token::Verifier;
+use crate::wire::{self, Job, JobState, WorkItem, names, subject};
+use error::ApiError;
+use history::History;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestSetupError {
+    #[error(transparent)]
+    JetStream(#[from] js_setup::SetupError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+pub struct Ingest {
+    client: async_nats::Client,
+    js: Context,
+    jobs: kv::Store,
+    uploads: ObjectStore,
+    outputs: ObjectStore,
+    events: Stream,
+    history: History,
+    verifier: Verifier,
+    chunk_size: usize,
+    max_upload_bytes: u64,
+}
+
+impl Ingest {
+    pub async fn build(config: &Config, client: async_nats::Client, db: Db) -> Result<Arc<Ingest>, IngestSetupError> {
+        let js = js_setup::context(client.clone());
+        let r = config.replicas;
+        js_setup::work_stream(&js, r).await?;
+        let events = js_setup::events_stream(&js, r).await?;
+        let ingest = Ingest {
+            jobs: js_setup::jobs_bucket(&js, r).await?,
+            uploads: js_setup::uploads_store(&js, r).await?,
+            outputs: js_setup::outputs_store(&js, r).await?,
+            verifier: Verifier::new(js_setup::keys_bucket(&js, r).await?),
+            history: History::open(db).await?,
+            chunk_size: js_setup::chunk_size(&client),
+            max_upload_bytes: config.max_upload_bytes,
+            events,
+            client,
+            js,
+        };
+        Ok(Arc::new(ingest))
+    }
+
+    /// Streams an upload into the object store under the job id and returns
+    /// its size. Only one chunk is held in memory at a time.
+    async fn store_upload(
+        &self,
+        job_id: &str,
+        data: impl AsyncRead + Unpin,
+    ) -> Result<u64, async_nats::jetstream::object_store::PutError> {
+        let info = js_setup::put_object(&self.uploads, job_id, data, self.chunk_size).await?;
+        Ok(info.size as u64)
+    }
+
+    /// Removes an upload whose job could not be created.
+    async fn discard_upload(&self, job_id: &str) {
+        if let Err(err) = self.uploads.delete(job_id).await {
+            tracing::warn!(job = job_id, error = %err, "cannot delete an abandoned upload");
+        }
+    }
+
+    /// Records a new job and queues its work item. On failure nothing of the
+    /// job is left behind except what the caller cleans (the upload).
+    async fn submit(&self, job: &Job) -> Result<(), ApiError> {
+        self.history
+            .upsert(job)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        if let Err(err) = self.jobs.create(job.id.as_str(), wire::encode(job)).await {
+            return Err(ApiError::unavailable("the jobs bucket", err));
+        }
+        let item = WorkItem {
+            v: wire::VERSION,
+            job_id: job.id.clone(),
+        };
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(wire::encode(&item))
+            .message_id(job.id.as_str());
+        let acked = match self.js.send_publish(subject::WORK_TRANSCODE, publish).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = acked {
+            let _ = self.jobs.purge(job.id.as_str()).await;
+            return Err(ApiError::unavailable("the work queue", err));
+        }
+        // The queued event only feeds observers; the job is already safe.
+        if let Err(err) = js_setup::publish_job_event(&self.js, job).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot publish the queued event");
+        }
+        Ok(())
+    }
+
+    /// The caller's job, or `NotFound` if it is someone else's or unknown.
+    async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
+        if uuid::Uuid::parse_str(job_id).is_err() {
+            return Err(ApiError::NotFound);
+        }
+        let live = self
+            .jobs
+            .get(job_id)
+            .await
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+        let job = match live {
+            Some(bytes) => Some(wire::decode::<Job>(&bytes).map_err(ApiError::internal)?),
+            None => self
+                .history
+                .get(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the job history", e))?,
+        };
+        match job {
+            Some(job) if job.owner == owner => Ok(job),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    /// The caller's jobs, newest first, with live state for unfinished ones.
+    async fn jobs_for(&self, owner: &str, limit: u32) -> Result<Vec<Job>, ApiError> {
+        let mut jobs = self
+            .history
+            .list(owner, limit)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        for job in jobs.iter_mut().filter(|job| !job.state.is_terminal()) {
+            if let Ok(Some(bytes)) = self.jobs.get(job.id.as_str()).await
+                && let Ok(live) = wire::decode::<Job>(&bytes)
+            {
+                *job = live;
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn project(&self, message: jetstream::Message) {
+        let job = match wire::decode::<Job>(&message.payload) {
+            Ok(job) => job,
+            Err(err) => {
+                tracing::warn!(subject = %message.subject, error = %err, "dropping a malformed job event");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let outcome = match self.history.upsert(&job).await {
+            Ok(()) => message.ack().await,
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "cannot record the job; retrying");
+                message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await
+            }
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(job = %job.id, error = %err, "cannot acknowledge a job event");
+        }
+    }
+}
+
+/// A fresh job for an upload.
+fn new_job(id: String, owner: &crate::token::Claims, format: wire::Format, filename: String, input_bytes: u64) -> Job {
+    let now = OffsetDateTime::now_utc();
+    Job {
+        v: wire::VERSION,
+        id,
+        owner: owner.sub.clone(),
+        owner_email: owner.email.clone(),
+        state: JobState::Queued,
+        progress: 0.0,
+        format,
+        filename,
+        input_bytes,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        attempts: 0,
+        error: None,
+        output: None,
+    }
+}
+
+impl Worker for Ingest {
+    const NAME: &'static str = "ingest";
+
+    /// The HTTP API is served by the process's front door; the worker
+    /// projects terminal job events into the history.
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
+        Box::pin(async move {
+            let consumer = js_setup::terminal_events_consumer(&self.events, names::HISTORY_CONSUMER)
+                .await
+                .map_err(|e| WorkerError::new("history consumer", e))?;
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(20)
+                .messages()
+                .await
+                .map_err(|e| WorkerError::new("history consumer", e))?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    next = messages.next() => match next {
+                        Some(Ok(message)) => self.project(message).await,
+                        Some(Err(err)) => tracing::warn!(error = %err, "history consumer hiccup"),
+                        None => return Err(WorkerError("history consumer ended".to_string())),
+                    },
+                }
+            }
+        })
+    }
+}

