@@ -114,6 +114,14 @@ async fn serve(
     let db = db::connect(config.surreal_url.as_deref(), credentials, &config.data_dir).await?;
     let metrics = crate::metrics::install();
 
+    // Bind first: with port 0 the real address is known only now, and links
+    // in emails must point at it.
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .map_err(|e| StartError::Http(config.http, e))?;
+    let http_addr = listener.local_addr().map_err(|e| StartError::Http(config.http, e))?;
+    config.http = http_addr;
+
     let AuthStarted {
         auth,
         generated_admin_password,
@@ -130,10 +138,6 @@ async fn serve(
         supervise(mailer, CancellationToken::new(), tracker.clone()),
     ];
 
-    let listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .map_err(|e| StartError::Http(config.http, e))?;
-    let http_addr = listener.local_addr().map_err(|e| StartError::Http(config.http, e))?;
     let ops = Arc::new(Ops {
         client: client.clone(),
         db: Some(db.clone()),

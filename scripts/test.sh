@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them: unit tests and the black-box
+# tests in tests/, against a real nats-server, ffmpeg, embedded SurrealDB and
+# a real SMTP server (aiosmtpd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PATH:$(python3 -m site --user-base)/bin"
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "test: installing aiosmtpd (the SMTP server the tests deliver to)"
+  python3 -m pip install --quiet --disable-pip-version-check "aiosmtpd==1.4.6" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "aiosmtpd==1.4.6"
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
+cargo test --all-targets "$@"

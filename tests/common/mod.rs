@@ -1,0 +1,301 @@
+//! Test harness: real nats-server, real ffmpeg and ffprobe, embedded
+//! SurrealDB in a temp dir, and mediajet itself on random ports.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mediajet::app::{Ready, StartError};
+use mediajet::config::Config;
+use mediajet::nats_server::NatsServer;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running mediajet with its own nats-server and data dir.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub ready: Ready,
+    pub config: Config,
+    pub dir: TempDir,
+    nats: Option<NatsServer>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), StartError>>,
+}
+
+/// Starts mediajet against a fresh nats-server on a random port.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to change the configuration first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(configure, true).await
+}
+
+/// Starts mediajet the way `mediajet up` does: it runs its own nats-server
+/// under the data dir.
+pub async fn spawn_app_with_own_nats() -> TestApp {
+    spawn(|config| config.nats_port = 0, false).await
+}
+
+async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp {
+    mediajet::telemetry::init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_data_dir(dir.path().join("data"));
+    let nats = if test_nats {
+        let nats = NatsServer::start(Path::new("nats-server"), &dir.path().join("nats"), 0)
+            .await
+            .expect("nats-server must be installed for the tests");
+        config.nats_url = Some(nats.url().to_string());
+        Some(nats)
+    } else {
+        None
+    };
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.admin_email = Some(ADMIN_EMAIL.to_string());
+    config.admin_password = Some(ADMIN_PASSWORD.to_string());
+    config.transcoders = Some(2);
+    config.drain_timeout = Duration::from_secs(5);
+    configure(&mut config);
+    let (running, ready) = start(config.clone()).await;
+    TestApp {
+        base: format!("http://{}", ready.http_addr),
+        http: reqwest::Client::new(),
+        ready,
+        config,
+        dir,
+        nats,
+        running: Some(running),
+    }
+}
+
+async fn start(config: Config) -> (Running, Ready) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
+    let thread = std::thread::spawn(move || {
+        mediajet::app::run(
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+            move |ready| {
+                let _ = ready_tx.send(ready.clone());
+            },
+        )
+    });
+    match ready_rx.await {
+        Ok(ready) => (Running { stop, thread }, ready),
+        Err(_) => {
+            let outcome = thread.join().expect("mediajet thread panicked");
+            panic!("mediajet did not start: {outcome:?}");
+        }
+    }
+}
+
+impl TestApp {
+    /// Stops mediajet (as SIGTERM would) and waits until it has drained.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let outcome = tokio::task::spawn_blocking(move || running.thread.join())
+                .await
+                .expect("join")
+                .expect("mediajet thread panicked");
+            outcome.expect("mediajet stopped with an error");
+        }
+    }
+
+    /// Stops and starts mediajet again on the same data dir.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (running, ready) = start(self.config.clone()).await;
+        self.base = format!("http://{}", ready.http_addr);
+        self.ready = ready;
+        self.running = Some(running);
+    }
+
+    /// Stops the test's nats-server under the running service.
+    pub async fn stop_test_nats(&mut self) {
+        if let Some(nats) = self.nats.take() {
+            nats.stop().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// Logs in over the JSON API and returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/v1/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        let body: Value = response.json().await.expect("login body");
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user with the admin's token and returns the user's token.
+    pub async fn new_user(&self, email: &str) -> String {
+        let admin = self.admin_token().await;
+        let response = self
+            .http
+            .post(self.url("/v1/users"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"email": email, "password": "user-password-1", "role": "user"}))
+            .send()
+            .await
+            .expect("create user");
+        assert_eq!(response.status(), 201, "creating {email} failed");
+        self.login(email, "user-password-1").await
+    }
+
+    /// Uploads a file as a new job.
+    pub async fn upload(&self, token: &str, path: &Path, format: Option<&str>) -> reqwest::Response {
+        let bytes = std::fs::read(path).expect("read upload");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+        if let Some(format) = format {
+            form = form.text("format", format.to_string());
+        }
+        self.http
+            .post(self.url("/v1/jobs"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads and returns the new job's id, asserting the 202.
+    pub async fn submit(&self, token: &str, path: &Path) -> String {
+        let response = self.upload(token, path, None).await;
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, token: &str, id: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("job request")
+    }
+
+    /// Polls the job until it is completed or failed (at most two minutes).
+    pub async fn wait_until_finished(&self, token: &str, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let job: Value = self.job(token, id).await.json().await.expect("job body");
+            let state = job["state"].as_str().unwrap_or_default().to_string();
+            if state == "completed" || state == "failed" {
+                return job;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "job {id} still {state} after two minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The emails in the outbox, waiting up to ten seconds for `expected`.
+    pub async fn outbox(&self, expected: usize) -> Vec<String> {
+        let dir = self.data_dir().join("outbox");
+        let started = Instant::now();
+        loop {
+            let mails: Vec<String> = std::fs::read_dir(&dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if mails.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+                return mails;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let _ = running.thread.join();
+        }
+    }
+}
+
+/// Makes a short video with a test picture and a tone, using ffmpeg's lavfi.
+pub fn make_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=duration={seconds}:size=160x120:rate=10"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args(["-shortest", "-c:v", "mpeg4", "-c:a", "aac", "-b:a", "64k"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg must be installed for the tests");
+    assert!(status.success(), "ffmpeg could not make a test video");
+    path
+}
+
+/// What ffprobe says about a file's first audio stream and container.
+pub struct Probed {
+    pub format: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub bit_rate: u64,
+    pub duration: f64,
+}
+
+pub fn probe(path: &Path) -> Probed {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
+        .arg("format=format_name,duration,bit_rate:stream=codec_name,sample_rate")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed for the tests");
+    assert!(output.status.success(), "ffprobe cannot read {}", path.display());
+    let v: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stream = &v["streams"][0];
+    Probed {
+        format: v["format"]["format_name"].as_str().unwrap_or_default().to_string(),
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_string(),
+        sample_rate: stream["sample_rate"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+        bit_rate: v["format"]["bit_rate"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+        duration: v["format"]["duration"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0),
+    }
+}

@@ -1,0 +1,259 @@
+//! The user's journey end to end: log in, upload, watch, download, get mail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{probe, spawn_app, spawn_app_with};
+use futures::StreamExt;
+use serde_json::Value;
+
+#[tokio::test]
+async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
+    let app = spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "holiday.mp4", 4);
+    let input = probe(&video);
+
+    // Follow the job's events as an outside NATS client would.
+    let nats = async_nats::connect(app.ready.nats_url.as_str()).await.unwrap();
+    let mut events = nats.subscribe("mediajet.events.job.>").await.unwrap();
+
+    let response = app.upload(&token, &video, Some("mp3")).await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["progress"], 0.0);
+    assert_eq!(job["filename"], "holiday.mp4");
+    let id = job["id"].as_str().unwrap().to_string();
+
+    let done = app.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "completed", "job: {done}");
+    assert_eq!(done["progress"], 100.0);
+    assert!(done["created_at"].is_string());
+    assert!(done["finished_at"].is_string());
+    assert_eq!(done["output"]["filename"], "holiday.mp3");
+
+    let mut states = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+        let event: Value = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(event["id"], id.as_str());
+        states.push(event["state"].as_str().unwrap().to_string());
+        if states.last().is_some_and(|s| s == "completed") {
+            break;
+        }
+    }
+    assert_eq!(states, ["queued", "running", "completed"]);
+
+    let download = app
+        .http
+        .get(app.url(&format!("/v1/jobs/{id}/output")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "audio/mpeg");
+    assert_eq!(
+        download.headers()["content-disposition"],
+        "attachment; filename=\"holiday.mp3\""
+    );
+    let bytes = download.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, done["output"]["bytes"].as_u64().unwrap());
+    let mp3 = app.dir.path().join("downloaded.mp3");
+    std::fs::write(&mp3, &bytes).unwrap();
+    let audio = probe(&mp3);
+    assert_eq!(audio.format, "mp3");
+    assert_eq!(audio.codec, "mp3");
+    assert_eq!(audio.sample_rate, 44_100);
+    assert!((185_000..=200_000).contains(&audio.bit_rate), "bit rate {}", audio.bit_rate);
+    assert!(
+        (audio.duration - input.duration).abs() < 0.2,
+        "mp3 lasts {}s, the video {}s",
+        audio.duration,
+        input.duration
+    );
+
+    let mails = app.outbox(1).await;
+    assert_eq!(mails.len(), 1, "exactly one email per job");
+    let mail = mails[0].replace("=\r\n", "").replace("=\n", "");
+    assert!(mail.contains("To: ann@example.com"), "{mail}");
+    assert!(mail.contains("Subject: Your audio is ready: holiday.mp4"), "{mail}");
+    assert!(mail.contains(&id), "the email names the job: {mail}");
+    assert!(mail.contains(&format!("{}/v1/jobs/{id}/output", app.base)), "{mail}");
+}
+
+#[tokio::test]
+async fn the_seed_projects_clients_log_in_upload_and_download_with_the_old_routes() {
+    let app = spawn_app().await;
+    app.new_user("bob@example.com").await;
+
+    let token = app
+        .http
+        .post(app.url("/login"))
+        .basic_auth("bob@example.com", Some("user-password-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let token = token.text().await.unwrap();
+    assert_eq!(token.split('.').count(), 3, "a bare JWT: {token}");
+
+    let video = common::make_video(app.dir.path(), "talk.mp4", 2);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("talk.mp4"),
+    );
+    let upload = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    let fid = upload.text().await.unwrap();
+    assert!(uuid::Uuid::parse_str(&fid).is_ok(), "the job id: {fid}");
+
+    let done = app.wait_until_finished(&token, &fid).await;
+    assert_eq!(done["state"], "completed");
+    let download = app
+        .http
+        .get(app.url(&format!("/download?fid={fid}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "audio/mpeg");
+    let mp3 = app.dir.path().join("talk.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    assert_eq!(probe(&mp3).codec, "mp3");
+
+    let missing = app
+        .http
+        .get(app.url("/download"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_video_fails_with_a_reason_and_an_email() {
+    let app = spawn_app().await;
+    let token = app.new_user("cat@example.com").await;
+    let notes = app.dir.path().join("notes.mp4");
+    std::fs::write(&notes, "these are my notes, not a video\n".repeat(100)).unwrap();
+
+    let id = app.submit(&token, &notes).await;
+    let done = app.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "failed");
+    let reason = done["error"].as_str().unwrap();
+    assert!(reason.contains("not a readable video or audio file"), "reason: {reason}");
+    assert_eq!(done["attempts"], 1, "a bad upload is not retried");
+
+    let output = app
+        .http
+        .get(app.url(&format!("/v1/jobs/{id}/output")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(output.status(), 409);
+    let body: Value = output.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "job_failed");
+
+    let mails = app.outbox(1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Subject: Conversion failed: notes.mp4"), "{}", mails[0]);
+}
+
+#[tokio::test]
+async fn a_video_without_sound_fails_with_a_reason() {
+    let app = spawn_app().await;
+    let token = app.new_user("dan@example.com").await;
+    let silent = app.dir.path().join("silent.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10", "-c:v", "mpeg4"])
+        .arg(&silent)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let id = app.submit(&token, &silent).await;
+    let done = app.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "failed");
+    assert_eq!(done["error"], "the upload has no audio track");
+}
+
+#[tokio::test]
+async fn uploads_without_a_file_or_with_an_unknown_format_are_refused() {
+    let app = spawn_app().await;
+    let token = app.new_user("eve@example.com").await;
+
+    let form = reqwest::multipart::Form::new().text("format", "mp3");
+    let response = app
+        .http
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "missing_file");
+
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let response = app.upload(&token, &video, Some("exe")).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_format");
+
+    let list: Value = app
+        .http
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0, "refused uploads leave no job");
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_refused_with_413() {
+    let app = spawn_app_with(|config| config.max_upload_bytes = 10_000).await;
+    let token = app.new_user("fay@example.com").await;
+    let big = app.dir.path().join("big.mp4");
+    std::fs::write(&big, vec![0u8; 200_000]).unwrap();
+    let response = app.upload(&token, &big, None).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large");
+}
+
+#[tokio::test]
+async fn jobs_are_listed_newest_first() {
+    let app = spawn_app().await;
+    let token = app.new_user("gus@example.com").await;
+    let video = common::make_video(app.dir.path(), "a.mp4", 1);
+    let first = app.submit(&token, &video).await;
+    let second = app.submit(&token, &video).await;
+    let list: Value = app
+        .http
+        .get(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()]);
+}

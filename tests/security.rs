@@ -1,0 +1,223 @@
+//! Who may do what: tokens, roles and job ownership.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{ADMIN_EMAIL, spawn_app};
+use mediajet::actors::auth::keys::SigningKey;
+use mediajet::token::Claims;
+use mediajet::wire::Role;
+use serde_json::Value;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn claims(exp: u64) -> Claims {
+    Claims {
+        sub: "someone".into(),
+        email: ADMIN_EMAIL.into(),
+        role: Role::Admin,
+        iss: "mediajet".into(),
+        aud: "mediajet".into(),
+        iat: now(),
+        exp,
+    }
+}
+
+async fn status_of_listing(app: &common::TestApp, token: Option<&str>) -> (u16, Value) {
+    let mut request = app.http.get(app.url("/v1/jobs"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_rejected_with_401() {
+    let app = spawn_app().await;
+    let real_key = SigningKey::load_or_generate(&app.data_dir().join("auth/signing-key.pem")).unwrap();
+
+    let (status, body) = status_of_listing(&app, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let (status, _) = status_of_listing(&app, Some("not-a-token")).await;
+    assert_eq!(status, 401);
+
+    let expired = real_key.sign(&claims(now() - 3600)).unwrap();
+    let (status, _) = status_of_listing(&app, Some(&expired)).await;
+    assert_eq!(status, 401, "an expired token");
+
+    // Signed by a key of our own making, under an unknown key id.
+    let other_dir = tempfile::tempdir().unwrap();
+    let forger = SigningKey::load_or_generate(&other_dir.path().join("key.pem")).unwrap();
+    let forged = forger.sign(&claims(now() + 3600)).unwrap();
+    let (status, _) = status_of_listing(&app, Some(&forged)).await;
+    assert_eq!(status, 401, "a token from another key");
+
+    // The real key id on the header, the signature of another key.
+    let valid = real_key.sign(&claims(now() + 3600)).unwrap();
+    let forged_parts: Vec<&str> = forged.split('.').collect();
+    let valid_parts: Vec<&str> = valid.split('.').collect();
+    let spliced = format!("{}.{}.{}", valid_parts[0], valid_parts[1], forged_parts[2]);
+    let (status, _) = status_of_listing(&app, Some(&spliced)).await;
+    assert_eq!(status, 401, "a signature that does not match");
+
+    // And the control: a token signed with the real key is accepted.
+    let (status, _) = status_of_listing(&app, Some(&valid)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let app = spawn_app().await;
+    let wrong_password = app
+        .http
+        .post(app.url("/v1/login"))
+        .basic_auth(ADMIN_EMAIL, Some("not the password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_password.status(), 401);
+    let wrong_password: Value = wrong_password.json().await.unwrap();
+
+    let unknown = app
+        .http
+        .post(app.url("/v1/login"))
+        .json(&serde_json::json!({"email": "nobody@example.com", "password": "whatever-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(wrong_password, unknown);
+    assert_eq!(unknown["error"]["code"], "invalid_credentials");
+
+    let no_credentials = app.http.post(app.url("/v1/login")).send().await.unwrap();
+    assert_eq!(no_credentials.status(), 401);
+
+    let bad_json = app
+        .http
+        .post(app.url("/v1/login"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+}
+
+#[tokio::test]
+async fn a_login_returns_a_bearer_token_that_says_who_and_what_the_user_is() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(app.url("/v1/login"))
+        .basic_auth(ADMIN_EMAIL, Some(common::ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert!(header.kid.is_some());
+    let mut parts = token.split('.');
+    parts.next();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts.next().unwrap())
+        .unwrap();
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["role"], "admin");
+    assert_eq!(claims["iss"], "mediajet");
+    assert_eq!(claims["aud"], "mediajet");
+    assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn only_admins_create_users_and_emails_are_unique() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let user = app.new_user("hal@example.com").await;
+
+    let by_user = app
+        .http
+        .post(app.url("/v1/users"))
+        .bearer_auth(&user)
+        .json(&serde_json::json!({"email": "ivy@example.com", "password": "password-123", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_user.status(), 403);
+
+    let duplicate = app
+        .http
+        .post(app.url("/v1/users"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"email": "HAL@example.com", "password": "password-123", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409);
+    let body: Value = duplicate.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "email_taken");
+
+    let weak = app
+        .http
+        .post(app.url("/v1/users"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"email": "jo@example.com", "password": "short", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 400);
+
+    let created = app
+        .http
+        .post(app.url("/v1/users"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"email": "kim@example.com", "password": "password-123", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(body["email"], "kim@example.com");
+    assert_eq!(body["role"], "admin");
+    assert!(body.get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn one_user_cannot_see_download_or_list_another_users_job() {
+    let app = spawn_app().await;
+    let ann = app.new_user("ann@example.com").await;
+    let bob = app.new_user("bob@example.com").await;
+    let video = common::make_video(app.dir.path(), "private.mp4", 1);
+    let id = app.submit(&ann, &video).await;
+    assert_eq!(app.wait_until_finished(&ann, &id).await["state"], "completed");
+
+    for path in [
+        format!("/v1/jobs/{id}"),
+        format!("/v1/jobs/{id}/output"),
+        format!("/download?fid={id}"),
+    ] {
+        let response = app.http.get(app.url(&path)).bearer_auth(&bob).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("private"), "{path} leaks data: {body}");
+    }
+    let (status, list) = status_of_listing(&app, Some(&bob)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list, serde_json::json!([]));
+
+    // Ann still sees her own job.
+    let (_, list) = status_of_listing(&app, Some(&ann)).await;
+    assert_eq!(list[0]["id"], id.as_str());
+}
