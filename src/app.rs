@@ -19,9 +19,9 @@ use crate::actors::transcoder::Transcoder;
 use crate::actors::{Stop, supervise};
 use crate::config::Config;
 use crate::nats_server::{NatsServer, NatsServerError};
+use crate::ops::{self, Ops};
 use crate::storage::db::{self, DbError};
 use crate::storage::jetstream::{self as js_setup, SetupError};
-use crate::ops::{self, Ops};
 
 /// What a started process tells its caller.
 #[derive(Debug, Clone)]
@@ -89,7 +89,8 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     check_tool("ffmpeg", &config.ffmpeg, "apt-get install ffmpeg").await?;
@@ -97,7 +98,14 @@ async fn serve(
 
     let nats_server = match config.nats_url {
         Some(_) => None,
-        None => Some(NatsServer::start(&config.nats_server_bin, &config.data_dir.join("nats"), config.nats_port).await?),
+        None => Some(
+            NatsServer::start(
+                &config.nats_server_bin,
+                &config.data_dir.join("nats"),
+                config.nats_port,
+            )
+            .await?,
+        ),
     };
     let nats_url = match (&config.nats_url, &nats_server) {
         (Some(url), _) => url.clone(),
@@ -119,7 +127,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|e| StartError::Http(config.http, e))?;
-    let http_addr = listener.local_addr().map_err(|e| StartError::Http(config.http, e))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Http(config.http, e))?;
     config.http = http_addr;
 
     let AuthStarted {
@@ -172,7 +182,10 @@ async fn serve(
     if tokio::time::timeout(budget, tracker.wait()).await.is_err() {
         tracing::warn!("actors did not drain within {budget:?}");
     }
-    if tokio::time::timeout(Duration::from_secs(10), server).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
         tracing::warn!("open HTTP connections did not finish in time");
     }
     match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {

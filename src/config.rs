@@ -9,7 +9,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mediajet", version, about = "Video-to-audio conversion service")]
+#[command(
+    name = "mediajet",
+    version,
+    about = "Video-to-audio conversion service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -64,7 +68,11 @@ pub struct Config {
     pub smtp_url: Option<String>,
 
     /// Sender address of notification emails.
-    #[arg(long, env = "MEDIAJET_MAIL_FROM", default_value = "mediajet <mediajet@localhost>")]
+    #[arg(
+        long,
+        env = "MEDIAJET_MAIL_FROM",
+        default_value = "mediajet <mediajet@localhost>"
+    )]
     pub mail_from: String,
 
     /// Base URL for links in emails. Default: http://<--http>.

@@ -4,7 +4,9 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "mediajet_http_requests_total";
@@ -53,15 +55,32 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route and status class");
-    describe_histogram!(HTTP_DURATION, Unit::Seconds, "Time to answer an HTTP request, by route");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route and status class"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route"
+    );
     describe_counter!(LOGINS, "Login attempts, by outcome");
     describe_counter!(JOBS_SUBMITTED, "Jobs accepted, by output format");
     describe_counter!(UPLOAD_BYTES, Unit::Bytes, "Bytes of uploaded media stored");
-    describe_counter!(JOBS_FINISHED, "Jobs that reached a terminal state, by state");
-    describe_histogram!(TRANSCODE_DURATION, Unit::Seconds, "Wall time of a transcode, from pull to stored output");
+    describe_counter!(
+        JOBS_FINISHED,
+        "Jobs that reached a terminal state, by state"
+    );
+    describe_histogram!(
+        TRANSCODE_DURATION,
+        Unit::Seconds,
+        "Wall time of a transcode, from pull to stored output"
+    );
     describe_gauge!(TRANSCODES_IN_FLIGHT, "Encodes running in this process");
-    describe_counter!(TRANSCODE_RETRIES, "Work items handed back to the queue for another try");
+    describe_counter!(
+        TRANSCODE_RETRIES,
+        "Work items handed back to the queue for another try"
+    );
     describe_counter!(EMAILS, "Notification emails, by transport and outcome");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by the supervisor, by actor");
 }

@@ -46,7 +46,11 @@ impl NatsServer {
         let log_path = dir.join("nats-server.log");
         let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
         let log_err = log.try_clone().map_err(io(&log_path))?;
-        let port_arg = if port == 0 { "-1".to_string() } else { port.to_string() };
+        let port_arg = if port == 0 {
+            "-1".to_string()
+        } else {
+            port.to_string()
+        };
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
@@ -101,7 +105,10 @@ impl NatsServer {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }

@@ -51,12 +51,20 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
         checks["surrealdb"] = json!(ok);
     }
     let ready = nats && jetstream && surrealdb.unwrap_or(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let failing: Vec<&str> = [("nats", nats), ("jetstream", jetstream), ("surrealdb", surrealdb.unwrap_or(true))]
-        .into_iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(name, _)| name)
-        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let failing: Vec<&str> = [
+        ("nats", nats),
+        ("jetstream", jetstream),
+        ("surrealdb", surrealdb.unwrap_or(true)),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(name, _)| name)
+    .collect();
     let body = if ready {
         json!({"status": "ready", "checks": checks})
     } else {
@@ -86,6 +94,10 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let started = Instant::now();
     let response = next.run(request).await;
-    crate::metrics::http_request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    crate::metrics::http_request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }

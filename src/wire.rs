@@ -303,7 +303,11 @@ pub enum RequestError {
 }
 
 /// Builds the headers and body of an error reply.
-pub fn error_reply(status: u16, code: &str, message: &str) -> (async_nats::HeaderMap, bytes::Bytes) {
+pub fn error_reply(
+    status: u16,
+    code: &str,
+    message: &str,
+) -> (async_nats::HeaderMap, bytes::Bytes) {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(ERROR_CODE_HEADER, status.to_string().as_str());
     headers.insert(ERROR_HEADER, message);

@@ -16,7 +16,9 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
     let input = probe(&video);
 
     // Follow the job's events as an outside NATS client would.
-    let nats = async_nats::connect(app.ready.nats_url.as_str()).await.unwrap();
+    let nats = async_nats::connect(app.ready.nats_url.as_str())
+        .await
+        .unwrap();
     let mut events = nats.subscribe("mediajet.events.job.>").await.unwrap();
 
     let response = app.upload(&token, &video, Some("mp3")).await;
@@ -35,7 +37,8 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
     assert_eq!(done["output"]["filename"], "holiday.mp3");
 
     let mut states = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await
+    {
         let event: Value = serde_json::from_slice(&message.payload).unwrap();
         assert_eq!(event["id"], id.as_str());
         states.push(event["state"].as_str().unwrap().to_string());
@@ -59,14 +62,21 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
         "attachment; filename=\"holiday.mp3\""
     );
     let bytes = download.bytes().await.unwrap();
-    assert_eq!(bytes.len() as u64, done["output"]["bytes"].as_u64().unwrap());
+    assert_eq!(
+        bytes.len() as u64,
+        done["output"]["bytes"].as_u64().unwrap()
+    );
     let mp3 = app.dir.path().join("downloaded.mp3");
     std::fs::write(&mp3, &bytes).unwrap();
     let audio = probe(&mp3);
     assert_eq!(audio.format, "mp3");
     assert_eq!(audio.codec, "mp3");
     assert_eq!(audio.sample_rate, 44_100);
-    assert!((185_000..=200_000).contains(&audio.bit_rate), "bit rate {}", audio.bit_rate);
+    assert!(
+        (185_000..=200_000).contains(&audio.bit_rate),
+        "bit rate {}",
+        audio.bit_rate
+    );
     assert!(
         (audio.duration - input.duration).abs() < 0.2,
         "mp3 lasts {}s, the video {}s",
@@ -78,9 +88,15 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
     assert_eq!(mails.len(), 1, "exactly one email per job");
     let mail = mails[0].replace("=\r\n", "").replace("=\n", "");
     assert!(mail.contains("To: ann@example.com"), "{mail}");
-    assert!(mail.contains("Subject: Your audio is ready: holiday.mp4"), "{mail}");
+    assert!(
+        mail.contains("Subject: Your audio is ready: holiday.mp4"),
+        "{mail}"
+    );
     assert!(mail.contains(&id), "the email names the job: {mail}");
-    assert!(mail.contains(&format!("{}/v1/jobs/{id}/output", app.base)), "{mail}");
+    assert!(
+        mail.contains(&format!("{}/v1/jobs/{id}/output", app.base)),
+        "{mail}"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +168,10 @@ async fn a_file_that_is_not_a_video_fails_with_a_reason_and_an_email() {
     let done = app.wait_until_finished(&token, &id).await;
     assert_eq!(done["state"], "failed");
     let reason = done["error"].as_str().unwrap();
-    assert!(reason.contains("not a readable video or audio file"), "reason: {reason}");
+    assert!(
+        reason.contains("not a readable video or audio file"),
+        "reason: {reason}"
+    );
     assert_eq!(done["attempts"], 1, "a bad upload is not retried");
 
     let output = app
@@ -168,7 +187,11 @@ async fn a_file_that_is_not_a_video_fails_with_a_reason_and_an_email() {
 
     let mails = app.outbox(1).await;
     assert_eq!(mails.len(), 1);
-    assert!(mails[0].contains("Subject: Conversion failed: notes.mp4"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Subject: Conversion failed: notes.mp4"),
+        "{}",
+        mails[0]
+    );
 }
 
 #[tokio::test]
@@ -177,7 +200,17 @@ async fn a_video_without_sound_fails_with_a_reason() {
     let token = app.new_user("dan@example.com").await;
     let silent = app.dir.path().join("silent.mp4");
     let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10", "-c:v", "mpeg4"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=160x120:rate=10",
+            "-c:v",
+            "mpeg4",
+        ])
         .arg(&silent)
         .status()
         .unwrap();
@@ -222,7 +255,11 @@ async fn uploads_without_a_file_or_with_an_unknown_format_are_refused() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 0, "refused uploads leave no job");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "refused uploads leave no job"
+    );
 }
 
 #[tokio::test]
@@ -254,6 +291,11 @@ async fn jobs_are_listed_newest_first() {
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [second.as_str(), first.as_str()]);
 }

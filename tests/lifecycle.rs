@@ -15,7 +15,10 @@ async fn users_jobs_and_outputs_survive_a_restart() {
     let token = app.new_user("ann@example.com").await;
     let video = common::make_video(app.dir.path(), "keep.mp4", 2);
     let id = app.submit(&token, &video).await;
-    assert_eq!(app.wait_until_finished(&token, &id).await["state"], "completed");
+    assert_eq!(
+        app.wait_until_finished(&token, &id).await["state"],
+        "completed"
+    );
 
     app.restart().await;
 
@@ -55,14 +58,23 @@ async fn health_readiness_and_metrics_are_served() {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
-    assert_eq!(ready["checks"], serde_json::json!({"nats": true, "jetstream": true, "surrealdb": true}));
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"nats": true, "jetstream": true, "surrealdb": true})
+    );
 
     app.admin_token().await;
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("mediajet_http_requests_total{route=\"/v1/login\",status=\"2xx\"}"), "{text}");
-    assert!(text.contains("mediajet_logins_total{outcome=\"success\"}"), "{text}");
+    assert!(
+        text.contains("mediajet_http_requests_total{route=\"/v1/login\",status=\"2xx\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mediajet_logins_total{outcome=\"success\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +90,10 @@ async fn readiness_fails_with_the_reason_when_nats_is_gone() {
             assert!(body["error"]["message"].as_str().unwrap().contains("nats"));
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "still ready without NATS");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still ready without NATS"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -87,7 +102,7 @@ async fn readiness_fails_with_the_reason_when_nats_is_gone() {
 async fn notifications_are_delivered_to_a_real_smtp_server() {
     let maildir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut smtp = Command::new("python3")
+    let smtp = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir.path().join("mail"))
         .args(["-l", &format!("127.0.0.1:{port}")])
@@ -95,41 +110,72 @@ async fn notifications_are_delivered_to_a_real_smtp_server() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 with aiosmtpd must be installed for the tests");
+    let _smtp = KillOnDrop(smtp);
     wait_for_port(port);
 
-    let app = spawn_app_with(|config| config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
+    let app =
+        spawn_app_with(|config| config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     let token = app.new_user("liz@example.com").await;
     let video = common::make_video(app.dir.path(), "song.mp4", 1);
     let id = app.submit(&token, &video).await;
-    assert_eq!(app.wait_until_finished(&token, &id).await["state"], "completed");
+    assert_eq!(
+        app.wait_until_finished(&token, &id).await["state"],
+        "completed"
+    );
 
     let started = Instant::now();
     let mail = loop {
         let new = maildir.path().join("mail/new");
         let found: Vec<String> = std::fs::read_dir(&new)
-            .map(|d| d.filter_map(Result::ok).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(mail) = found.into_iter().next() {
             break mail;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "no mail arrived");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no mail arrived"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = smtp.kill();
     let mail = mail.replace("=\r\n", "").replace("=\n", "");
     assert!(mail.contains("liz@example.com"), "{mail}");
     assert!(mail.contains(&id), "{mail}");
-    assert!(app.outbox(0).await.is_empty(), "no outbox files when SMTP is used");
+    assert!(
+        app.outbox(0).await.is_empty(),
+        "no outbox files when SMTP is used"
+    );
+}
+
+/// Stops a helper server when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "port {port} never opened");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "port {port} never opened"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -138,7 +184,14 @@ fn wait_for_port(port: u16) {
 fn mediajet_up(data_dir: &std::path::Path, extra_env: &[(&str, &str)]) -> std::process::Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mediajet"));
     command
-        .args(["up", "--http", "127.0.0.1:0", "--nats-port", "0", "--data-dir"])
+        .args([
+            "up",
+            "--http",
+            "127.0.0.1:0",
+            "--nats-port",
+            "0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env_remove("MEDIAJET_ADMIN_EMAIL")
         .env_remove("MEDIAJET_ADMIN_PASSWORD")
@@ -158,7 +211,10 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
     let up = stdout.next().unwrap().unwrap();
     let url = up.strip_prefix("mediajet is up: ").expect(&up).to_string();
     let admin = stdout.next().unwrap().unwrap();
-    assert!(admin.starts_with("created admin@localhost with password "), "{admin}");
+    assert!(
+        admin.starts_with("created admin@localhost with password "),
+        "{admin}"
+    );
     let password = admin.split(' ').nth(4).unwrap().to_string();
 
     let http = reqwest::Client::new();
@@ -177,7 +233,11 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
         .filter_map(Result::ok)
         .find_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            name.strip_suffix(".ports")?.rsplit('_').next()?.parse::<i32>().ok()
+            name.strip_suffix(".ports")?
+                .rsplit('_')
+                .next()?
+                .parse::<i32>()
+                .ok()
         })
         .expect("the nats-server ports file");
 
@@ -195,7 +255,13 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
     // A second start finds the admin and prints no new password.
     let mut again = mediajet_up(dir.path(), &[]);
     let mut stdout = BufReader::new(again.stdout.take().unwrap()).lines();
-    assert!(stdout.next().unwrap().unwrap().starts_with("mediajet is up"));
+    assert!(
+        stdout
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("mediajet is up")
+    );
     // SAFETY: signalling our own child process.
     unsafe {
         libc::kill(again.id() as i32, libc::SIGTERM);
@@ -215,9 +281,12 @@ fn a_missing_ffmpeg_or_nats_server_is_a_clear_error() {
     assert!(stderr.contains("`ffmpeg` was not found"), "{stderr}");
     assert!(stderr.contains("apt-get install ffmpeg"), "{stderr}");
 
-    let output = mediajet_up(dir.path(), &[("MEDIAJET_NATS_SERVER_BIN", "/nonexistent/nats-server")])
-        .wait_with_output()
-        .unwrap();
+    let output = mediajet_up(
+        dir.path(),
+        &[("MEDIAJET_NATS_SERVER_BIN", "/nonexistent/nats-server")],
+    )
+    .wait_with_output()
+    .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nats-server-bin"), "{stderr}");

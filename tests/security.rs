@@ -11,7 +11,10 @@ use mediajet::wire::Role;
 use serde_json::Value;
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn claims(exp: u64) -> Claims {
@@ -39,7 +42,8 @@ async fn status_of_listing(app: &common::TestApp, token: Option<&str>) -> (u16, 
 #[tokio::test]
 async fn requests_without_a_valid_token_are_rejected_with_401() {
     let app = spawn_app().await;
-    let real_key = SigningKey::load_or_generate(&app.data_dir().join("auth/signing-key.pem")).unwrap();
+    let real_key =
+        SigningKey::load_or_generate(&app.data_dir().join("auth/signing-key.pem")).unwrap();
 
     let (status, body) = status_of_listing(&app, None).await;
     assert_eq!(status, 401);
@@ -201,14 +205,23 @@ async fn one_user_cannot_see_download_or_list_another_users_job() {
     let bob = app.new_user("bob@example.com").await;
     let video = common::make_video(app.dir.path(), "private.mp4", 1);
     let id = app.submit(&ann, &video).await;
-    assert_eq!(app.wait_until_finished(&ann, &id).await["state"], "completed");
+    assert_eq!(
+        app.wait_until_finished(&ann, &id).await["state"],
+        "completed"
+    );
 
     for path in [
         format!("/v1/jobs/{id}"),
         format!("/v1/jobs/{id}/output"),
         format!("/download?fid={id}"),
     ] {
-        let response = app.http.get(app.url(&path)).bearer_auth(&bob).send().await.unwrap();
+        let response = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404, "{path}");
         let body = response.text().await.unwrap();
         assert!(!body.contains("private"), "{path} leaks data: {body}");

@@ -11,7 +11,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised, Supervisor, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Supervised,
+    Supervisor, WrapFuture,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -66,7 +69,11 @@ impl<W: Worker> Actor for ActorHost<W> {
         }
         // Back off after repeated failures so a broken dependency is not hammered.
         let delay = Duration::from_millis(250 * 2u64.pow(self.restarts.min(7)));
-        let delay = if self.restarts == 0 { Duration::ZERO } else { delay };
+        let delay = if self.restarts == 0 {
+            Duration::ZERO
+        } else {
+            delay
+        };
         let worker = self.worker.clone();
         let shutdown = self.shutdown.clone();
         let tracker = self.tracker.clone();
@@ -85,8 +92,12 @@ impl<W: Worker> Actor for ActorHost<W> {
                     tracing::info!(actor = W::NAME, "stopped");
                 }
                 Ok(Ok(())) => tracing::warn!(actor = W::NAME, "returned early; restarting"),
-                Ok(Err(err)) => tracing::error!(actor = W::NAME, error = %err, "failed; restarting"),
-                Err(join) => tracing::error!(actor = W::NAME, error = %join, "panicked; restarting"),
+                Ok(Err(err)) => {
+                    tracing::error!(actor = W::NAME, error = %err, "failed; restarting")
+                }
+                Err(join) => {
+                    tracing::error!(actor = W::NAME, error = %join, "panicked; restarting")
+                }
             }
             ctx.stop();
         }));

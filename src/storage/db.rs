@@ -16,11 +16,21 @@ const DATABASE: &str = "mediajet";
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot open SurrealDB at {url}: {source}")]
-    Connect { url: String, source: surrealdb::Error },
+    Connect {
+        url: String,
+        source: Box<surrealdb::Error>,
+    },
     #[error("SurrealDB query failed: {0}")]
-    Query(#[from] surrealdb::Error),
+    Query(Box<surrealdb::Error>),
     #[error("stored record is malformed: {0}")]
     Decode(#[from] serde_json::Error),
+}
+
+impl From<surrealdb::Error> for DbError {
+    fn from(err: surrealdb::Error) -> Self {
+        // Boxed: the SDK's error is large and would bloat every Result.
+        DbError::Query(Box::new(err))
+    }
 }
 
 /// Opens the database: `url` if given (with root credentials if given), else
@@ -36,7 +46,7 @@ pub async fn connect(
     };
     let connect_err = |source| DbError::Connect {
         url: url.clone(),
-        source,
+        source: Box::new(source),
     };
     let db = surrealdb::engine::any::connect(url.as_str())
         .await

@@ -139,7 +139,11 @@ pub async fn terminal_events_consumer(
         .map_err(|err| SetupError::new("consumer", durable, err))
 }
 
-async fn ensure_kv(js: &Context, config: kv::Config, name: &'static str) -> Result<kv::Store, SetupError> {
+async fn ensure_kv(
+    js: &Context,
+    config: kv::Config,
+    name: &'static str,
+) -> Result<kv::Store, SetupError> {
     match js.create_key_value(config).await {
         Ok(store) => Ok(store),
         // Another process created it first, possibly with other limits: use it.
@@ -236,7 +240,14 @@ pub async fn uploads_store(js: &Context, replicas: usize) -> Result<ObjectStore,
 
 /// Converted audio, one object per finished job, kept until deleted.
 pub async fn outputs_store(js: &Context, replicas: usize) -> Result<ObjectStore, SetupError> {
-    ensure_object_store(js, names::OUTPUTS_BUCKET, "converted audio", Duration::ZERO, replicas).await
+    ensure_object_store(
+        js,
+        names::OUTPUTS_BUCKET,
+        "converted audio",
+        Duration::ZERO,
+        replicas,
+    )
+    .await
 }
 
 /// The object chunk size for this connection: large, to keep the per-chunk
@@ -312,7 +323,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
 /// Connects to NATS. Once connected, the client reconnects on its own for as
 /// long as the process lives; a first connection that fails is an error, so a
 /// misconfigured process stops at once instead of waiting silently.
-pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(
+    urls: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
@@ -334,7 +348,10 @@ pub async fn publish_job_event(js: &Context, job: &crate::wire::Job) -> Result<(
     let publish = jetstream::message::PublishMessage::build()
         .payload(crate::wire::encode(job))
         .message_id(format!("{}.{}", job.id, job.state.as_str()));
-    match js.send_publish(subject::job_event(&job.id, job.state), publish).await {
+    match js
+        .send_publish(subject::job_event(&job.id, job.state), publish)
+        .await
+    {
         Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
         Err(err) => Err(err.to_string()),
     }

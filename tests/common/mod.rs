@@ -150,7 +150,10 @@ impl TestApp {
             .expect("login request");
         assert_eq!(response.status(), 200, "login of {email} failed");
         let body: Value = response.json().await.expect("login body");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn admin_token(&self) -> String {
@@ -164,7 +167,9 @@ impl TestApp {
             .http
             .post(self.url("/v1/users"))
             .bearer_auth(&admin)
-            .json(&serde_json::json!({"email": email, "password": "user-password-1", "role": "user"}))
+            .json(
+                &serde_json::json!({"email": email, "password": "user-password-1", "role": "user"}),
+            )
             .send()
             .await
             .expect("create user");
@@ -173,11 +178,18 @@ impl TestApp {
     }
 
     /// Uploads a file as a new job.
-    pub async fn upload(&self, token: &str, path: &Path, format: Option<&str>) -> reqwest::Response {
+    pub async fn upload(
+        &self,
+        token: &str,
+        path: &Path,
+        format: Option<&str>,
+    ) -> reqwest::Response {
         let bytes = std::fs::read(path).expect("read upload");
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let mut form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        );
         if let Some(format) = format {
             form = form.text("format", format.to_string());
         }
@@ -288,14 +300,33 @@ pub fn probe(path: &Path) -> Probed {
         .arg(path)
         .output()
         .expect("ffprobe must be installed for the tests");
-    assert!(output.status.success(), "ffprobe cannot read {}", path.display());
+    assert!(
+        output.status.success(),
+        "ffprobe cannot read {}",
+        path.display()
+    );
     let v: Value = serde_json::from_slice(&output.stdout).unwrap();
     let stream = &v["streams"][0];
     Probed {
-        format: v["format"]["format_name"].as_str().unwrap_or_default().to_string(),
-        codec: stream["codec_name"].as_str().unwrap_or_default().to_string(),
-        sample_rate: stream["sample_rate"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-        bit_rate: v["format"]["bit_rate"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-        duration: v["format"]["duration"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0),
+        format: v["format"]["format_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        codec: stream["codec_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        sample_rate: stream["sample_rate"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        bit_rate: v["format"]["bit_rate"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        duration: v["format"]["duration"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0),
     }
 }

@@ -1,8 +1,14 @@
 //! How other actors talk to Auth: typed requests over its NATS endpoints.
 
-use crate::wire::{self, CreateUserRequest, LoginRequest, RequestError, Role, TokenReply, UserReply, subject};
+use crate::wire::{
+    self, CreateUserRequest, LoginRequest, RequestError, Role, TokenReply, UserReply, subject,
+};
 
-pub async fn login(client: &async_nats::Client, email: &str, password: &str) -> Result<TokenReply, RequestError> {
+pub async fn login(
+    client: &async_nats::Client,
+    email: &str,
+    password: &str,
+) -> Result<TokenReply, RequestError> {
     let request = LoginRequest {
         v: wire::VERSION,
         email: email.to_string(),

@@ -15,7 +15,10 @@ use crate::wire::{self, PublicKey};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read or write the signing key {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the signing key {path} is not an Ed25519 PKCS#8 PEM key")]
     Malformed { path: String },
     #[error("cannot generate a signing key")]
@@ -44,16 +47,21 @@ impl SigningKey {
             })?
         } else {
             let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
-            let der = pair.to_pkcs8().map_err(|_| KeyError::Generate)?.as_ref().to_vec();
+            let der = pair
+                .to_pkcs8()
+                .map_err(|_| KeyError::Generate)?
+                .as_ref()
+                .to_vec();
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
             write_private(path, &der_to_pem(&der)).map_err(io)?;
             der
         };
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| KeyError::Malformed {
-            path: path.display().to_string(),
-        })?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| KeyError::Malformed {
+                path: path.display().to_string(),
+            })?;
         // Re-encode as PKCS#8 v2 so keys made by other tools (often v1) sign too.
         let der = pair.to_pkcs8().map_err(|_| KeyError::Generate)?;
         let public_raw = pair.public_key().as_ref();
@@ -84,7 +92,10 @@ impl SigningKey {
 /// The key id: the first 8 bytes of the public key's SHA-256, in hex.
 fn key_id(public_key: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key);
-    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn der_to_pem(der: &[u8]) -> String {

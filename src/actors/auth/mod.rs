@@ -97,7 +97,11 @@ pub struct AuthStarted {
 }
 
 impl Auth {
-    pub async fn build(config: &Config, client: async_nats::Client, db: Db) -> Result<AuthStarted, AuthSetupError> {
+    pub async fn build(
+        config: &Config,
+        client: async_nats::Client,
+        db: Db,
+    ) -> Result<AuthStarted, AuthSetupError> {
         let js = js_setup::context(client.clone());
         let users = UserStore::open(db).await?;
         let key_path = config
@@ -121,7 +125,10 @@ impl Auth {
             decoy_hash,
         };
         let generated_admin_password = auth
-            .ensure_admin(config.admin_email.as_deref(), config.admin_password.as_deref())
+            .ensure_admin(
+                config.admin_email.as_deref(),
+                config.admin_password.as_deref(),
+            )
             .await?;
         Ok(AuthStarted {
             auth: Arc::new(auth),
@@ -132,16 +139,33 @@ impl Auth {
     /// Ensures the configured admin exists with the configured password; with
     /// none configured and no user at all, creates `admin@localhost` with a
     /// random password and returns it.
-    async fn ensure_admin(&self, email: Option<&str>, password: Option<&str>) -> Result<Option<String>, AuthSetupError> {
+    async fn ensure_admin(
+        &self,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Option<String>, AuthSetupError> {
         let admin = |e: UserError| AuthSetupError::Admin(e.to_string());
         match (email, password) {
             (Some(email), Some(password)) => {
-                let email = normalize_email(email).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+                let email =
+                    normalize_email(email).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
                 check_password(password).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
-                if self.users.find_by_email(&email).await.map_err(admin)?.is_some() {
-                    self.users.update(&email, password, Role::Admin).await.map_err(admin)?;
+                if self
+                    .users
+                    .find_by_email(&email)
+                    .await
+                    .map_err(admin)?
+                    .is_some()
+                {
+                    self.users
+                        .update(&email, password, Role::Admin)
+                        .await
+                        .map_err(admin)?;
                 } else {
-                    self.users.create(&email, password, Role::Admin).await.map_err(admin)?;
+                    self.users
+                        .create(&email, password, Role::Admin)
+                        .await
+                        .map_err(admin)?;
                 }
                 Ok(None)
             }
@@ -165,7 +189,9 @@ impl Auth {
     pub async fn login(&self, request: LoginRequest) -> Result<TokenReply, AuthError> {
         let email = normalize_email(&request.email).unwrap_or_default();
         let user = self.users.find_by_email(&email).await?;
-        let hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
         let matches = users::verify_password(&request.password, hash).await;
         let user = match user {
             Some(user) if matches => user,
@@ -185,7 +211,10 @@ impl Auth {
             iat: now,
             exp: now + self.token_ttl.as_secs(),
         };
-        let access_token = self.key.sign(&claims).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let access_token = self
+            .key
+            .sign(&claims)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         Ok(TokenReply {
             v: wire::VERSION,
             access_token,
@@ -205,7 +234,10 @@ impl Auth {
         }
         let email = normalize_email(&request.email)?;
         check_password(&request.password)?;
-        let user = self.users.create(&email, &request.password, request.role).await?;
+        let user = self
+            .users
+            .create(&email, &request.password, request.role)
+            .await?;
         Ok(UserReply {
             v: wire::VERSION,
             id: user.uid,
@@ -217,12 +249,16 @@ impl Auth {
 
     async fn serve(self: Arc<Self>, request: Request, endpoint: &'static str) {
         let result = match endpoint {
-            subject::LOGIN_ENDPOINT => match wire::decode::<LoginRequest>(&request.message.payload) {
+            subject::LOGIN_ENDPOINT => match wire::decode::<LoginRequest>(&request.message.payload)
+            {
                 Ok(login) => self.login(login).await.map(|reply| wire::encode(&reply)),
                 Err(err) => Err(AuthError::BadRequest(err.to_string())),
             },
             _ => match wire::decode::<CreateUserRequest>(&request.message.payload) {
-                Ok(create) => self.create_user(create).await.map(|reply| wire::encode(&reply)),
+                Ok(create) => self
+                    .create_user(create)
+                    .await
+                    .map(|reply| wire::encode(&reply)),
                 Err(err) => Err(AuthError::BadRequest(err.to_string())),
             },
         };
@@ -299,7 +335,9 @@ pub fn normalize_email(email: &str) -> Result<String, AuthError> {
     if valid {
         Ok(email)
     } else {
-        Err(AuthError::BadRequest("`email` is not a valid email address".to_string()))
+        Err(AuthError::BadRequest(
+            "`email` is not a valid email address".to_string(),
+        ))
     }
 }
 
@@ -331,7 +369,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_nonsense_refused() {
-        assert_eq!(normalize_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert_eq!(
+            normalize_email(" Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@example.com").is_err());

@@ -1,7 +1,7 @@
 //! Users in SurrealDB: unique email, argon2id hash, role.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -41,7 +41,7 @@ pub enum UserError {
 
 impl From<surrealdb::Error> for UserError {
     fn from(err: surrealdb::Error) -> Self {
-        UserError::Db(DbError::Query(err))
+        UserError::Db(DbError::from(err))
     }
 }
 
@@ -147,7 +147,11 @@ pub async fn verify_password(password: &str, hash: &str) -> bool {
     let hash = hash.to_string();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await

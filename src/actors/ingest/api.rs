@@ -26,7 +26,8 @@ use crate::wire::{Format, Job, JobState, Role};
 pub fn router(ingest: Arc<Ingest>) -> Router {
     // Uploads may be large; the limit is the configured upload size plus
     // room for the multipart framing.
-    let body_limit = usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
+    let body_limit =
+        usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/login", post(login))
         .route("/v1/users", post(create_user))
@@ -51,7 +52,10 @@ impl FromRequestParts<Arc<Ingest>> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
         Ok(Caller(ingest.verifier.verify(token).await?))
@@ -69,16 +73,21 @@ fn credentials(headers: &HeaderMap, body: &Bytes) -> Result<Credentials, ApiErro
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
     if let Some(encoded) = basic {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into()))?;
-        let (email, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into()))?;
+            .ok_or_else(|| {
+                ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into())
+            })?;
+        let (email, password) = decoded.split_once(':').ok_or_else(|| {
+            ApiError::BadRequest("bad_credentials", "malformed Basic credentials".into())
+        })?;
         return Ok(Credentials {
             email: email.to_string(),
             password: password.to_string(),
@@ -102,7 +111,11 @@ struct LoginResponse {
     expires_in: u64,
 }
 
-async fn login(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) -> Result<Json<LoginResponse>, ApiError> {
+async fn login(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<LoginResponse>, ApiError> {
     let creds = credentials(&headers, &body)?;
     let token = auth::login(&ingest.client, &creds.email, &creds.password).await?;
     Ok(Json(LoginResponse {
@@ -140,7 +153,9 @@ async fn create_user(
     body: Bytes,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     if caller.role != Role::Admin {
-        return Err(ApiError::Forbidden("creating users needs an admin token".into()));
+        return Err(ApiError::Forbidden(
+            "creating users needs an admin token".into(),
+        ));
     }
     let user: NewUser = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(
@@ -149,7 +164,14 @@ async fn create_user(
         )
     })?;
     let token = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
-    let created = auth::create_user(&ingest.client, token, &user.email, &user.password, user.role).await?;
+    let created = auth::create_user(
+        &ingest.client,
+        token,
+        &user.email,
+        &user.password,
+        user.role,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(UserView {
@@ -165,7 +187,10 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -182,7 +207,10 @@ pub struct JobView {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     finished_at: Option<OffsetDateTime>,
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,7 +265,11 @@ async fn create_job(
 
 /// Reads the multipart form: streams `file` into the object store and reads
 /// `format`. Whatever goes wrong after the file is stored removes it again.
-async fn accept_upload(ingest: &Ingest, caller: &Claims, mut multipart: Multipart) -> Result<Job, ApiError> {
+async fn accept_upload(
+    ingest: &Ingest,
+    caller: &Claims,
+    mut multipart: Multipart,
+) -> Result<Job, ApiError> {
     let job_id = uuid::Uuid::now_v7().to_string();
     let mut stored: Option<(String, u64)> = None;
     let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
@@ -267,7 +299,11 @@ async fn read_form(
     stored: &mut Option<(String, u64)>,
 ) -> Result<Format, ApiError> {
     let mut format = Format::Mp3;
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e.status(), e.body_text()))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
         match field.name() {
             Some("file") if stored.is_none() => {
                 let filename = clean_filename(field.file_name());
@@ -282,7 +318,10 @@ async fn read_form(
                 match ingest.store_upload(job_id, StreamReader::new(body)).await {
                     Ok(0) => {
                         ingest.discard_upload(job_id).await;
-                        return Err(ApiError::BadRequest("empty_file", "the uploaded file is empty".into()));
+                        return Err(ApiError::BadRequest(
+                            "empty_file",
+                            "the uploaded file is empty".into(),
+                        ));
                     }
                     Ok(size) => *stored = Some((filename, size)),
                     Err(err) => {
@@ -298,9 +337,15 @@ async fn read_form(
                 }
             }
             Some("format") => {
-                let text = field.text().await.map_err(|e| multipart_error(e.status(), e.body_text()))?;
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| multipart_error(e.status(), e.body_text()))?;
                 format = Format::parse(&text).ok_or_else(|| {
-                    ApiError::BadRequest("unsupported_format", format!("unsupported format `{}`; use mp3", text.trim()))
+                    ApiError::BadRequest(
+                        "unsupported_format",
+                        format!("unsupported format `{}`; use mp3", text.trim()),
+                    )
                 })?;
             }
             // Unknown fields, and further files, are skipped.
@@ -314,7 +359,10 @@ fn multipart_error(status: StatusCode, detail: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::BadRequest("too_large", detail);
     }
-    ApiError::BadRequest("bad_multipart", format!("malformed multipart body: {detail}"))
+    ApiError::BadRequest(
+        "bad_multipart",
+        format!("malformed multipart body: {detail}"),
+    )
 }
 
 /// Keeps the base name of a client-supplied file name, without control
@@ -326,7 +374,11 @@ fn clean_filename(name: Option<&str>) -> String {
         .next()
         .unwrap_or("upload");
     let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    if clean.trim().is_empty() { "upload".to_string() } else { clean }
+    if clean.trim().is_empty() {
+        "upload".to_string()
+    } else {
+        clean
+    }
 }
 
 #[derive(Deserialize)]
@@ -361,15 +413,25 @@ async fn download(
 }
 
 /// Streams a finished job's audio from the object store.
-async fn stream_output(ingest: &Ingest, caller: &Claims, job_id: &str) -> Result<Response, ApiError> {
+async fn stream_output(
+    ingest: &Ingest,
+    caller: &Claims,
+    job_id: &str,
+) -> Result<Response, ApiError> {
     let job = ingest.job_for(&caller.sub, job_id).await?;
     let output = match (&job.state, job.output) {
         (JobState::Completed, Some(output)) => output,
         (JobState::Failed, _) => {
-            return Err(ApiError::Conflict("job_failed", "the job failed; there is no output".into()));
+            return Err(ApiError::Conflict(
+                "job_failed",
+                "the job failed; there is no output".into(),
+            ));
         }
         _ => {
-            return Err(ApiError::Conflict("not_ready", "the job has not finished yet".into()));
+            return Err(ApiError::Conflict(
+                "not_ready",
+                "the job has not finished yet".into(),
+            ));
         }
     };
     let object = ingest
@@ -378,12 +440,16 @@ async fn stream_output(ingest: &Ingest, caller: &Claims, job_id: &str) -> Result
         .await
         .map_err(|e| ApiError::unavailable("the object store", e))?;
     let body = Body::from_stream(ReaderStream::with_capacity(object, 256 * 1024));
-    let disposition = format!("attachment; filename=\"{}\"", ascii_filename(&output.filename));
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        ascii_filename(&output.filename)
+    );
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&output.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(&output.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(output.bytes));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
@@ -395,14 +461,26 @@ async fn stream_output(ingest: &Ingest, caller: &Claims, job_id: &str) -> Result
 /// A file name safe inside a quoted header parameter.
 fn ascii_filename(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// Seed-compatible login: Basic credentials in, the bare token out.
-async fn seed_login(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) -> Result<String, ApiError> {
+async fn seed_login(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<String, ApiError> {
     let creds = credentials(&headers, &body)?;
-    Ok(auth::login(&ingest.client, &creds.email, &creds.password).await?.access_token)
+    Ok(auth::login(&ingest.client, &creds.email, &creds.password)
+        .await?
+        .access_token)
 }
 
 /// Seed-compatible upload: the bare job id out.
@@ -425,9 +503,12 @@ async fn seed_download(
     Caller(caller): Caller,
     Query(query): Query<FidQuery>,
 ) -> Result<Response, ApiError> {
-    let fid = query
-        .fid
-        .ok_or_else(|| ApiError::BadRequest("missing_fid", "the query parameter `fid` is required".into()))?;
+    let fid = query.fid.ok_or_else(|| {
+        ApiError::BadRequest(
+            "missing_fid",
+            "the query parameter `fid` is required".into(),
+        )
+    })?;
     stream_output(&ingest, &caller, &fid).await
 }
 

@@ -90,7 +90,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
-            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "dependency unavailable")
+            }
             _ => {}
         }
         let body = ErrorReply {
@@ -102,12 +104,15 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self {
-                ApiError::InvalidCredentials | ApiError::MissingCredentials => "Basic realm=\"mediajet\"",
+                ApiError::InvalidCredentials | ApiError::MissingCredentials => {
+                    "Basic realm=\"mediajet\""
+                }
                 _ => "Bearer realm=\"mediajet\"",
             };
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

@@ -10,10 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, AckKind, Context,
-    kv,
-    object_store::ObjectStore,
-    stream::Stream,
+    self, AckKind, Context, kv, object_store::ObjectStore, stream::Stream,
 };
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -51,7 +48,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub async fn build(config: &Config, client: async_nats::Client, db: Db) -> Result<Arc<Ingest>, IngestSetupError> {
+    pub async fn build(
+        config: &Config,
+        client: async_nats::Client,
+        db: Db,
+    ) -> Result<Arc<Ingest>, IngestSetupError> {
         let js = js_setup::context(client.clone());
         let r = config.replicas;
         js_setup::work_stream(&js, r).await?;
@@ -175,7 +176,9 @@ impl Ingest {
             Ok(()) => message.ack().await,
             Err(err) => {
                 tracing::warn!(job = %job.id, error = %err, "cannot record the job; retrying");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await
             }
         };
         if let Err(err) = outcome {
@@ -185,7 +188,13 @@ impl Ingest {
 }
 
 /// A fresh job for an upload.
-fn new_job(id: String, owner: &crate::token::Claims, format: wire::Format, filename: String, input_bytes: u64) -> Job {
+fn new_job(
+    id: String,
+    owner: &crate::token::Claims,
+    format: wire::Format,
+    filename: String,
+    input_bytes: u64,
+) -> Job {
     let now = OffsetDateTime::now_utc();
     Job {
         v: wire::VERSION,
@@ -213,9 +222,10 @@ impl Worker for Ingest {
     /// projects terminal job events into the history.
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
-            let consumer = js_setup::terminal_events_consumer(&self.events, names::HISTORY_CONSUMER)
-                .await
-                .map_err(|e| WorkerError::new("history consumer", e))?;
+            let consumer =
+                js_setup::terminal_events_consumer(&self.events, names::HISTORY_CONSUMER)
+                    .await
+                    .map_err(|e| WorkerError::new("history consumer", e))?;
             let mut messages = consumer
                 .stream()
                 .max_messages_per_batch(20)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, kv, stream::Stream};
 use futures::StreamExt;
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +45,16 @@ impl Transport {
 
     async fn send(&self, message: Message) -> Result<(), String> {
         match self {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            Transport::Outbox(outbox) => outbox.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Transport::Outbox(outbox) => outbox
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -60,7 +68,10 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub async fn build(config: &Config, client: async_nats::Client) -> Result<Arc<Mailer>, MailerSetupError> {
+    pub async fn build(
+        config: &Config,
+        client: async_nats::Client,
+    ) -> Result<Arc<Mailer>, MailerSetupError> {
         let js = js_setup::context(client);
         let transport = match &config.smtp_url {
             Some(url) => Transport::Smtp(
@@ -71,14 +82,17 @@ impl Mailer {
             ),
             None => {
                 let outbox = config.data_dir.join("outbox");
-                std::fs::create_dir_all(&outbox).map_err(|e| MailerSetupError::Outbox(outbox.clone(), e))?;
+                std::fs::create_dir_all(&outbox)
+                    .map_err(|e| MailerSetupError::Outbox(outbox.clone(), e))?;
                 Transport::Outbox(AsyncFileTransport::<Tokio1Executor>::new(outbox))
             }
         };
         let from = config
             .mail_from
             .parse()
-            .map_err(|e: lettre::address::AddressError| MailerSetupError::From(config.mail_from.clone(), e.to_string()))?;
+            .map_err(|e: lettre::address::AddressError| {
+                MailerSetupError::From(config.mail_from.clone(), e.to_string())
+            })?;
         Ok(Arc::new(Mailer {
             events: js_setup::events_stream(&js, config.replicas).await?,
             sent: js_setup::mail_bucket(&js, config.replicas).await?,
@@ -114,7 +128,11 @@ impl Mailer {
         match self.transport.send(email).await {
             Ok(()) => {
                 crate::metrics::email(self.transport.label(), true);
-                if let Err(err) = self.sent.put(job.id.as_str(), bytes::Bytes::from_static(b"1")).await {
+                if let Err(err) = self
+                    .sent
+                    .put(job.id.as_str(), bytes::Bytes::from_static(b"1"))
+                    .await
+                {
                     tracing::warn!(job = %job.id, error = %err, "cannot record the sent email");
                 }
                 let _ = message.ack().await;
@@ -122,7 +140,10 @@ impl Mailer {
             }
             Err(err) => {
                 crate::metrics::email(self.transport.label(), false);
-                let delay = Duration::from_secs(2u64.pow(u32::try_from(delivered.clamp(1, 8)).unwrap_or(1)).min(300));
+                let delay = Duration::from_secs(
+                    2u64.pow(u32::try_from(delivered.clamp(1, 8)).unwrap_or(1))
+                        .min(300),
+                );
                 tracing::warn!(job = %job.id, error = %err, ?delay, "cannot send the notification; retrying");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
@@ -130,7 +151,10 @@ impl Mailer {
     }
 
     fn compose(&self, job: &Job) -> Result<Message, String> {
-        let to: Mailbox = job.owner_email.parse().map_err(|e| format!("bad recipient: {e}"))?;
+        let to: Mailbox = job
+            .owner_email
+            .parse()
+            .map_err(|e| format!("bad recipient: {e}"))?;
         let status_url = format!("{}/v1/jobs/{}", self.public_url, job.id);
         let (subject, body) = match job.state {
             JobState::Completed => (

@@ -64,7 +64,13 @@ struct ProbeFormat {
 /// Probes `path` and decides whether it is a convertible media file.
 pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
     let output = tokio::process::Command::new(ffprobe)
-        .args(["-v", "error", "-protocol_whitelist", "file", "-show_entries"])
+        .args([
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-show_entries",
+        ])
         .arg("format=format_name,duration:stream=codec_type")
         .args(["-of", "json"])
         .arg(path)
@@ -72,7 +78,9 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| MediaError::Tool(format!("cannot run ffprobe ({}): {e}", ffprobe.display())))?;
+        .map_err(|e| {
+            MediaError::Tool(format!("cannot run ffprobe ({}): {e}", ffprobe.display()))
+        })?;
     if !output.status.success() {
         let detail = String::from_utf8_lossy(&output.stderr);
         let detail = detail.lines().last().unwrap_or("unknown error").trim();
@@ -82,9 +90,9 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
     }
     let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
         .map_err(|e| MediaError::Tool(format!("unexpected ffprobe output: {e}")))?;
-    let format = parsed
-        .format
-        .ok_or_else(|| MediaError::Rejected("the upload is not a readable video or audio file".into()))?;
+    let format = parsed.format.ok_or_else(|| {
+        MediaError::Rejected("the upload is not a readable video or audio file".into())
+    })?;
     let names = format.format_name.unwrap_or_default();
     let demuxer = names
         .split(',')
@@ -109,7 +117,16 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
 fn codec_args(format: Format) -> Vec<&'static str> {
     match format {
         // The settings of the service this one replaces: 192 kbit/s, 44.1 kHz.
-        Format::Mp3 => vec!["-c:a", "libmp3lame", "-b:a", "192k", "-ar", "44100", "-f", "mp3"],
+        Format::Mp3 => vec![
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "192k",
+            "-ar",
+            "44100",
+            "-f",
+            "mp3",
+        ],
     }
 }
 
@@ -131,19 +148,32 @@ pub struct Encode {
 
 impl Encode {
     /// Starts converting `input` (already probed) to `output`.
-    pub fn start(ffmpeg: &Path, probe: &Probe, input: &Path, output: &Path, format: Format) -> Result<Encode, MediaError> {
+    pub fn start(
+        ffmpeg: &Path,
+        probe: &Probe,
+        input: &Path,
+        output: &Path,
+        format: Format,
+    ) -> Result<Encode, MediaError> {
         let mut command = FfmpegCommand::new_with_path(ffmpeg);
         command
             .hide_banner()
-            .args(["-nostdin", "-protocol_whitelist", "file", "-f", probe.demuxer.as_str(), "-i"])
+            .args([
+                "-nostdin",
+                "-protocol_whitelist",
+                "file",
+                "-f",
+                probe.demuxer.as_str(),
+                "-i",
+            ])
             .arg(input)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(codec_args(format))
             .arg("-y")
             .arg(output);
-        let mut child = command
-            .spawn()
-            .map_err(|e| MediaError::Tool(format!("cannot run ffmpeg ({}): {e}", ffmpeg.display())))?;
+        let mut child = command.spawn().map_err(|e| {
+            MediaError::Tool(format!("cannot run ffmpeg ({}): {e}", ffmpeg.display()))
+        })?;
         let iter = child
             .iter()
             .map_err(|e| MediaError::Tool(format!("cannot read ffmpeg's output: {e}")))?;
@@ -161,7 +191,8 @@ impl Encode {
                             speed: f64::from(p.speed),
                         });
                     }
-                    FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line) | FfmpegEvent::Error(line) => {
+                    FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line)
+                    | FfmpegEvent::Error(line) => {
                         errors.push(line);
                     }
                     _ => {}
@@ -176,7 +207,9 @@ impl Encode {
                 Ok(())
             } else {
                 let reason = errors.last().map_or("no details", |s| s.trim());
-                Err(MediaError::Rejected(format!("ffmpeg could not convert the file: {reason}")))
+                Err(MediaError::Rejected(format!(
+                    "ffmpeg could not convert the file: {reason}"
+                )))
             }
         });
         Ok(Encode {

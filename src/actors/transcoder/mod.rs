@@ -71,7 +71,10 @@ pub struct Transcoder {
 }
 
 impl Transcoder {
-    pub async fn build(config: &Config, client: async_nats::Client) -> Result<Arc<Transcoder>, SetupError> {
+    pub async fn build(
+        config: &Config,
+        client: async_nats::Client,
+    ) -> Result<Arc<Transcoder>, SetupError> {
         let js = js_setup::context(client.clone());
         let r = config.replicas;
         js_setup::events_stream(&js, r).await?;
@@ -122,7 +125,9 @@ impl Transcoder {
             let mut permit = Some(permit);
             // The server ends the batch when it expires; if the server is gone
             // that never comes, so the wait is bounded here too.
-            while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(4), batch.next()).await {
+            while let Ok(Some(next)) =
+                tokio::time::timeout(Duration::from_secs(4), batch.next()).await
+            {
                 match next {
                     Ok(message) if shutdown.is_cancelled() => {
                         // Arrived as we stopped: give it straight back.
@@ -142,12 +147,18 @@ impl Transcoder {
         while in_flight.join_next().await.is_some() {}
     }
 
-    async fn handle(self: Arc<Self>, message: jetstream::Message, _permit: OwnedSemaphorePermit, shutdown: CancellationToken) {
+    async fn handle(
+        self: Arc<Self>,
+        message: jetstream::Message,
+        _permit: OwnedSemaphorePermit,
+        shutdown: CancellationToken,
+    ) {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let item: WorkItem = match wire::decode(&message.payload) {
             Ok(item) => item,
             Err(err) => {
-                self.dead_letter(&message, &format!("malformed work item: {err}")).await;
+                self.dead_letter(&message, &format!("malformed work item: {err}"))
+                    .await;
                 return;
             }
         };
@@ -155,7 +166,8 @@ impl Transcoder {
             Ok(Some(bytes)) => match wire::decode::<Job>(&bytes) {
                 Ok(job) => job,
                 Err(err) => {
-                    self.dead_letter(&message, &format!("malformed job state: {err}")).await;
+                    self.dead_letter(&message, &format!("malformed job state: {err}"))
+                        .await;
                     return;
                 }
             },
@@ -165,7 +177,9 @@ impl Transcoder {
             }
             Err(err) => {
                 tracing::warn!(job = %item.job_id, error = %err, "cannot read the job; retrying");
-                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                    .await;
                 return;
             }
         };
@@ -177,7 +191,9 @@ impl Transcoder {
                     let _ = message.ack().await;
                 }
                 Err(_) => {
-                    let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                        .await;
                 }
             }
             return;
@@ -185,7 +201,13 @@ impl Transcoder {
         self.attempt(message, job, delivered, shutdown).await;
     }
 
-    async fn attempt(&self, message: jetstream::Message, mut job: Job, delivered: i64, shutdown: CancellationToken) {
+    async fn attempt(
+        &self,
+        message: jetstream::Message,
+        mut job: Job,
+        delivered: i64,
+        shutdown: CancellationToken,
+    ) {
         let started = Instant::now();
         crate::metrics::transcodes_in_flight(1.0);
         job.state = JobState::Running;
@@ -248,7 +270,9 @@ impl Transcoder {
             Err(AttemptError::Transient(reason)) if delivered >= WORK_MAX_DELIVER => {
                 tracing::error!(job = %job.id, error = %reason, "giving up after {delivered} attempts");
                 job.state = JobState::Failed;
-                job.error = Some(format!("conversion failed after {delivered} attempts: {reason}"));
+                job.error = Some(format!(
+                    "conversion failed after {delivered} attempts: {reason}"
+                ));
                 self.copy_to_dead_letter(&message, &reason).await;
                 self.finish(&message, job, started, delivered).await;
             }
@@ -258,20 +282,30 @@ impl Transcoder {
                 job.state = JobState::Queued;
                 job.error = Some(format!("retrying: {reason}"));
                 self.save(&mut job).await;
-                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                    .await;
             }
         }
     }
 
     /// Records a terminal state, announces it and settles the work item. The
     /// upload is no longer needed either way.
-    async fn finish(&self, message: &jetstream::Message, mut job: Job, started: Instant, delivered: i64) {
+    async fn finish(
+        &self,
+        message: &jetstream::Message,
+        mut job: Job,
+        started: Instant,
+        delivered: i64,
+    ) {
         job.finished_at = Some(OffsetDateTime::now_utc());
         self.save(&mut job).await;
         if let Err(err) = js_setup::publish_job_event(&self.js, &job).await {
             // Without the event there is no email and no history: try again.
             tracing::warn!(job = %job.id, error = %err, "cannot announce the result; retrying");
-            let _ = message.ack_with(AckKind::Nak(Some(retry_delay(delivered)))).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                .await;
             return;
         }
         crate::metrics::job_finished(job.state.as_str(), started.elapsed().as_secs_f64());
@@ -284,9 +318,15 @@ impl Transcoder {
         tracing::info!(job = %job.id, state = job.state.as_str(), "job finished");
     }
 
-    async fn convert(&self, job: &mut Job, interrupt: &CancellationToken) -> Result<Output, AttemptError> {
+    async fn convert(
+        &self,
+        job: &mut Job,
+        interrupt: &CancellationToken,
+    ) -> Result<Output, AttemptError> {
         let dir = ffmpeg::work_dir(&self.work_root, &job.id);
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| transient("work dir")(&e))?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| transient("work dir")(&e))?;
         let input = dir.join("input");
         let output_path = dir.join(format!("output.{}", job.format.extension()));
 
@@ -356,7 +396,9 @@ impl Transcoder {
         let mut object = match self.uploads.get(job_id).await {
             Ok(object) => object,
             Err(err) if err.kind() == jetstream::object_store::GetErrorKind::NotFound => {
-                return Err(AttemptError::Rejected("the upload is gone (it expired or was deleted)".into()));
+                return Err(AttemptError::Rejected(
+                    "the upload is gone (it expired or was deleted)".into(),
+                ));
             }
             Err(err) => return Err(transient("read upload")(&err)),
         };
@@ -366,7 +408,9 @@ impl Transcoder {
         tokio::io::copy(&mut object, &mut file)
             .await
             .map_err(|e| transient("read upload")(&e))?;
-        file.flush().await.map_err(|e| transient("write input file")(&e))?;
+        file.flush()
+            .await
+            .map_err(|e| transient("write input file")(&e))?;
         Ok(())
     }
 
@@ -389,7 +433,10 @@ impl Transcoder {
 
     async fn copy_to_dead_letter(&self, message: &jetstream::Message, reason: &str) {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Mediajet-Dead-Reason", reason.replace(['\r', '\n'], " ").as_str());
+        headers.insert(
+            "Mediajet-Dead-Reason",
+            reason.replace(['\r', '\n'], " ").as_str(),
+        );
         let published = match self
             .js
             .publish_with_headers(subject::DEAD_TRANSCODE, headers, message.payload.clone())
