@@ -14,6 +14,10 @@ up *ARGS:
 test *ARGS:
     bash scripts/test.sh {{ARGS}}
 
+# Upload throughput and memory, release build.
+bench:
+    cargo bench --bench upload
+
 # Format and lint as CI expects.
 check:
     cargo fmt --all -- --check
