@@ -22,6 +22,7 @@ use crate::nats_server::{NatsServer, NatsServerError};
 use crate::ops::{self, Ops};
 use crate::storage::db::{self, DbError};
 use crate::storage::jetstream::{self as js_setup, SetupError};
+use crate::wire::subject;
 
 /// What a started process tells its caller.
 #[derive(Debug, Clone)]
@@ -60,6 +61,8 @@ pub enum StartError {
     Mailer(#[from] MailerSetupError),
     #[error("cannot listen on {0}: {1}")]
     Http(SocketAddr, std::io::Error),
+    #[error("the {0} service did not come up within 30 s")]
+    NotServing(&'static str),
 }
 
 /// Runs a mediajet process on the current thread until `shutdown` completes,
@@ -148,6 +151,9 @@ async fn serve(
         supervise(mailer, CancellationToken::new(), tracker.clone()),
     ];
 
+    // Ready means a login works: wait until Auth answers on NATS.
+    wait_for_service(&client, subject::AUTH_SERVICE).await?;
+
     let ops = Arc::new(Ops {
         client: client.clone(),
         db: Some(db.clone()),
@@ -203,6 +209,24 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits until a NATS micro service answers `$SRV.PING.<name>`.
+async fn wait_for_service(
+    client: &async_nats::Client,
+    name: &'static str,
+) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ping = client.request(format!("$SRV.PING.{name}"), bytes::Bytes::new());
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), ping).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(StartError::NotServing(name));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Fails start-up with install instructions when a system binary is missing.

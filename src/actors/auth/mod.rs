@@ -316,10 +316,12 @@ impl Worker for Auth {
             }
             // Answer what was already received before leaving.
             while in_flight.join_next().await.is_some() {}
-            service
-                .stop()
-                .await
-                .map_err(|e| WorkerError::new("cannot stop the auth service", e))
+            match tokio::time::timeout(Duration::from_secs(5), service.stop()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(WorkerError::new("cannot stop the auth service", err)),
+                // NATS is gone; there is nothing left to unsubscribe from.
+                Err(_) => Ok(()),
+            }
         })
     }
 }

@@ -108,12 +108,15 @@ impl Transcoder {
             };
             // One message per free slot: never prefetch work another node
             // could start on now.
-            let batch = consumer
+            let fetch = consumer
                 .fetch()
                 .max_messages(1)
                 .expires(Duration::from_secs(2))
-                .messages()
-                .await;
+                .messages();
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = fetch => batch,
+            };
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
