@@ -161,6 +161,8 @@ async fn serve(
     });
     let router = api::router(ingest)
         .merge(ops::router(ops))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::track));
     let stop_http = CancellationToken::new();
     let server = tokio::spawn(

@@ -2,10 +2,16 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. Safe to call more than once (tests).
+/// Installs the global subscriber with the service's default filter.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,surrealdb=warn,surrealkv=warn,async_nats=warn"));
+    init_with("info,surrealdb=warn,surrealkv=warn,async_nats=warn");
+}
+
+/// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
+/// Safe to call more than once (tests start several services per process).
+pub fn init_with(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

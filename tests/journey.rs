@@ -245,16 +245,7 @@ async fn uploads_without_a_file_or_with_an_unknown_format_are_refused() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_format");
 
-    let list: Value = app
-        .http
-        .get(app.url("/v1/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_jobs(&token).await;
     assert_eq!(
         list.as_array().unwrap().len(),
         0,
@@ -281,16 +272,7 @@ async fn jobs_are_listed_newest_first() {
     let video = common::make_video(app.dir.path(), "a.mp4", 1);
     let first = app.submit(&token, &video).await;
     let second = app.submit(&token, &video).await;
-    let list: Value = app
-        .http
-        .get(app.url("/v1/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_jobs(&token).await;
     let ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -298,4 +280,48 @@ async fn jobs_are_listed_newest_first() {
         .map(|j| j["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [second.as_str(), first.as_str()]);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let app = spawn_app().await;
+    let token = app.new_user("hugo@example.com").await;
+
+    let not_multipart = app
+        .http
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"file": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_multipart.status(), 400);
+    let body: Value = not_multipart.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_multipart");
+
+    let bad_query = app
+        .http
+        .get(app.url("/v1/jobs?limit=lots"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_query.status(), 400);
+    let body: Value = bad_query.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_query");
+
+    let unknown = app.http.get(app.url("/v2/nothing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let wrong_method = app.http.delete(app.url("/v1/login")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+
+    let not_a_job = app.job(&token, "not-a-uuid").await;
+    assert_eq!(not_a_job.status(), 404);
+    let body: Value = not_a_job.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
 }

@@ -25,16 +25,7 @@ async fn users_jobs_and_outputs_survive_a_restart() {
     let token = app.login("ann@example.com", "user-password-1").await;
     let job: Value = app.job(&token, &id).await.json().await.unwrap();
     assert_eq!(job["state"], "completed");
-    let list: Value = app
-        .http
-        .get(app.url("/v1/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_jobs(&token).await;
     assert_eq!(list[0]["id"], id.as_str());
     let download = app
         .http

@@ -61,7 +61,8 @@ pub async fn spawn_app_with_own_nats_and(configure: impl FnOnce(&mut Config)) ->
 }
 
 async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp {
-    mediajet::telemetry::init();
+    // Quiet by default; RUST_LOG=info shows what the services do.
+    mediajet::telemetry::init_with("warn,surrealkv=error");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_data_dir(dir.path().join("data"));
     let nats = if test_nats {
@@ -229,6 +230,19 @@ impl TestApp {
             .send()
             .await
             .expect("job request")
+    }
+
+    /// The caller's jobs as `GET /v1/jobs` lists them.
+    pub async fn list_jobs(&self, token: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url("/v1/jobs"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list request");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("list body")
     }
 
     /// Polls the job until it is completed or failed (at most two minutes).

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -48,16 +50,7 @@ impl FromRequestParts<Arc<Ingest>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ingest: &Arc<Ingest>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         Ok(Caller(ingest.verifier.verify(token).await?))
     }
 }
@@ -114,9 +107,9 @@ struct LoginResponse {
 async fn login(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let creds = credentials(&headers, &body)?;
+    let creds = credentials(&headers, &body?)?;
     let token = auth::login(&ingest.client, &creds.email, &creds.password).await?;
     Ok(Json(LoginResponse {
         access_token: token.access_token,
@@ -150,14 +143,14 @@ async fn create_user(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     if caller.role != Role::Admin {
         return Err(ApiError::Forbidden(
             "creating users needs an admin token".into(),
         ));
     }
-    let user: NewUser = serde_json::from_slice(&body).map_err(|e| {
+    let user: NewUser = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::BadRequest(
             "bad_json",
             format!("expected a JSON body {{\"email\", \"password\", \"role\"}}: {e}"),
@@ -257,9 +250,9 @@ impl From<Job> for JobView {
 async fn create_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let job = accept_upload(&ingest, &caller, multipart).await?;
+    let job = accept_upload(&ingest, &caller, multipart?).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
 }
 
@@ -327,7 +320,10 @@ async fn read_form(
                     Err(err) => {
                         return Err(match failure.load(Ordering::Relaxed) {
                             0 => ApiError::unavailable("the object store", err),
-                            413 => ApiError::TooLarge(ingest.max_upload_bytes),
+                            413 => ApiError::TooLarge(format!(
+                                "the upload is larger than the limit of {} bytes",
+                                ingest.max_upload_bytes
+                            )),
                             status => multipart_error(
                                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                                 err.to_string(),
@@ -357,7 +353,7 @@ async fn read_form(
 
 fn multipart_error(status: StatusCode, detail: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::BadRequest("too_large", detail);
+        return ApiError::TooLarge(detail);
     }
     ApiError::BadRequest(
         "bad_multipart",
@@ -389,8 +385,9 @@ struct ListQuery {
 async fn list_jobs(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
+    let Query(query) = query?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let jobs = ingest.jobs_for(&caller.sub, limit).await?;
     Ok(Json(jobs.into_iter().map(JobView::from).collect()))
@@ -475,9 +472,9 @@ fn ascii_filename(name: &str) -> String {
 async fn seed_login(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<String, ApiError> {
-    let creds = credentials(&headers, &body)?;
+    let creds = credentials(&headers, &body?)?;
     Ok(auth::login(&ingest.client, &creds.email, &creds.password)
         .await?
         .access_token)
@@ -487,9 +484,9 @@ async fn seed_login(
 async fn seed_upload(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<String, ApiError> {
-    Ok(accept_upload(&ingest, &caller, multipart).await?.id)
+    Ok(accept_upload(&ingest, &caller, multipart?).await?.id)
 }
 
 #[derive(Deserialize)]
@@ -501,8 +498,9 @@ struct FidQuery {
 async fn seed_download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    Query(query): Query<FidQuery>,
+    query: Result<Query<FidQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let fid = query.fid.ok_or_else(|| {
         ApiError::BadRequest(
             "missing_fid",

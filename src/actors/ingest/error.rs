@@ -1,6 +1,8 @@
 //! The HTTP API's error type and its one mapping to status codes and JSON.
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -23,8 +25,8 @@ pub enum ApiError {
     Conflict(&'static str, String),
     #[error("{1}")]
     BadRequest(&'static str, String),
-    #[error("the upload is larger than the limit of {0} bytes")]
-    TooLarge(u64),
+    #[error("{0}")]
+    TooLarge(String),
     /// A dependency (NATS, JetStream, SurrealDB, Auth) is down: retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -70,6 +72,30 @@ impl From<TokenError> for ApiError {
             TokenError::Invalid => ApiError::Unauthorized,
             TokenError::Unavailable(detail) => ApiError::unavailable("token verification", detail),
         }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(err: BytesRejection) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge("the request body is too large".into());
+        }
+        ApiError::BadRequest("bad_body", err.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(err: MultipartRejection) -> Self {
+        ApiError::BadRequest(
+            "bad_multipart",
+            format!("expected a multipart/form-data body: {}", err.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(err: QueryRejection) -> Self {
+        ApiError::BadRequest("bad_query", err.body_text())
     }
 }
 
