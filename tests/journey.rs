@@ -325,3 +325,54 @@ async fn malformed_requests_get_json_errors() {
     let body: Value = not_a_job.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn a_malformed_work_item_is_kept_in_the_dead_letter_stream_not_retried() {
+    let app = spawn_app().await;
+    let nats = async_nats::connect(app.ready.nats_url.as_str())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nats);
+    js.publish(
+        "mediajet.work.transcode",
+        r#"{"v":1,"job_id":"../../etc/passwd"}"#.into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    js.publish("mediajet.work.transcode", "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let mut dead = js.get_stream("MEDIAJET_DEAD").await.unwrap();
+    let started = std::time::Instant::now();
+    while dead.info().await.unwrap().state.messages < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = dead.get_raw_message(1).await.unwrap();
+    assert!(first.payload.starts_with(b"{\"v\":1"));
+    let reason = first
+        .headers
+        .get("Mediajet-Dead-Reason")
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("not a UUID"), "{reason}");
+
+    // Term removed them from the work queue: nothing is redelivered.
+    let mut work = js.get_stream("MEDIAJET_WORK").await.unwrap();
+    let started = std::time::Instant::now();
+    while work.info().await.unwrap().state.messages > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "work items linger"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -167,7 +167,8 @@ impl Transcoder {
         };
         // Job ids name files and bucket keys; anything but a UUID is forged.
         if uuid::Uuid::parse_str(&item.job_id).is_err() {
-            self.dead_letter(&message, "the work item's job id is not a UUID").await;
+            self.dead_letter(&message, "the work item's job id is not a UUID")
+                .await;
             return;
         }
         let job = match self.jobs.get(item.job_id.as_str()).await {
