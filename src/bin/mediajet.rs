@@ -9,14 +9,20 @@ use mediajet::config::{Cli, Command};
 fn main() -> ExitCode {
     mediajet::telemetry::init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Up(config) => mediajet::app::run(config, shutdown_signal(), |ready| {
-            println!("mediajet is up: http://{}", ready.http_addr);
-            if let Some(password) = &ready.generated_admin_password {
-                println!("created admin@localhost with password {password} (shown only this once)");
-            }
-        }),
+    let config = match cli.command {
+        Command::Up(config) => config,
+        Command::Run(config) if config.nats_url.is_none() => {
+            eprintln!("mediajet: `run` needs --nats-url (use `up` for a local nats-server)");
+            return ExitCode::FAILURE;
+        }
+        Command::Run(config) => config,
     };
+    let result = mediajet::app::run(config, shutdown_signal(), |ready| {
+        println!("mediajet is up: http://{}", ready.http_addr);
+        if let Some(password) = &ready.generated_admin_password {
+            println!("created admin@localhost with password {password} (shown only this once)");
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -320,14 +320,35 @@ impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
     }
 }
 
+/// How a process authenticates to NATS.
+#[derive(Debug, Clone, Default)]
+pub enum NatsAuth {
+    #[default]
+    None,
+    UserPassword(String, String),
+    CredsFile(std::path::PathBuf),
+}
+
 /// Connects to NATS. Once connected, the client reconnects on its own for as
 /// long as the process lives; a first connection that fails is an error, so a
 /// misconfigured process stops at once instead of waiting silently.
 pub async fn connect(
     urls: &str,
     name: &str,
+    auth: &NatsAuth,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
+    let options = match auth {
+        NatsAuth::None => async_nats::ConnectOptions::new(),
+        NatsAuth::UserPassword(user, password) => {
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+        }
+        NatsAuth::CredsFile(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| {
+                async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)
+            })?,
+    };
+    options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .connect(urls)

@@ -60,6 +60,20 @@ pub async fn spawn_app_with_own_nats_and(configure: impl FnOnce(&mut Config)) ->
     .await
 }
 
+/// Starts mediajet against a NATS server that is already running (another
+/// test process's), as one more process of a split deployment.
+pub async fn spawn_app_on(nats_url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let nats_url = nats_url.to_string();
+    spawn(
+        |config| {
+            config.nats_url = Some(nats_url);
+            configure(config);
+        },
+        false,
+    )
+    .await
+}
+
 async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp {
     // Quiet by default; RUST_LOG=info shows what the services do.
     mediajet::telemetry::init_with("warn,surrealkv=error");

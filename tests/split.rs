@@ -1,0 +1,78 @@
+//! The same binary running different actors in different processes.
+
+mod common;
+
+use common::{spawn_app_on, spawn_app_with};
+use mediajet::config::ActorKind;
+use serde_json::Value;
+
+#[tokio::test]
+async fn actors_split_over_processes_share_the_work_through_nats() {
+    let front = spawn_app_with(|config| {
+        config.actors = vec![ActorKind::Auth, ActorKind::Ingest, ActorKind::Mailer];
+    })
+    .await;
+    let mut transcoders = Vec::new();
+    for _ in 0..2 {
+        transcoders.push(
+            spawn_app_on(&front.ready.nats_url, |config| {
+                config.actors = vec![ActorKind::Transcoder];
+                config.transcoders = Some(1);
+            })
+            .await,
+        );
+    }
+
+    // A transcoder process serves only health, readiness and metrics, and
+    // never opens a database.
+    let worker = &transcoders[0];
+    let ready: Value = worker
+        .http
+        .get(worker.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"nats": true, "jetstream": true})
+    );
+    let jobs = worker
+        .http
+        .get(worker.url("/v1/jobs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), 404);
+    assert!(
+        !worker.data_dir().join("surreal").exists(),
+        "a transcoder opened SurrealDB"
+    );
+
+    let token = front.new_user("ann@example.com").await;
+    let video = common::make_video(front.dir.path(), "clip.mp4", 2);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(front.submit(&token, &video).await);
+    }
+    for id in &ids {
+        let job = front.wait_until_finished(&token, id).await;
+        assert_eq!(job["state"], "completed", "{job}");
+        assert_eq!(job["attempts"], 1);
+    }
+    let mails = front.outbox(4).await;
+    assert_eq!(mails.len(), 4, "one email per job");
+    for id in &ids {
+        let matching = mails
+            .iter()
+            .filter(|m| {
+                m.replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .contains(id.as_str())
+            })
+            .count();
+        assert_eq!(matching, 1, "job {id} has {matching} emails");
+    }
+}
