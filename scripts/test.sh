@@ -12,4 +12,7 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "aiosmtpd==1.4.6"
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
-cargo test --all-targets "$@"
+# A quick run of the upload benchmark (small files, debug build) first, so
+# the test summary stays the last thing printed.
+cargo test --bench upload
+cargo test "$@"
