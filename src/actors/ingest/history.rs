@@ -42,6 +42,15 @@ impl History {
         Ok(())
     }
 
+    pub async fn delete(&self, job_id: &str) -> Result<(), DbError> {
+        self.db
+            .query("DELETE $rid")
+            .bind(("rid", RecordId::new("job", job_id)))
+            .await?
+            .check()?;
+        Ok(())
+    }
+
     pub async fn get(&self, job_id: &str) -> Result<Option<Job>, DbError> {
         let mut response = self
             .db

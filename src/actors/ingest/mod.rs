@@ -98,6 +98,7 @@ impl Ingest {
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
         if let Err(err) = self.jobs.create(job.id.as_str(), wire::encode(job)).await {
+            self.forget(job).await;
             return Err(ApiError::unavailable("the jobs bucket", err));
         }
         let item = WorkItem {
@@ -113,6 +114,7 @@ impl Ingest {
         };
         if let Err(err) = acked {
             let _ = self.jobs.purge(job.id.as_str()).await;
+            self.forget(job).await;
             return Err(ApiError::unavailable("the work queue", err));
         }
         // The queued event only feeds observers; the job is already safe.
@@ -120,6 +122,14 @@ impl Ingest {
             tracing::warn!(job = %job.id, error = %err, "cannot publish the queued event");
         }
         Ok(())
+    }
+
+    /// Removes the history row of a job that could not be queued, so the
+    /// user's list shows no job that will never run.
+    async fn forget(&self, job: &Job) {
+        if let Err(err) = self.history.delete(&job.id).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot remove an unqueued job");
+        }
     }
 
     /// The caller's job, or `NotFound` if it is someone else's or unknown.
