@@ -51,7 +51,22 @@ impl NatsServer {
         } else {
             port.to_string()
         };
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours;
+        // it runs in the child between fork and exec.
+        unsafe {
+            // If mediajet dies without stopping it (SIGKILL), the server gets
+            // SIGTERM instead of holding the port and the store dir forever.
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut child = command
             .arg("-c")
             .arg(&conf)
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "0"])

@@ -219,18 +219,7 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
         .unwrap();
     assert_eq!(login.status(), 200);
 
-    let nats_pid = std::fs::read_dir(dir.path().join("nats/ports"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .find_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.strip_suffix(".ports")?
-                .rsplit('_')
-                .next()?
-                .parse::<i32>()
-                .ok()
-        })
-        .expect("the nats-server ports file");
+    let nats_pid = local_nats_pid(dir.path());
 
     // SAFETY: signalling our own child process.
     unsafe {
@@ -259,6 +248,48 @@ async fn mediajet_up_creates_a_first_admin_serves_and_stops_cleanly_on_sigterm()
     }
     assert!(stdout.next().is_none(), "no second password is printed");
     assert!(again.wait().unwrap().success());
+}
+
+/// The pid of the nats-server `mediajet up` started, from its ports file.
+fn local_nats_pid(data_dir: &std::path::Path) -> i32 {
+    std::fs::read_dir(data_dir.join("nats/ports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".ports")?
+                .rsplit('_')
+                .next()?
+                .parse::<i32>()
+                .ok()
+        })
+        .expect("the nats-server ports file")
+}
+
+#[test]
+fn the_local_nats_server_does_not_outlive_a_killed_mediajet() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = mediajet_up(dir.path(), &[]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        stdout
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("mediajet is up")
+    );
+    let nats_pid = local_nats_pid(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    // SAFETY: signal 0 only asks whether the process exists.
+    while unsafe { libc::kill(nats_pid, 0) } == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nats-server {nats_pid} outlived a killed mediajet"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
