@@ -48,13 +48,7 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
     }
     assert_eq!(states, ["queued", "running", "completed"]);
 
-    let download = app
-        .http
-        .get(app.url(&format!("/v1/jobs/{id}/output")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let download = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
     assert_eq!(download.status(), 200);
     assert_eq!(download.headers()["content-type"], "audio/mpeg");
     assert_eq!(
@@ -134,26 +128,14 @@ async fn the_seed_projects_clients_log_in_upload_and_download_with_the_old_route
 
     let done = app.wait_until_finished(&token, &fid).await;
     assert_eq!(done["state"], "completed");
-    let download = app
-        .http
-        .get(app.url(&format!("/download?fid={fid}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let download = app.get(&token, &format!("/download?fid={fid}")).await;
     assert_eq!(download.status(), 200);
     assert_eq!(download.headers()["content-type"], "audio/mpeg");
     let mp3 = app.dir.path().join("talk.mp3");
     std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
     assert_eq!(probe(&mp3).codec, "mp3");
 
-    let missing = app
-        .http
-        .get(app.url("/download"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get(&token, "/download").await;
     assert_eq!(missing.status(), 400);
 }
 
@@ -174,13 +156,7 @@ async fn a_file_that_is_not_a_video_fails_with_a_reason_and_an_email() {
     );
     assert_eq!(done["attempts"], 1, "a bad upload is not retried");
 
-    let output = app
-        .http
-        .get(app.url(&format!("/v1/jobs/{id}/output")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
     assert_eq!(output.status(), 409);
     let body: Value = output.json().await.unwrap();
     assert_eq!(body["error"]["code"], "job_failed");
@@ -299,13 +275,7 @@ async fn malformed_requests_get_json_errors() {
     let body: Value = not_multipart.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_multipart");
 
-    let bad_query = app
-        .http
-        .get(app.url("/v1/jobs?limit=lots"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let bad_query = app.get(&token, "/v1/jobs?limit=lots").await;
     assert_eq!(bad_query.status(), 400);
     let body: Value = bad_query.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_query");

@@ -27,13 +27,7 @@ async fn users_jobs_and_outputs_survive_a_restart() {
     assert_eq!(job["state"], "completed");
     let list = app.list_jobs(&token).await;
     assert_eq!(list[0]["id"], id.as_str());
-    let download = app
-        .http
-        .get(app.url(&format!("/v1/jobs/{id}/output")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let download = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
     assert_eq!(download.status(), 200);
     let mp3 = app.dir.path().join("after-restart.mp3");
     std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();

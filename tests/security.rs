@@ -215,13 +215,7 @@ async fn one_user_cannot_see_download_or_list_another_users_job() {
         format!("/v1/jobs/{id}/output"),
         format!("/download?fid={id}"),
     ] {
-        let response = app
-            .http
-            .get(app.url(&path))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&bob, &path).await;
         assert_eq!(response.status(), 404, "{path}");
         let body = response.text().await.unwrap();
         assert!(!body.contains("private"), "{path} leaks data: {body}");

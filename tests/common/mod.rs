@@ -246,6 +246,16 @@ impl TestApp {
             .expect("job request")
     }
 
+    /// `GET path` with the bearer token.
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET request")
+    }
+
     /// The caller's jobs as `GET /v1/jobs` lists them.
     pub async fn list_jobs(&self, token: &str) -> Value {
         let response = self
