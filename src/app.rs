@@ -117,9 +117,14 @@ async fn serve(
         (None, Some(server)) => server.url().to_string(),
         (None, None) => unreachable!("a local server is started when no URL is given"),
     };
-    let client = js_setup::connect(&nats_url, "mediajet", &nats_auth(&config))
-        .await
-        .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
+    let client = js_setup::connect(
+        &nats_url,
+        "mediajet",
+        &nats_auth(&config),
+        &config.nats_inbox_prefix(),
+    )
+    .await
+    .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
     // Only Auth and Ingest keep data in SurrealDB; other processes never
     // open it and need no database credentials.
     let db = if config.runs(ActorKind::Auth) || config.runs(ActorKind::Ingest) {

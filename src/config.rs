@@ -38,6 +38,18 @@ pub enum ActorKind {
     Mailer,
 }
 
+impl ActorKind {
+    /// The actor's name, as `--actors` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActorKind::Auth => "auth",
+            ActorKind::Ingest => "ingest",
+            ActorKind::Transcoder => "transcoder",
+            ActorKind::Mailer => "mailer",
+        }
+    }
+}
+
 /// Everything a mediajet process needs to know.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -179,6 +191,24 @@ impl Config {
         self.actors.contains(&actor)
     }
 
+    /// The prefix of this process's NATS reply subjects: `_INBOX_<actor>`
+    /// (actors joined by `_`), so `nats.conf` can let each actor's user
+    /// subscribe to its own replies and nobody else's.
+    pub fn nats_inbox_prefix(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for actor in [
+            ActorKind::Auth,
+            ActorKind::Ingest,
+            ActorKind::Transcoder,
+            ActorKind::Mailer,
+        ] {
+            if self.runs(actor) {
+                names.push(actor.name());
+            }
+        }
+        format!("_INBOX_{}", names.join("_"))
+    }
+
     /// The number of concurrent encodes this process runs.
     pub fn transcode_slots(&self) -> usize {
         self.transcoders
@@ -234,5 +264,18 @@ mod tests {
         assert_eq!(config.http.to_string(), "127.0.0.1:8080");
         assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
         assert!(config.transcode_slots() >= 1);
+    }
+
+    #[test]
+    fn each_actor_set_has_its_own_inbox_prefix() {
+        let mut config = Config::for_data_dir("/tmp/x");
+        assert_eq!(
+            config.nats_inbox_prefix(),
+            "_INBOX_auth_ingest_transcoder_mailer"
+        );
+        config.actors = vec![ActorKind::Transcoder];
+        assert_eq!(config.nats_inbox_prefix(), "_INBOX_transcoder");
+        config.actors = vec![ActorKind::Mailer, ActorKind::Auth];
+        assert_eq!(config.nats_inbox_prefix(), "_INBOX_auth_mailer");
     }
 }

@@ -29,27 +29,73 @@ pub struct NatsServer {
     url: String,
 }
 
+/// Which parts of the shipped `nats.conf` a local server runs with.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Client port; 0 picks a free one.
+    pub port: u16,
+    /// Keep the per-actor users, with these passwords (user name, password);
+    /// `None` runs without authorization, as `mediajet up` does.
+    pub users: Option<Vec<(String, String)>>,
+    /// Keep the cluster block and join this cluster.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// One node of a cluster on this machine.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The node's unique server name.
+    pub server_name: String,
+    /// The port this node listens on for routes.
+    pub port: u16,
+    /// Route URLs of the other nodes (`nats-route://127.0.0.1:<port>`).
+    pub routes: Vec<String>,
+}
+
 impl NatsServer {
-    /// Starts nats-server with JetStream stored under `dir`. Port 0 picks a
-    /// free port.
+    /// Starts a single node without authorization, with JetStream stored
+    /// under `dir`. Port 0 picks a free port.
     pub async fn start(bin: &Path, dir: &Path, port: u16) -> Result<NatsServer, NatsServerError> {
+        let options = Options {
+            port,
+            ..Options::default()
+        };
+        NatsServer::start_with(bin, dir, &options).await
+    }
+
+    /// Starts nats-server from the shipped configuration as `options` says,
+    /// with JetStream stored under `dir`.
+    pub async fn start_with(
+        bin: &Path,
+        dir: &Path,
+        options: &Options,
+    ) -> Result<NatsServer, NatsServerError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |e| NatsServerError::Io(path, e)
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let conf = dir.join("nats.conf");
-        std::fs::write(&conf, derive_config(&dir.join("jetstream"))).map_err(io(&conf))?;
+        let text = derive_config(
+            &dir.join("jetstream"),
+            options.users.is_some(),
+            options.cluster.is_some(),
+        );
+        std::fs::write(&conf, text).map_err(io(&conf))?;
         let ports_dir = dir.join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir).map_err(io(&ports_dir))?;
         let log_path = dir.join("nats-server.log");
-        let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
         let log_err = log.try_clone().map_err(io(&log_path))?;
-        let port_arg = if port == 0 {
+        let port_arg = if options.port == 0 {
             "-1".to_string()
         } else {
-            port.to_string()
+            options.port.to_string()
         };
         let mut command = Command::new(bin);
         #[cfg(target_os = "linux")]
@@ -66,12 +112,26 @@ impl NatsServer {
                 }
             });
         }
-        let mut child = command
+        command
             .arg("-c")
             .arg(&conf)
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-m", "0"])
             .arg("--ports_file_dir")
-            .arg(&ports_dir)
+            .arg(&ports_dir);
+        for (user, password) in options.users.iter().flatten() {
+            command.env(password_variable(user), password);
+        }
+        if let Some(cluster) = &options.cluster {
+            command
+                .args(["-n", &cluster.server_name])
+                .args(["--cluster_name", "mediajet"])
+                .arg("--cluster")
+                .arg(format!("nats://127.0.0.1:{}", cluster.port));
+            if !cluster.routes.is_empty() {
+                command.arg("--routes").arg(cluster.routes.join(","));
+            }
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -111,6 +171,11 @@ impl NatsServer {
         &self.url
     }
 
+    /// The server's process id, for tests that kill it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops the server cleanly (SIGTERM lets JetStream flush), killing it if
     /// it does not exit within ten seconds.
     pub async fn stop(mut self) {
@@ -127,22 +192,53 @@ impl NatsServer {
             let _ = self.child.kill().await;
         }
     }
+
+    /// Kills the server at once (SIGKILL), as a crashed node would end.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The environment variable `nats.conf` reads the password of `user` from.
+pub fn password_variable(user: &str) -> String {
+    format!("MEDIAJET_NATS_{}_PASSWORD", user.to_uppercase())
 }
 
 /// The shipped configuration with the JetStream store moved to `store_dir`
-/// (nats-server refuses a store directory given both in the file and as a flag).
-fn derive_config(store_dir: &Path) -> String {
-    NATS_CONF
-        .lines()
-        .map(|line| {
-            if line.trim_start().starts_with("store_dir:") {
-                format!("  store_dir: {:?}", store_dir.display().to_string())
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// (nats-server refuses a store directory given both in the file and as a
+/// flag), and without the `authorization` and `cluster` blocks unless they
+/// are kept.
+pub fn derive_config(store_dir: &Path, keep_users: bool, keep_cluster: bool) -> String {
+    let mut out = Vec::new();
+    // Depth of braces inside a block being left out; 0 when copying.
+    let mut skipping = 0usize;
+    for line in NATS_CONF.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        if skipping > 0 {
+            skipping =
+                (skipping + code.matches('{').count()).saturating_sub(code.matches('}').count());
+            continue;
+        }
+        let key = code.split_whitespace().next().unwrap_or("");
+        let dropped =
+            (key == "authorization" && !keep_users) || (key == "cluster" && !keep_cluster);
+        if dropped && code.contains('{') {
+            skipping = code
+                .matches('{')
+                .count()
+                .saturating_sub(code.matches('}').count());
+            continue;
+        }
+        if line.trim_start().starts_with("store_dir:") {
+            out.push(format!(
+                "  store_dir: {:?}",
+                store_dir.display().to_string()
+            ));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    out.join("\n")
 }
 
 fn read_ports_file(dir: &Path) -> Option<String> {
@@ -161,4 +257,30 @@ fn read_ports_file(dir: &Path) -> Option<String> {
         .find(|url| url.contains("127.0.0.1"))
         .or_else(|| ports.nats.first())
         .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_node_config_has_no_users_and_no_cluster() {
+        let text = derive_config(Path::new("/srv/js"), false, false);
+        assert!(!text.contains("authorization {"), "{text}");
+        assert!(!text.contains("$MEDIAJET_NATS"), "{text}");
+        assert!(!text.contains("cluster {"), "{text}");
+        assert!(text.contains("store_dir: \"/srv/js\""), "{text}");
+        assert!(text.contains("sync_interval: always"), "{text}");
+        assert_eq!(text.matches('{').count(), text.matches('}').count());
+    }
+
+    #[test]
+    fn the_production_config_keeps_one_user_per_actor_and_the_cluster() {
+        let text = derive_config(Path::new("/srv/js"), true, true);
+        for user in ["auth", "ingest", "transcoder", "mailer"] {
+            assert!(text.contains(&format!("${}", password_variable(user))));
+            assert!(text.contains(&format!("_INBOX_{user}.>")));
+        }
+        assert!(text.contains("cluster {"), "{text}");
+    }
 }

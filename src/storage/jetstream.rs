@@ -336,6 +336,7 @@ pub async fn connect(
     urls: &str,
     name: &str,
     auth: &NatsAuth,
+    inbox_prefix: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let options = match auth {
         NatsAuth::None => async_nats::ConnectOptions::new(),
@@ -350,6 +351,7 @@ pub async fn connect(
     };
     options
         .name(name)
+        .custom_inbox_prefix(inbox_prefix)
         .connection_timeout(Duration::from_secs(5))
         .connect(urls)
         .await
