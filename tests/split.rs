@@ -65,14 +65,7 @@ async fn actors_split_over_processes_share_the_work_through_nats() {
     let mails = front.outbox(4).await;
     assert_eq!(mails.len(), 4, "one email per job");
     for id in &ids {
-        let matching = mails
-            .iter()
-            .filter(|m| {
-                m.replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .contains(id.as_str())
-            })
-            .count();
+        let matching = common::mails_about(&mails, id);
         assert_eq!(matching, 1, "job {id} has {matching} emails");
     }
 }

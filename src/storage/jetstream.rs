@@ -1,18 +1,12 @@
 //! JetStream resources. Each actor ensures only the resources it uses, which
 //! keeps the NATS permissions an actor needs as small as its work.
 
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
-
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, ReadBuf};
 
 use async_nats::jetstream::{
     self, Context,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     kv,
-    object_store::{self, ObjectStore},
     stream::{self, RetentionPolicy, StorageType, Stream},
 };
 
@@ -28,7 +22,7 @@ pub struct SetupError {
 }
 
 impl SetupError {
-    fn new(kind: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(kind: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
         SetupError {
             kind,
             name: name.to_string(),
@@ -206,120 +200,6 @@ pub async fn mail_bucket(js: &Context, replicas: usize) -> Result<kv::Store, Set
     .await
 }
 
-async fn ensure_object_store(
-    js: &Context,
-    bucket: &'static str,
-    description: &str,
-    max_age: Duration,
-    replicas: usize,
-) -> Result<ObjectStore, SetupError> {
-    let config = object_store::Config {
-        bucket: bucket.to_string(),
-        description: Some(description.to_string()),
-        max_age,
-        num_replicas: replicas,
-        storage: StorageType::File,
-        ..Default::default()
-    };
-    match js.create_object_store(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => js
-            .get_object_store(bucket)
-            .await
-            .map_err(|_| SetupError::new("object store", bucket, create)),
-    }
-}
-
-/// Uploaded media, one object per job id. Transcoders delete an upload once
-/// its job has ended; the age limit also clears the chunks of uploads that
-/// broke off half-way, which have no object to delete them by.
-pub async fn uploads_store(js: &Context, replicas: usize) -> Result<ObjectStore, SetupError> {
-    let week = Duration::from_secs(7 * 24 * 3600);
-    ensure_object_store(js, names::UPLOADS_BUCKET, "uploaded media", week, replicas).await
-}
-
-/// Converted audio, one object per finished job, kept until deleted.
-pub async fn outputs_store(js: &Context, replicas: usize) -> Result<ObjectStore, SetupError> {
-    ensure_object_store(
-        js,
-        names::OUTPUTS_BUCKET,
-        "converted audio",
-        Duration::ZERO,
-        replicas,
-    )
-    .await
-}
-
-/// The object chunk size for this connection: large, to keep the per-chunk
-/// acknowledgement round trips rare, but within the server's payload limit.
-pub fn chunk_size(client: &async_nats::Client) -> usize {
-    let max_payload = client.server_info().max_payload;
-    // Leave room for the chunk's headers and subject.
-    let usable = max_payload.saturating_sub(16 * 1024).max(64 * 1024);
-    usable.min(4 * 1024 * 1024)
-}
-
-/// Stores everything `data` yields as object `name`. The object store
-/// publishes one chunk per read and waits for its acknowledgement, so reads
-/// are coalesced into full chunks first: a network body that arrives in
-/// 8 KiB pieces still travels in chunks of `chunk_size`.
-pub async fn put_object(
-    store: &ObjectStore,
-    name: &str,
-    data: impl AsyncRead + Unpin,
-    chunk_size: usize,
-) -> Result<object_store::ObjectInfo, object_store::PutError> {
-    let meta = object_store::ObjectMetadata {
-        name: name.to_string(),
-        chunk_size: Some(chunk_size),
-        ..Default::default()
-    };
-    let mut reader = Coalesce {
-        inner: data,
-        buffer: BytesMut::with_capacity(chunk_size),
-        target: chunk_size,
-        eof: false,
-    };
-    store.put(meta, &mut reader).await
-}
-
-/// Gathers reads of `inner` until `target` bytes (or the end) are buffered.
-struct Coalesce<R> {
-    inner: R,
-    buffer: BytesMut,
-    target: usize,
-    eof: bool,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            if this.buffer.len() >= this.target || (this.eof && !this.buffer.is_empty()) {
-                let n = out.remaining().min(this.buffer.len());
-                out.put_slice(&this.buffer.split_to(n));
-                return Poll::Ready(Ok(()));
-            }
-            if this.eof {
-                return Poll::Ready(Ok(()));
-            }
-            if this.buffer.capacity() == this.buffer.len() {
-                this.buffer.reserve(this.target - this.buffer.len());
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buffer) {
-                Poll::Ready(Ok(0)) => this.eof = true,
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
 /// How a process authenticates to NATS.
 #[derive(Debug, Clone, Default)]
 pub enum NatsAuth {
@@ -349,12 +229,33 @@ pub async fn connect(
                 async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)
             })?,
     };
+    let servers = server_addrs(urls).map_err(|e| {
+        async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
+    })?;
     options
         .name(name)
         .custom_inbox_prefix(inbox_prefix)
         .connection_timeout(Duration::from_secs(5))
-        .connect(urls)
+        .connect(servers)
         .await
+}
+
+/// Parses a comma-separated list of NATS URLs (the client itself takes only
+/// one URL per string).
+pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, std::io::Error> {
+    let servers = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<async_nats::ServerAddr>, _>>()?;
+    if servers.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no NATS server URL given",
+        ));
+    }
+    Ok(servers)
 }
 
 /// JetStream context with a request timeout generous enough for R3 writes.
@@ -377,5 +278,19 @@ pub async fn publish_job_event(js: &Context, job: &crate::wire::Job) -> Result<(
     {
         Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
         Err(err) => Err(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_nats_urls_are_split_on_commas() {
+        let servers = server_addrs("nats://a:4222, nats://b:4223,").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].port(), 4223);
+        assert!(server_addrs(" , ").is_err());
+        assert!(server_addrs("nats://a:notaport").is_err());
     }
 }

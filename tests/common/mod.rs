@@ -18,8 +18,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// A running mediajet with its own nats-server and data dir.
 pub struct TestApp {
-    pub base: String,
-    pub http: reqwest::Client,
+    /// The HTTP API of this process (its methods are reachable on `TestApp`).
+    pub api: Api,
     pub ready: Ready,
     pub config: Config,
     pub dir: TempDir,
@@ -96,8 +96,7 @@ async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp 
     configure(&mut config);
     let (running, ready) = start(config.clone()).await;
     TestApp {
-        base: format!("http://{}", ready.http_addr),
-        http: reqwest::Client::new(),
+        api: Api::new(&format!("http://{}", ready.http_addr)),
         ready,
         config,
         dir,
@@ -146,7 +145,7 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         let (running, ready) = start(self.config.clone()).await;
-        self.base = format!("http://{}", ready.http_addr);
+        self.api = Api::new(&format!("http://{}", ready.http_addr));
         self.ready = ready;
         self.running = Some(running);
     }
@@ -158,12 +157,40 @@ impl TestApp {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
+    }
+
+    /// The emails in the outbox, waiting up to ten seconds for `expected`.
+    pub async fn outbox(&self, expected: usize) -> Vec<String> {
+        read_outbox(&self.data_dir(), expected).await
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// A client of one mediajet process's HTTP API.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
     }
 
     /// Logs in over the JSON API and returns the access token.
@@ -280,32 +307,40 @@ impl TestApp {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(120),
-                "job {id} still {state} after two minutes"
+                "job {id} still {state} after two minutes: {job}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
 
-    /// The emails in the outbox, waiting up to ten seconds for `expected`.
-    pub async fn outbox(&self, expected: usize) -> Vec<String> {
-        let dir = self.data_dir().join("outbox");
-        let started = Instant::now();
-        loop {
-            let mails: Vec<String> = std::fs::read_dir(&dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if mails.len() >= expected || started.elapsed() > Duration::from_secs(10) {
-                return mails;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// The emails in `<data_dir>/outbox`, waiting up to ten seconds for `expected`.
+pub async fn read_outbox(data_dir: &Path, expected: usize) -> Vec<String> {
+    let dir = data_dir.join("outbox");
+    let started = Instant::now();
+    loop {
+        let mails: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if mails.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+            return mails;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How many of `mails` mention `id` (quoted-printable soft line breaks undone).
+pub fn mails_about(mails: &[String], id: &str) -> usize {
+    mails
+        .iter()
+        .filter(|m| m.replace("=\r\n", "").replace("=\n", "").contains(id))
+        .count()
 }
 
 impl Drop for TestApp {

@@ -17,7 +17,7 @@ use base64::Engine;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::StreamReader;
 
 use super::error::ApiError;
 use super::{Ingest, new_job};
@@ -431,12 +431,12 @@ async fn stream_output(
             ));
         }
     };
-    let object = ingest
+    let (_, chunks) = ingest
         .outputs
-        .get(output.object.as_str())
+        .read(output.object.as_str())
         .await
         .map_err(|e| ApiError::unavailable("the object store", e))?;
-    let body = Body::from_stream(ReaderStream::with_capacity(object, 256 * 1024));
+    let body = Body::from_stream(chunks);
     let disposition = format!(
         "attachment; filename=\"{}\"",
         ascii_filename(&output.filename)

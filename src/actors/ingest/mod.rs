@@ -9,9 +9,7 @@ pub mod history;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{
-    self, AckKind, Context, kv, object_store::ObjectStore, stream::Stream,
-};
+use async_nats::jetstream::{self, AckKind, Context, kv, stream::Stream};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::io::AsyncRead;
@@ -21,6 +19,7 @@ use crate::actors::{Worker, WorkerError, WorkerFuture};
 use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
+use crate::storage::objects::{self, Bucket};
 use crate::token::Verifier;
 use crate::wire::{self, Job, JobState, WorkItem, names, subject};
 use error::ApiError;
@@ -38,8 +37,8 @@ pub struct Ingest {
     client: async_nats::Client,
     js: Context,
     jobs: kv::Store,
-    uploads: ObjectStore,
-    outputs: ObjectStore,
+    uploads: Bucket,
+    outputs: Bucket,
     events: Stream,
     history: History,
     verifier: Verifier,
@@ -59,11 +58,11 @@ impl Ingest {
         let events = js_setup::events_stream(&js, r).await?;
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
-            uploads: js_setup::uploads_store(&js, r).await?,
-            outputs: js_setup::outputs_store(&js, r).await?,
+            uploads: objects::uploads_bucket(&js, r).await?,
+            outputs: objects::outputs_bucket(&js, r).await?,
             verifier: Verifier::new(js_setup::keys_bucket(&js, r).await?),
             history: History::open(db).await?,
-            chunk_size: js_setup::chunk_size(&client),
+            chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,
             events,
             client,
@@ -79,7 +78,7 @@ impl Ingest {
         job_id: &str,
         data: impl AsyncRead + Unpin,
     ) -> Result<u64, async_nats::jetstream::object_store::PutError> {
-        let info = js_setup::put_object(&self.uploads, job_id, data, self.chunk_size).await?;
+        let info = objects::put_object(&self.uploads, job_id, data, self.chunk_size).await?;
         Ok(info.size as u64)
     }
 

@@ -12,9 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{
-    self, AckKind, Context, consumer::PullConsumer, kv, object_store::ObjectStore, stream::Stream,
-};
+use async_nats::jetstream::{self, AckKind, Context, consumer::PullConsumer, kv, stream::Stream};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
@@ -25,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::{Worker, WorkerError, WorkerFuture};
 use crate::config::Config;
 use crate::storage::jetstream::{self as js_setup, SetupError, WORK_ACK_WAIT, WORK_MAX_DELIVER};
+use crate::storage::objects::{self, Bucket};
 use crate::wire::{self, Job, JobState, Output, WorkItem, subject};
 use ffmpeg::{Encode, MediaError};
 
@@ -59,8 +58,8 @@ pub struct Transcoder {
     js: Context,
     work: Stream,
     jobs: kv::Store,
-    uploads: ObjectStore,
-    outputs: ObjectStore,
+    uploads: Bucket,
+    outputs: Bucket,
     chunk_size: usize,
     slots: usize,
     work_root: PathBuf,
@@ -82,9 +81,9 @@ impl Transcoder {
         Ok(Arc::new(Transcoder {
             work: js_setup::work_stream(&js, r).await?,
             jobs: js_setup::jobs_bucket(&js, r).await?,
-            uploads: js_setup::uploads_store(&js, r).await?,
-            outputs: js_setup::outputs_store(&js, r).await?,
-            chunk_size: js_setup::chunk_size(&client),
+            uploads: objects::uploads_bucket(&js, r).await?,
+            outputs: objects::outputs_bucket(&js, r).await?,
+            chunk_size: objects::chunk_size(&client),
             slots: config.transcode_slots(),
             work_root: config.data_dir.join("transcode"),
             ffmpeg: config.ffmpeg.clone(),
@@ -384,7 +383,7 @@ impl Transcoder {
         let file = tokio::fs::File::open(&output_path)
             .await
             .map_err(|e| transient("open output")(&e))?;
-        let info = js_setup::put_object(&self.outputs, &object, file, self.chunk_size)
+        let info = objects::put_object(&self.outputs, &object, file, self.chunk_size)
             .await
             .map_err(|e| transient("store output")(&e))?;
         let stem = job
@@ -402,15 +401,16 @@ impl Transcoder {
 
     /// Copies the upload to a local file, streaming.
     async fn download(&self, job_id: &str, path: &std::path::Path) -> Result<(), AttemptError> {
-        let mut object = match self.uploads.get(job_id).await {
+        let (_, chunks) = match self.uploads.read(job_id).await {
             Ok(object) => object,
-            Err(err) if err.kind() == jetstream::object_store::GetErrorKind::NotFound => {
+            Err(objects::ReadError::NotFound) => {
                 return Err(AttemptError::Rejected(
                     "the upload is gone (it expired or was deleted)".into(),
                 ));
             }
             Err(err) => return Err(transient("read upload")(&err)),
         };
+        let mut object = tokio_util::io::StreamReader::new(chunks);
         let mut file = tokio::fs::File::create(path)
             .await
             .map_err(|e| transient("create input file")(&e))?;

@@ -1,0 +1,260 @@
+//! The object store: media buckets, streamed writes in whole chunks, and
+//! reads that any live replica can serve.
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    Context,
+    object_store::{self, ObjectInfo, ObjectStore},
+    stream::{StorageType, Stream},
+};
+use aws_lc_rs::digest;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::jetstream::SetupError;
+use crate::wire::names;
+
+/// An object store bucket. Objects are written through [`put_object`] and
+/// read through [`Bucket::read`], which fetches chunk by chunk with direct
+/// gets. The object store's own reader creates an ephemeral consumer for
+/// each read instead; a cluster that has lost a node may place that consumer
+/// on the lost node, and the read then hangs until it times out (seen in
+/// about six of ten reads with one of three nodes down). Any live replica
+/// answers a direct get.
+#[derive(Clone)]
+pub struct Bucket {
+    store: ObjectStore,
+    stream: Stream,
+    name: &'static str,
+}
+
+/// The bytes of an object, one chunk at a time.
+pub type Chunks = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// An object could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("no such object")]
+    NotFound,
+    #[error("cannot read object info: {0}")]
+    Nats(String),
+}
+
+/// A chunk of an object could not be read, or the chunks do not add up to
+/// the object that was written.
+fn chunk_error(message: String) -> std::io::Error {
+    std::io::Error::other(message)
+}
+
+impl Bucket {
+    /// The object's metadata and a stream of its bytes, one chunk at a time.
+    /// The stream checks the object's size and SHA-256 digest at its end and
+    /// fails instead of ending if they do not match.
+    pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
+        let info = match self.store.info(name).await {
+            Ok(info) if !info.deleted => info,
+            Ok(_) => return Err(ReadError::NotFound),
+            Err(err) if err.kind() == object_store::InfoErrorKind::NotFound => {
+                return Err(ReadError::NotFound);
+            }
+            Err(err) => return Err(ReadError::Nats(err.to_string())),
+        };
+        let state = ChunkCursor {
+            stream: self.stream.clone(),
+            subject: format!("$O.{}.C.{}", self.name, info.nuid),
+            next_sequence: 1,
+            remaining: info.chunks,
+            expected_size: info.size,
+            size: 0,
+            digest: digest::Context::new(&digest::SHA256),
+            expected_digest: info.digest.clone(),
+        };
+        let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
+        Ok((info, chunks))
+    }
+
+    /// Deletes an object and its chunks.
+    pub async fn delete(&self, name: &str) -> Result<(), object_store::DeleteError> {
+        self.store.delete(name).await
+    }
+}
+
+/// Where a chunked read stands.
+struct ChunkCursor {
+    stream: Stream,
+    subject: String,
+    next_sequence: u64,
+    remaining: usize,
+    expected_size: usize,
+    size: usize,
+    digest: digest::Context,
+    expected_digest: Option<String>,
+}
+
+impl ChunkCursor {
+    async fn next(mut self) -> std::io::Result<Option<(Bytes, ChunkCursor)>> {
+        if self.remaining == 0 {
+            self.verify()?;
+            return Ok(None);
+        }
+        let message = self
+            .stream
+            .direct_get_next_for_subject(self.subject.clone(), Some(self.next_sequence))
+            .await
+            .map_err(|err| chunk_error(format!("cannot read a chunk: {err}")))?;
+        self.next_sequence = message.sequence + 1;
+        self.remaining -= 1;
+        self.size += message.payload.len();
+        self.digest.update(&message.payload);
+        Ok(Some((message.payload, self)))
+    }
+
+    fn verify(&self) -> std::io::Result<()> {
+        if self.size != self.expected_size {
+            return Err(chunk_error(format!(
+                "the object has {} bytes, its chunks {}",
+                self.expected_size, self.size
+            )));
+        }
+        if let Some(expected) = &self.expected_digest {
+            let actual = base64::engine::general_purpose::URL_SAFE
+                .encode(self.digest.clone().finish().as_ref());
+            let expected = expected.trim_start_matches("SHA-256=");
+            if expected.trim_end_matches('=') != actual.trim_end_matches('=') {
+                return Err(chunk_error(
+                    "the object's chunks do not match its digest".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn ensure_object_store(
+    js: &Context,
+    bucket: &'static str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<Bucket, SetupError> {
+    let config = object_store::Config {
+        bucket: bucket.to_string(),
+        description: Some(description.to_string()),
+        max_age,
+        num_replicas: replicas,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    let store = match js.create_object_store(config).await {
+        Ok(store) => store,
+        Err(create) => js
+            .get_object_store(bucket)
+            .await
+            .map_err(|_| SetupError::new("object store", bucket, create))?,
+    };
+    let stream = js
+        .get_stream(format!("OBJ_{bucket}"))
+        .await
+        .map_err(|err| SetupError::new("object store", bucket, err))?;
+    Ok(Bucket {
+        store,
+        stream,
+        name: bucket,
+    })
+}
+
+/// Uploaded media, one object per job id. Transcoders delete an upload once
+/// its job has ended; the age limit also clears the chunks of uploads that
+/// broke off half-way, which have no object to delete them by.
+pub async fn uploads_bucket(js: &Context, replicas: usize) -> Result<Bucket, SetupError> {
+    let week = Duration::from_secs(7 * 24 * 3600);
+    ensure_object_store(js, names::UPLOADS_BUCKET, "uploaded media", week, replicas).await
+}
+
+/// Converted audio, one object per finished job, kept until deleted.
+pub async fn outputs_bucket(js: &Context, replicas: usize) -> Result<Bucket, SetupError> {
+    ensure_object_store(
+        js,
+        names::OUTPUTS_BUCKET,
+        "converted audio",
+        Duration::ZERO,
+        replicas,
+    )
+    .await
+}
+
+/// The object chunk size for this connection: large, to keep the per-chunk
+/// acknowledgement round trips rare, but within the server's payload limit.
+pub fn chunk_size(client: &async_nats::Client) -> usize {
+    let max_payload = client.server_info().max_payload;
+    // Leave room for the chunk's headers and subject.
+    let usable = max_payload.saturating_sub(16 * 1024).max(64 * 1024);
+    usable.min(4 * 1024 * 1024)
+}
+
+/// Stores everything `data` yields as object `name`. The object store
+/// publishes one chunk per read and waits for its acknowledgement, so reads
+/// are coalesced into full chunks first: a network body that arrives in
+/// 8 KiB pieces still travels in chunks of `chunk_size`.
+pub async fn put_object(
+    bucket: &Bucket,
+    name: &str,
+    data: impl AsyncRead + Unpin,
+    chunk_size: usize,
+) -> Result<object_store::ObjectInfo, object_store::PutError> {
+    let meta = object_store::ObjectMetadata {
+        name: name.to_string(),
+        chunk_size: Some(chunk_size),
+        ..Default::default()
+    };
+    let mut reader = Coalesce {
+        inner: data,
+        buffer: BytesMut::with_capacity(chunk_size),
+        target: chunk_size,
+        eof: false,
+    };
+    bucket.store.put(meta, &mut reader).await
+}
+
+/// Gathers reads of `inner` until `target` bytes (or the end) are buffered.
+struct Coalesce<R> {
+    inner: R,
+    buffer: BytesMut,
+    target: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.buffer.len() >= this.target || (this.eof && !this.buffer.is_empty()) {
+                let n = out.remaining().min(this.buffer.len());
+                out.put_slice(&this.buffer.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            if this.buffer.capacity() == this.buffer.len() {
+                this.buffer.reserve(this.target - this.buffer.len());
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buffer) {
+                Poll::Ready(Ok(0)) => this.eof = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
