@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them: unit tests and the black-box
-# tests in tests/, against a real nats-server, ffmpeg, embedded SurrealDB and
-# a real SMTP server (aiosmtpd).
+# tests in tests/, against a real nats-server (single node and a three-node
+# cluster), ffmpeg, embedded and server SurrealDB, and a real SMTP server
+# (aiosmtpd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,6 +13,9 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "aiosmtpd==1.4.6"
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
+# The SurrealDB server the remote-database tests start; it lands next to the
+# mediajet binary in the shared target dir, where the tests look for it.
+cargo build --manifest-path tools/surreal-server/Cargo.toml
 # A quick run of the upload benchmark (small files, debug build) first, so
 # the test summary stays the last thing printed.
 cargo test --bench upload

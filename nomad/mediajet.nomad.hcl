@@ -1,0 +1,361 @@
+# mediajet's four actors, one group each, on a Nomad cluster that already
+# runs nomad/nats.nomad.hcl and nomad/surrealdb.nomad.hcl.
+#
+#   nomad var put nomad/jobs/mediajet \
+#     auth_nats_password=… ingest_nats_password=… \
+#     transcoder_nats_password=… mailer_nats_password=… \
+#     surreal_password=… smtp_url=smtp://user:pass@mail.example.com:587 \
+#     signing_key=@signing-key.pem
+#   nomad job run -var image=registry.example.com/mediajet:1.0 nomad/mediajet.nomad.hcl
+#
+# The NATS passwords are the ones given to nomad/jobs/nats. The image is built
+# from the repository's Dockerfile (mediajet plus ffmpeg).
+
+variable "image" {
+  type        = string
+  description = "The mediajet container image."
+}
+
+variable "public_url" {
+  type        = string
+  default     = "http://localhost:8080"
+  description = "Base URL of the HTTP API, for links in emails."
+}
+
+variable "transcoder_drain_timeout" {
+  type    = string
+  default = "60s"
+}
+
+locals {
+  # Every process finds NATS and SurrealDB through Nomad service discovery.
+  nats_env = <<-EOT
+    MEDIAJET_NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}nats://{{ $s.Address }}:{{ $s.Port }}{{ end }}
+    MEDIAJET_REPLICAS=3
+  EOT
+  surreal_env = <<-EOT
+    MEDIAJET_SURREAL_URL={{ range nomadService "surrealdb" }}ws://{{ .Address }}:{{ .Port }}{{ end }}
+    MEDIAJET_SURREAL_USER=root
+    {{ with nomadVar "nomad/jobs/mediajet" }}MEDIAJET_SURREAL_PASSWORD={{ .surreal_password }}{{ end }}
+  EOT
+}
+
+job "mediajet" {
+  type = "service"
+
+  # Auth: users, logins, token signing. Stateless but for the signing key,
+  # which every instance reads from Nomad Variables.
+  group "auth" {
+    count = 2
+
+    update {
+      max_parallel = 1
+      canary       = 1
+      auto_promote = true
+      auto_revert  = true
+    }
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "mediajet-auth"
+      port     = "http"
+      provider = "nomad"
+      tags     = ["metrics"]
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "auth" {
+      driver = "docker"
+
+      config {
+        image = var.image
+        ports = ["http"]
+        args  = ["run", "--actors", "auth"]
+      }
+
+      env {
+        MEDIAJET_HTTP         = "0.0.0.0:${NOMAD_PORT_http}"
+        MEDIAJET_DATA_DIR     = "${NOMAD_ALLOC_DIR}/data"
+        MEDIAJET_NATS_USER    = "auth"
+        MEDIAJET_JWT_KEY_FILE = "${NOMAD_SECRETS_DIR}/signing-key.pem"
+      }
+
+      template {
+        destination = "local/nats.env"
+        env         = true
+        data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/surreal.env"
+        env         = true
+        data        = local.surreal_env
+      }
+
+      template {
+        destination = "secrets/nats.env"
+        env         = true
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .auth_nats_password }}{{ end }}"
+      }
+
+      template {
+        destination = "secrets/signing-key.pem"
+        perms       = "0400"
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .signing_key }}{{ end }}"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 256
+      }
+    }
+  }
+
+  # Ingest: the HTTP API. Uploads stream through it into the object store.
+  group "ingest" {
+    count = 2
+
+    # A canary takes traffic next to the old version; a failing one is
+    # rolled back. Safe: Ingest keeps no local state.
+    update {
+      max_parallel     = 1
+      canary           = 1
+      auto_promote     = true
+      auto_revert      = true
+      min_healthy_time = "15s"
+    }
+
+    network {
+      port "http" { to = 8080 }
+    }
+
+    service {
+      name     = "mediajet-ingest"
+      port     = "http"
+      provider = "nomad"
+      tags     = ["metrics", "http"]
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "ingest" {
+      driver = "docker"
+
+      # Let running uploads and downloads finish.
+      kill_timeout = "30s"
+
+      config {
+        image = var.image
+        ports = ["http"]
+        args  = ["run", "--actors", "ingest"]
+      }
+
+      env {
+        MEDIAJET_HTTP       = "0.0.0.0:8080"
+        MEDIAJET_DATA_DIR   = "${NOMAD_ALLOC_DIR}/data"
+        MEDIAJET_NATS_USER  = "ingest"
+        MEDIAJET_PUBLIC_URL = var.public_url
+      }
+
+      template {
+        destination = "local/nats.env"
+        env         = true
+        data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/surreal.env"
+        env         = true
+        data        = local.surreal_env
+      }
+
+      template {
+        destination = "secrets/nats.env"
+        env         = true
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .ingest_nats_password }}{{ end }}"
+      }
+
+      resources {
+        cpu    = 1000
+        memory = 256
+      }
+    }
+  }
+
+  # Transcoders: the ffmpeg workers. They need no database and scale on
+  # their own.
+  group "transcoder" {
+    count = 2
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = 20
+
+      # For the Nomad Autoscaler: encodes are CPU-bound, so busy workers
+      # mean a backlog; add workers while they average over 70% of their CPU.
+      policy {
+        cooldown            = "2m"
+        evaluation_interval = "30s"
+
+        check "cpu" {
+          source = "nomad-apm"
+          query  = "avg_cpu-allocated"
+
+          strategy "target-value" {
+            target = 70
+          }
+        }
+      }
+    }
+
+    # Rolling, one worker at a time; a worker that cannot start is reverted.
+    # No canary: a canary worker would take real work like any other.
+    update {
+      max_parallel     = 1
+      auto_revert      = true
+      min_healthy_time = "10s"
+    }
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "mediajet-transcoder"
+      port     = "http"
+      provider = "nomad"
+      tags     = ["metrics"]
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "transcoder" {
+      driver = "docker"
+
+      # On SIGTERM a transcoder stops pulling work and lets running encodes
+      # finish for --drain-timeout, then hands the rest back to the queue.
+      # kill_timeout is the drain timeout plus time to nak, flush and exit;
+      # shorter, and Nomad would SIGKILL encodes that were about to finish
+      # (they would still be redelivered after the ack wait, only later).
+      kill_timeout = "75s"
+
+      config {
+        image = var.image
+        ports = ["http"]
+        args  = ["run", "--actors", "transcoder"]
+      }
+
+      env {
+        MEDIAJET_HTTP          = "0.0.0.0:${NOMAD_PORT_http}"
+        MEDIAJET_DATA_DIR      = "${NOMAD_ALLOC_DIR}/data"
+        MEDIAJET_NATS_USER     = "transcoder"
+        MEDIAJET_DRAIN_TIMEOUT = var.transcoder_drain_timeout
+        MEDIAJET_TRANSCODERS   = "2"
+      }
+
+      template {
+        destination = "local/nats.env"
+        env         = true
+        data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/nats.env"
+        env         = true
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .transcoder_nats_password }}{{ end }}"
+      }
+
+      resources {
+        cpu    = 2000
+        memory = 1024
+      }
+    }
+  }
+
+  # Mailer: one email per finished job.
+  group "mailer" {
+    count = 1
+
+    update {
+      max_parallel = 1
+      auto_revert  = true
+    }
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "mediajet-mailer"
+      port     = "http"
+      provider = "nomad"
+      tags     = ["metrics"]
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "mailer" {
+      driver = "docker"
+
+      config {
+        image = var.image
+        ports = ["http"]
+        args  = ["run", "--actors", "mailer"]
+      }
+
+      env {
+        MEDIAJET_HTTP       = "0.0.0.0:${NOMAD_PORT_http}"
+        MEDIAJET_DATA_DIR   = "${NOMAD_ALLOC_DIR}/data"
+        MEDIAJET_NATS_USER  = "mailer"
+        MEDIAJET_PUBLIC_URL = var.public_url
+      }
+
+      template {
+        destination = "local/nats.env"
+        env         = true
+        data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/mail.env"
+        env         = true
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/mediajet" }}
+          MEDIAJET_NATS_PASSWORD={{ .mailer_nats_password }}
+          MEDIAJET_SMTP_URL={{ .smtp_url }}
+          {{ end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+    }
+  }
+}

@@ -1,0 +1,161 @@
+//! The remote SurrealDB mode (`--surreal-url ws://…`) against a real
+//! SurrealDB server: `tools/surreal-server`, built from the server crate of the
+//! same version as the SDK (`scripts/test.sh` builds it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ROOT_PASSWORD: &str = "root-test-password";
+
+/// The server binary: `MEDIAJET_TEST_SURREAL_SERVER`, else next to the
+/// mediajet binary in the shared target dir.
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("MEDIAJET_TEST_SURREAL_SERVER") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_BIN_EXE_mediajet")).with_file_name("surreal-server");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --manifest-path tools/surreal-server/Cargo.toml` \
+         (scripts/test.sh does) or set MEDIAJET_TEST_SURREAL_SERVER",
+        path.display()
+    );
+    path
+}
+
+struct SurrealServer {
+    child: Child,
+    url: String,
+}
+
+impl SurrealServer {
+    fn start(store: &Path) -> SurrealServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let log = std::fs::File::create(store.with_extension("log")).expect("log file");
+        let child = Command::new(server_binary())
+            .args([
+                "start",
+                "--log",
+                "warn",
+                "--user",
+                "root",
+                "--pass",
+                ROOT_PASSWORD,
+            ])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .arg(format!("surrealkv:{}", store.display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start surreal-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "surreal-server did not listen: {}",
+                std::fs::read_to_string(store.with_extension("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SurrealServer {
+            child,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for SurrealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn users_and_job_history_live_in_a_remote_surrealdb_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SurrealServer::start(&dir.path().join("surreal"));
+    let url = server.url.clone();
+    let mut app = common::spawn_app_with(|config| {
+        config.surreal_url = Some(url);
+        config.surreal_user = Some("root".into());
+        config.surreal_password = Some(ROOT_PASSWORD.into());
+    })
+    .await;
+
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["surrealdb"], true, "{ready}");
+
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 2);
+    let id = app.submit(&token, &video).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+
+    // Nothing was stored in an embedded database.
+    assert!(!app.data_dir().join("surreal").exists());
+
+    // The rows are in the server, as another client sees them.
+    let db = mediajet::storage::db::connect(
+        Some(&server.url),
+        Some(("root", ROOT_PASSWORD)),
+        dir.path(),
+    )
+    .await
+    .expect("connect to the server");
+    let mut users = db
+        .query("SELECT email, role FROM user ORDER BY email")
+        .await
+        .unwrap();
+    let users: Vec<Value> = users.take(0).unwrap();
+    let emails: Vec<&str> = users.iter().filter_map(|u| u["email"].as_str()).collect();
+    assert_eq!(emails, vec![common::ADMIN_EMAIL, "ann@example.com"]);
+    let history = wait_for_history(&db, &id).await;
+    assert_eq!(history["state"], "completed", "{history}");
+
+    // A restarted service finds users and history in the server again.
+    app.restart().await;
+    let token = app.login("ann@example.com", "user-password-1").await;
+    let list = app.list_jobs(&token).await;
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    assert_eq!(list[0]["state"], "completed", "{list}");
+}
+
+/// The job's history row once its terminal state has been projected.
+async fn wait_for_history(db: &mediajet::storage::db::Db, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let mut response = db
+            .query("SELECT * OMIT id FROM job WHERE jid = $jid")
+            .bind(("jid", id.to_string()))
+            .await
+            .unwrap();
+        let rows: Vec<Value> = response.take(0).unwrap();
+        if let Some(row) = rows.into_iter().next()
+            && (row["state"] == "completed" || row["state"] == "failed")
+        {
+            return row;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "job {id} has no terminal history row"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
