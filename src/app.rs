@@ -235,6 +235,11 @@ async fn serve(
         Ok(Err(err)) => tracing::warn!(error = %err, "cannot flush the NATS connection"),
         Err(_) => tracing::warn!("NATS did not confirm the final flush"),
     }
+    // Everything sent is confirmed; drain unsubscribes what is left and
+    // closes the connection, so the server sees a clean departure.
+    if let Err(err) = client.drain().await {
+        tracing::warn!(error = %err, "cannot drain the NATS connection");
+    }
     drop(client);
     drop(db);
     // The embedded database closes its store in a background task once the

@@ -9,11 +9,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Api};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use mediajet::nats_server::{ClusterOptions, NatsServer, Options};
 use mediajet::storage::objects;
 use mediajet::wire::names;
-use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -151,19 +150,34 @@ impl Cluster {
             .collect()
     }
 
-    /// Names of the objects in the outputs bucket.
+    /// Names of the objects in the outputs bucket, from the stream's subject
+    /// counts: listing through the object store would need a consumer, which
+    /// may land on a killed node (see `storage::objects`).
     async fn outputs(&self) -> Vec<String> {
+        use base64::Engine;
         let js = self.operator().await;
-        let store = js
-            .get_object_store(names::OUTPUTS_BUCKET)
+        let stream = js
+            .get_stream(format!("OBJ_{}", names::OUTPUTS_BUCKET))
             .await
-            .expect("outputs bucket");
-        let mut list = store.list().await.expect("list outputs");
-        let mut names = Vec::new();
-        while let Some(info) = list.next().await {
-            names.push(info.expect("object info").name);
-        }
-        names
+            .expect("outputs stream");
+        let meta = format!("$O.{}.M.>", names::OUTPUTS_BUCKET);
+        let subjects: Vec<(String, usize)> = stream
+            .info_with_subjects(meta)
+            .await
+            .expect("stream info")
+            .try_collect()
+            .await
+            .expect("subjects");
+        subjects
+            .into_iter()
+            .map(|(subject, _)| {
+                let encoded = subject.rsplit('.').next().unwrap_or_default();
+                let name = base64::engine::general_purpose::URL_SAFE
+                    .decode(encoded)
+                    .expect("base64 object name");
+                String::from_utf8(name).expect("UTF-8 object name")
+            })
+            .collect()
     }
 }
 
@@ -305,23 +319,12 @@ async fn a_batch_of_jobs_completes_once_on_a_three_node_cluster() {
     let api = &deployment.ingest.api;
 
     // Auth runs in its own process, and only there: Ingest reaches it over NATS.
-    let ready: Value = api
-        .http
-        .get(deployment.auth.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = deployment.auth.api.readiness().await;
     assert_eq!(ready["status"], "ready", "{ready}");
 
     let token = api.new_user("ann@example.com").await;
     let video = common::make_video(cluster.path(), "clip.mp4", 2);
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        ids.push(api.submit(&token, &video).await);
-    }
+    let ids = api.submit_many(&token, &video, 6).await;
     for id in &ids {
         let job = api.wait_until_finished(&token, id).await;
         assert_eq!(job["state"], "completed", "{job}");
@@ -343,10 +346,7 @@ async fn every_job_completes_once_when_a_transcoder_and_a_nats_node_are_killed()
     let api = &deployment.ingest.api;
     let token = api.new_user("ann@example.com").await;
     let video = common::make_video(cluster.path(), "clip.mp4", 4);
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        ids.push(api.submit(&token, &video).await);
-    }
+    let ids = api.submit_many(&token, &video, 6).await;
 
     // Both transcoders are mid-encode: kill one of them, and a NATS node.
     let started = Instant::now();

@@ -91,15 +91,7 @@ async fn users_and_job_history_live_in_a_remote_surrealdb_server() {
     })
     .await;
 
-    let ready: Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.readiness().await;
     assert_eq!(ready["checks"]["surrealdb"], true, "{ready}");
 
     let token = app.new_user("ann@example.com").await;

@@ -4,7 +4,6 @@ mod common;
 
 use common::{spawn_app_on, spawn_app_with};
 use mediajet::config::ActorKind;
-use serde_json::Value;
 
 #[tokio::test]
 async fn actors_split_over_processes_share_the_work_through_nats() {
@@ -26,15 +25,7 @@ async fn actors_split_over_processes_share_the_work_through_nats() {
     // A transcoder process serves only health, readiness and metrics, and
     // never opens a database.
     let worker = &transcoders[0];
-    let ready: Value = worker
-        .http
-        .get(worker.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = worker.readiness().await;
     assert_eq!(
         ready["checks"],
         serde_json::json!({"nats": true, "jetstream": true})
@@ -53,10 +44,7 @@ async fn actors_split_over_processes_share_the_work_through_nats() {
 
     let token = front.new_user("ann@example.com").await;
     let video = common::make_video(front.dir.path(), "clip.mp4", 2);
-    let mut ids = Vec::new();
-    for _ in 0..4 {
-        ids.push(front.submit(&token, &video).await);
-    }
+    let ids = front.submit_many(&token, &video, 4).await;
     for id in &ids {
         let job = front.wait_until_finished(&token, id).await;
         assert_eq!(job["state"], "completed", "{job}");

@@ -193,6 +193,27 @@ impl Api {
         format!("{}{}", self.base, path)
     }
 
+    /// The body of `GET /readyz`, whatever its status.
+    pub async fn readiness(&self) -> Value {
+        self.http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .expect("readiness request")
+            .json()
+            .await
+            .expect("readiness body")
+    }
+
+    /// Uploads `path` as `count` jobs and returns their ids.
+    pub async fn submit_many(&self, token: &str, path: &Path, count: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            ids.push(self.submit(token, path).await);
+        }
+        ids
+    }
+
     /// Logs in over the JSON API and returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let response = self

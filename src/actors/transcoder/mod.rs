@@ -307,7 +307,16 @@ impl Transcoder {
         delivered: i64,
     ) {
         job.finished_at = Some(OffsetDateTime::now_utc());
-        self.save(&mut job).await;
+        if let Err(err) = self.store(&mut job).await {
+            // A redelivery decides by this state. Without it, the next
+            // delivery would convert again from an upload deleted below, and
+            // fail a job that had completed.
+            tracing::warn!(job = %job.id, error = %err, "cannot record the result; retrying");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                .await;
+            return;
+        }
         if let Err(err) = js_setup::publish_job_event(&self.js, &job).await {
             // Without the event there is no email and no history: try again.
             tracing::warn!(job = %job.id, error = %err, "cannot announce the result; retrying");
@@ -423,11 +432,19 @@ impl Transcoder {
         Ok(())
     }
 
-    /// Writes the job's live state. A failed write is logged: progress is
-    /// advisory, and terminal states are written again on redelivery.
-    async fn save(&self, job: &mut Job) {
+    /// Writes the job's live state.
+    async fn store(&self, job: &mut Job) -> Result<(), async_nats::jetstream::kv::PutError> {
         job.updated_at = OffsetDateTime::now_utc();
-        if let Err(err) = self.jobs.put(job.id.as_str(), wire::encode(job)).await {
+        self.jobs
+            .put(job.id.as_str(), wire::encode(job))
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes a non-terminal state. A failed write is only logged: progress
+    /// is advisory, and the next state overwrites it.
+    async fn save(&self, job: &mut Job) {
+        if let Err(err) = self.store(job).await {
             tracing::warn!(job = %job.id, error = %err, "cannot update the job state");
         }
     }
