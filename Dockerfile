@@ -13,7 +13,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/mediajet /usr/local/bin/mediajet
-RUN useradd --system --home /var/lib/mediajet --create-home mediajet
+# A fixed uid, so that the Nomad job can hand secrets to this user alone.
+RUN useradd --system --uid 10001 --home /var/lib/mediajet --create-home mediajet
 USER mediajet
 WORKDIR /var/lib/mediajet
 ENTRYPOINT ["mediajet"]

@@ -5,10 +5,11 @@
 #     auth_nats_password=… ingest_nats_password=… \
 #     transcoder_nats_password=… mailer_nats_password=… \
 #     surreal_password=… smtp_url=smtp://user:pass@mail.example.com:587 \
-#     signing_key=@signing-key.pem
+#     admin_email=you@example.com admin_password=… signing_key=@signing-key.pem
 #   nomad job run -var image=registry.example.com/mediajet:1.0 nomad/mediajet.nomad.hcl
 #
-# The NATS passwords are the ones given to nomad/jobs/nats. The image is built
+# The NATS passwords are the ones given to nomad/jobs/nats. Make the token
+# signing key with `openssl genpkey -algorithm ed25519 -out signing-key.pem`. The image is built
 # from the repository's Dockerfile (mediajet plus ffmpeg).
 
 variable "image" {
@@ -107,10 +108,24 @@ job "mediajet" {
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .auth_nats_password }}{{ end }}"
       }
 
+      # Readable by the image's `mediajet` user (uid 10001) only.
       template {
         destination = "secrets/signing-key.pem"
         perms       = "0400"
+        uid         = 10001
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .signing_key }}{{ end }}"
+      }
+
+      # The first admin, ensured at start (the same on every instance).
+      template {
+        destination = "secrets/admin.env"
+        env         = true
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/mediajet" }}
+          MEDIAJET_ADMIN_EMAIL={{ .admin_email }}
+          MEDIAJET_ADMIN_PASSWORD={{ .admin_password }}
+          {{ end }}
+        EOT
       }
 
       resources {
