@@ -259,15 +259,27 @@ impl Api {
         path: &Path,
         format: Option<&str>,
     ) -> reqwest::Response {
+        let fields: Vec<(&str, &str)> = format.map(|f| ("format", f)).into_iter().collect();
+        self.upload_with(token, path, &fields).await
+    }
+
+    /// Uploads a file as a new job, with these form fields before the file.
+    pub async fn upload_with(
+        &self,
+        token: &str,
+        path: &Path,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let bytes = std::fs::read(path).expect("read upload");
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let mut form = reqwest::multipart::Form::new().part(
+        let mut form = reqwest::multipart::Form::new();
+        for (field, value) in fields {
+            form = form.text(field.to_string(), value.to_string());
+        }
+        form = form.part(
             "file",
             reqwest::multipart::Part::bytes(bytes).file_name(name),
         );
-        if let Some(format) = format {
-            form = form.text("format", format.to_string());
-        }
         self.http
             .post(self.url("/v1/jobs"))
             .bearer_auth(token)

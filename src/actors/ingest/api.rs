@@ -23,7 +23,7 @@ use super::error::ApiError;
 use super::{Ingest, new_job};
 use crate::actors::auth::client as auth;
 use crate::token::Claims;
-use crate::wire::{Format, Job, JobState, Role};
+use crate::wire::{AudioOptions, FORMATS, Format, Job, JobState, Role};
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
     // Uploads may be large; the limit is the configured upload size plus
@@ -194,6 +194,8 @@ pub struct JobView {
     state: JobState,
     progress: f64,
     format: Format,
+    #[serde(flatten)]
+    options: AudioOptions,
     filename: String,
     input_bytes: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -235,6 +237,7 @@ impl From<Job> for JobView {
             state: job.state,
             progress: job.progress,
             format: job.format,
+            options: job.options,
             filename: job.filename,
             input_bytes: job.input_bytes,
             created_at: job.created_at,
@@ -257,7 +260,8 @@ async fn create_job(
 }
 
 /// Reads the multipart form: streams `file` into the object store and reads
-/// `format`. Whatever goes wrong after the file is stored removes it again.
+/// `format`, `bitrate` and `sample_rate`. Whatever goes wrong after the file
+/// is stored removes it again.
 async fn accept_upload(
     ingest: &Ingest,
     caller: &Claims,
@@ -267,8 +271,9 @@ async fn accept_upload(
     let mut stored: Option<(String, u64)> = None;
     let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
     let result = match (result, &stored) {
-        (Ok(format), Some((filename, size))) => {
-            let job = new_job(job_id.clone(), caller, format, filename.clone(), *size);
+        (Ok((format, options)), Some((filename, size))) => {
+            let mut job = new_job(job_id.clone(), caller, format, filename.clone(), *size);
+            job.options = options;
             ingest.submit(&job).await.map(|()| job)
         }
         (Ok(_), None) => Err(ApiError::BadRequest(
@@ -278,7 +283,7 @@ async fn accept_upload(
         (Err(err), _) => Err(err),
     };
     match &result {
-        Ok(job) => crate::metrics::job_submitted(job.format.extension(), job.input_bytes),
+        Ok(job) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
         Err(_) if stored.is_some() => ingest.discard_upload(&job_id).await,
         Err(_) => {}
     }
@@ -290,8 +295,9 @@ async fn read_form(
     job_id: &str,
     multipart: &mut Multipart,
     stored: &mut Option<(String, u64)>,
-) -> Result<Format, ApiError> {
+) -> Result<(Format, AudioOptions), ApiError> {
     let mut format = Format::Mp3;
+    let mut options = AudioOptions::default();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -332,23 +338,54 @@ async fn read_form(
                     }
                 }
             }
-            Some("format") => {
+            Some(name @ ("format" | "bitrate" | "sample_rate")) => {
+                let name = name.to_string();
                 let text = field
                     .text()
                     .await
                     .map_err(|e| multipart_error(e.status(), e.body_text()))?;
-                format = Format::parse(&text).ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "unsupported_format",
-                        format!("unsupported format `{}`; use mp3", text.trim()),
-                    )
-                })?;
+                let text = text.trim();
+                match name.as_str() {
+                    "format" => {
+                        format = Format::parse(text).ok_or_else(|| {
+                            let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
+                            ApiError::BadRequest(
+                                "unsupported_format",
+                                format!(
+                                    "unsupported format `{text}`; use one of {}",
+                                    names.join(", ")
+                                ),
+                            )
+                        })?;
+                    }
+                    "bitrate" => options.bitrate = Some(parse_number(&name, text, Some('k'))?),
+                    _ => options.sample_rate = Some(parse_number(&name, text, None)?),
+                }
             }
             // Unknown fields, and further files, are skipped.
             _ => {}
         }
     }
-    Ok(format)
+    format
+        .check(options)
+        .map_err(|message| ApiError::BadRequest("invalid_options", message))?;
+    Ok((format, options))
+}
+
+/// A whole number from a form field, with an optional unit suffix (`128k`).
+fn parse_number(field: &str, text: &str, suffix: Option<char>) -> Result<u32, ApiError> {
+    let digits = suffix
+        .and_then(|unit| {
+            text.strip_suffix(unit)
+                .or_else(|| text.strip_suffix(unit.to_ascii_uppercase()))
+        })
+        .unwrap_or(text);
+    digits.parse().map_err(|_| {
+        ApiError::BadRequest(
+            "invalid_options",
+            format!("`{field}` must be a whole number, not `{text}`"),
+        )
+    })
 }
 
 fn multipart_error(status: StatusCode, detail: String) -> ApiError {

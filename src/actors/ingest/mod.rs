@@ -213,6 +213,7 @@ fn new_job(
         state: JobState::Queued,
         progress: 0.0,
         format,
+        options: wire::AudioOptions::default(),
         filename,
         input_bytes,
         created_at: now,

@@ -15,7 +15,7 @@ use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::wire::Format;
+use crate::wire::{AudioOptions, Format};
 
 /// Demuxers accepted for uploads: media containers only, no playlists,
 /// concatenation lists or image sequences.
@@ -113,21 +113,28 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
     Ok(Probe { demuxer, duration })
 }
 
-/// Encoding settings of an output format.
-fn codec_args(format: Format) -> Vec<&'static str> {
-    match format {
-        // The settings of the service this one replaces: 192 kbit/s, 44.1 kHz.
-        Format::Mp3 => vec![
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "192k",
-            "-ar",
-            "44100",
-            "-f",
-            "mp3",
-        ],
+/// Encoder, bit rate, sample rate and container of an output. Options were
+/// checked against the format when the job was accepted.
+fn codec_args(format: Format, options: AudioOptions) -> Vec<String> {
+    let (default_bitrate, default_rate) = format.defaults();
+    let (codec, container, extra): (&str, &str, &[&str]) = match format {
+        Format::Mp3 => ("libmp3lame", "mp3", &[]),
+        // The index up front, so players can start before the download ends.
+        Format::Aac => ("aac", "ipod", &["-movflags", "+faststart"]),
+        Format::Opus => ("libopus", "ogg", &[]),
+        Format::Flac => ("flac", "flac", &[]),
+        Format::Wav => ("pcm_s16le", "wav", &[]),
+    };
+    let mut args: Vec<String> = vec!["-c:a".into(), codec.into()];
+    if let Some(kbits) = options.bitrate.or(default_bitrate) {
+        args.extend(["-b:a".into(), format!("{kbits}k")]);
     }
+    if let Some(rate) = options.sample_rate.or(default_rate) {
+        args.extend(["-ar".into(), rate.to_string()]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend(["-f".into(), container.into()]);
+    args
 }
 
 /// Progress of a running encode.
@@ -154,6 +161,7 @@ impl Encode {
         input: &Path,
         output: &Path,
         format: Format,
+        options: AudioOptions,
     ) -> Result<Encode, MediaError> {
         let mut command = FfmpegCommand::new_with_path(ffmpeg);
         command
@@ -168,7 +176,7 @@ impl Encode {
             ])
             .arg(input)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
-            .args(codec_args(format))
+            .args(codec_args(format, options))
             .arg("-y")
             .arg(output);
         let mut child = command.spawn().map_err(|e| {

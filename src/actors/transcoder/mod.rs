@@ -350,7 +350,14 @@ impl Transcoder {
         // ffmpeg needs a seekable file for containers such as MP4.
         self.download(&job.id, &input).await?;
         let probe = ffmpeg::probe(&self.ffprobe, &input).await?;
-        let mut encode = Encode::start(&self.ffmpeg, &probe, &input, &output_path, job.format)?;
+        let mut encode = Encode::start(
+            &self.ffmpeg,
+            &probe,
+            &input,
+            &output_path,
+            job.format,
+            job.options,
+        )?;
         let encode_deadline = tokio::time::sleep(self.encode_timeout);
         tokio::pin!(encode_deadline);
         let mut last_saved = Instant::now();
