@@ -346,3 +346,60 @@ async fn a_malformed_work_item_is_kept_in_the_dead_letter_stream_not_retried() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn downloads_honour_a_byte_range_so_players_can_seek() {
+    let app = spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 2);
+    let id = app.submit(&token, &video).await;
+    app.wait_until_finished(&token, &id).await;
+    let path = format!("/v1/jobs/{id}/output");
+
+    let whole = app.get(&token, &path).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let whole = whole.bytes().await.unwrap();
+    let size = whole.len();
+
+    let ranged = |range: String| {
+        let request = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .header("Range", range);
+        async move { request.send().await.unwrap() }
+    };
+    let part = ranged("bytes=100-1099".into()).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-1099/{size}").as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(100..1100));
+
+    let tail = ranged("bytes=-500".into()).await;
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), whole.slice(size - 500..));
+
+    let past = ranged(format!("bytes={size}-")).await;
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+    let body: Value = past.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "range_not_satisfiable");
+
+    // The seed project's download route seeks the same way.
+    let seed = app
+        .http
+        .get(app.url(&format!("/download?fid={id}")))
+        .bearer_auth(&token)
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), 206);
+    assert_eq!(seed.bytes().await.unwrap(), whole.slice(0..10));
+}

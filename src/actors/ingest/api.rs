@@ -22,6 +22,7 @@ use tokio_util::io::StreamReader;
 use super::error::ApiError;
 use super::{Ingest, new_job};
 use crate::actors::auth::client as auth;
+use crate::storage::objects;
 use crate::token::Claims;
 use crate::wire::{AudioOptions, FORMATS, Format, Job, JobState, Role};
 
@@ -442,15 +443,20 @@ async fn download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    stream_output(&ingest, &caller, &id).await
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    stream_output(&ingest, &caller, &id, range).await
 }
 
-/// Streams a finished job's audio from the object store.
+/// Streams a finished job's audio from the object store: all of it, or the
+/// one byte range a `Range` header asks for (206), so players can seek and
+/// broken downloads resume.
 async fn stream_output(
     ingest: &Ingest,
     caller: &Claims,
     job_id: &str,
+    range: Option<&str>,
 ) -> Result<Response, ApiError> {
     let job = ingest.job_for(&caller.sub, job_id).await?;
     let output = match (&job.state, job.output) {
@@ -468,28 +474,91 @@ async fn stream_output(
             ));
         }
     };
-    let (_, chunks) = ingest
+    let (info, chunks) = ingest
         .outputs
         .read(output.object.as_str())
         .await
         .map_err(|e| ApiError::unavailable("the object store", e))?;
-    let body = Body::from_stream(chunks);
+    let size = info.size as u64;
+    let requested = range.map_or(ByteRange::Whole, |r| parse_range(r, size));
+    let (status, body, length, content_range) = match requested {
+        ByteRange::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(size)),
+        ByteRange::Part { start, end } => (
+            StatusCode::PARTIAL_CONTENT,
+            objects::slice(chunks, start, end + 1 - start),
+            end + 1 - start,
+            Some(format!("bytes {start}-{end}/{size}")),
+        ),
+        ByteRange::Whole => (StatusCode::OK, chunks, size, None),
+    };
     let disposition = format!(
         "attachment; filename=\"{}\"",
         ascii_filename(&output.filename)
     );
-    let mut response = body.into_response();
+    let mut response = (status, Body::from_stream(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&output.content_type)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(output.bytes));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(value) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// What a `Range` header asks of a file of a known size.
+#[derive(Debug, PartialEq, Eq)]
+enum ByteRange {
+    /// Not a single byte range we serve (several ranges, other units, bad
+    /// syntax): the whole file, as RFC 9110 allows.
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// A range that starts past the end, or an empty file.
+    Unsatisfiable,
+}
+
+fn parse_range(header: &str, size: u64) -> ByteRange {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return ByteRange::Whole;
+    };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return ByteRange::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.is_empty(), last.is_empty()) {
+        // `bytes=-n`: the last n bytes.
+        (true, false) => last
+            .parse::<u64>()
+            .ok()
+            .map(|n| (size.saturating_sub(n), size.saturating_sub(1), n == 0)),
+        // `bytes=a-`: from a to the end.
+        (false, true) => first
+            .parse::<u64>()
+            .ok()
+            .map(|a| (a, size.saturating_sub(1), false)),
+        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(a), Ok(b)) if a <= b => Some((a, b.min(size.saturating_sub(1)), false)),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => ByteRange::Whole,
+        Some((_, _, true)) => ByteRange::Unsatisfiable,
+        Some((start, _, false)) if size == 0 || start >= size => ByteRange::Unsatisfiable,
+        Some((start, end, false)) => ByteRange::Part { start, end },
+    }
 }
 
 /// A file name safe inside a quoted header parameter.
@@ -536,6 +605,7 @@ async fn seed_download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
     query: Result<Query<FidQuery>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let fid = query.fid.ok_or_else(|| {
@@ -544,7 +614,8 @@ async fn seed_download(
             "the query parameter `fid` is required".into(),
         )
     })?;
-    stream_output(&ingest, &caller, &fid).await
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    stream_output(&ingest, &caller, &fid, range).await
 }
 
 #[cfg(test)]
@@ -558,6 +629,22 @@ mod tests {
         assert_eq!(clean_filename(Some("a\nb.mp4")), "ab.mp4");
         assert_eq!(clean_filename(None), "upload");
         assert_eq!(clean_filename(Some("")), "upload");
+    }
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        let part = |start, end| ByteRange::Part { start, end };
+        assert_eq!(parse_range("bytes=0-99", 1000), part(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), part(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), part(900, 999));
+        assert_eq!(parse_range("bytes=-5000", 1000), part(0, 999));
+        assert_eq!(parse_range("bytes=500-5000", 1000), part(500, 999));
+        assert_eq!(parse_range("bytes=1000-", 1000), ByteRange::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), ByteRange::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0,5-9", 1000), ByteRange::Whole);
+        assert_eq!(parse_range("bytes=9-5", 1000), ByteRange::Whole);
+        assert_eq!(parse_range("items=0-5", 1000), ByteRange::Whole);
+        assert_eq!(parse_range("bytes=x-5", 1000), ByteRange::Whole);
     }
 
     #[test]

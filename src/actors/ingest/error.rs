@@ -27,6 +27,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("{0}")]
     TooLarge(String),
+    /// A `Range` outside an object of this many bytes.
+    #[error("the range is outside the file's {0} bytes")]
+    RangeNotSatisfiable(u64),
     /// A dependency (NATS, JetStream, SurrealDB, Auth) is down: retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -56,6 +59,9 @@ impl ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::RangeNotSatisfiable(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Remote(status, body) => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -128,6 +134,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::RangeNotSatisfiable(size) = self {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self {
                 ApiError::InvalidCredentials | ApiError::MissingCredentials => {
