@@ -403,3 +403,63 @@ async fn downloads_honour_a_byte_range_so_players_can_seek() {
     assert_eq!(seed.status(), 206);
     assert_eq!(seed.bytes().await.unwrap(), whole.slice(0..10));
 }
+
+#[tokio::test]
+async fn jobs_are_listed_a_page_at_a_time_and_by_state() {
+    let app = spawn_app().await;
+    let token = app.new_user("hal@example.com").await;
+    let video = common::make_video(app.dir.path(), "a.mp4", 1);
+    let notes = app.dir.path().join("notes.mp4");
+    std::fs::write(&notes, "not a video\n".repeat(100)).unwrap();
+    let mut ids = app.submit_many(&token, &video, 3).await;
+    ids.extend(app.submit_many(&token, &notes, 2).await);
+    for id in &ids {
+        app.wait_until_finished(&token, id).await;
+    }
+    ids.reverse();
+
+    // Pages of two, following the Link header, give every job once, newest first.
+    let mut seen = Vec::new();
+    let mut next = Some("/v1/jobs?limit=2".to_string());
+    while let Some(path) = next.take() {
+        let page = app.get(&token, &path).await;
+        assert_eq!(page.status(), 200);
+        next = page
+            .headers()
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.strip_prefix('<'))
+            .and_then(|l| l.split_once('>'))
+            .map(|(target, _)| target.to_string());
+        let jobs: Value = page.json().await.unwrap();
+        let jobs = jobs.as_array().unwrap();
+        assert!(jobs.len() <= 2);
+        seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_string()));
+        assert!(seen.len() <= 6, "paging does not end");
+    }
+    assert_eq!(seen, ids);
+
+    let by_state = async |state: &str| {
+        let list: Value = app
+            .get(&token, &format!("/v1/jobs?state={state}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["state"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_state("failed").await, ["failed", "failed"]);
+    assert_eq!(by_state("completed").await, ["completed"; 3]);
+    assert!(by_state("queued").await.is_empty());
+
+    for bad in ["/v1/jobs?state=lost", "/v1/jobs?before=yesterday"] {
+        let response = app.get(&token, bad).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_query", "{bad}");
+    }
+}

@@ -418,17 +418,45 @@ fn clean_filename(name: Option<&str>) -> String {
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<u32>,
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// Only jobs older than this job id (the cursor of the previous page).
+    before: Option<String>,
 }
 
+/// The caller's jobs, newest first, a page at a time: a full page carries a
+/// `Link` header to the next one.
 async fn list_jobs(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<JobView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = ingest.jobs_for(&caller.sub, limit).await?;
-    Ok(Json(jobs.into_iter().map(JobView::from).collect()))
+    if let Some(before) = &query.before
+        && uuid::Uuid::parse_str(before).is_err()
+    {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "`before` must be a job id".into(),
+        ));
+    }
+    let (jobs, next) = ingest
+        .jobs_for(&caller.sub, query.state, query.before.as_deref(), limit)
+        .await?;
+    let views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+    let mut response = Json(views).into_response();
+    if let Some(next) = next {
+        let state = query
+            .state
+            .map(|s| format!("&state={}", s.as_str()))
+            .unwrap_or_default();
+        let link = format!("</v1/jobs?limit={limit}{state}&before={next}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn get_job(

@@ -5,7 +5,7 @@
 use surrealdb::types::RecordId;
 
 use crate::storage::db::{self, Db, DbError};
-use crate::wire::Job;
+use crate::wire::{Job, JobState};
 
 const SCHEMA: &str = r#"
 DEFINE TABLE IF NOT EXISTS job SCHEMALESS;
@@ -62,18 +62,55 @@ impl History {
         rows.into_iter().next().map(from_row).transpose()
     }
 
-    /// The owner's jobs, newest first (job ids are time-ordered UUIDv7).
-    pub async fn list(&self, owner: &str, limit: u32) -> Result<Vec<Job>, DbError> {
+    /// A page of the owner's jobs, newest first (job ids are time-ordered
+    /// UUIDv7): at most `limit` jobs older than `before`, only finished ones
+    /// in `finished` or only unfinished ones, as `filter` says.
+    pub async fn list(
+        &self,
+        owner: &str,
+        filter: StateFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>, DbError> {
+        let mut conditions = vec!["owner = $owner"];
+        match filter {
+            StateFilter::Any => {}
+            StateFilter::Finished(_) => conditions.push("state = $state"),
+            StateFilter::Unfinished => conditions.push("state NOT IN ['completed', 'failed']"),
+        }
+        if before.is_some() {
+            conditions.push("jid < $before");
+        }
+        let query = format!(
+            "SELECT * OMIT id FROM job WHERE {} ORDER BY jid DESC LIMIT $limit",
+            conditions.join(" AND ")
+        );
+        let state = match filter {
+            StateFilter::Finished(state) => state.as_str(),
+            _ => "",
+        };
         let mut response = self
             .db
-            .query("SELECT * OMIT id FROM job WHERE owner = $owner ORDER BY jid DESC LIMIT $limit")
+            .query(query)
             .bind(("owner", owner.to_string()))
+            .bind(("state", state))
+            .bind(("before", before.unwrap_or_default().to_string()))
             .bind(("limit", i64::from(limit)))
             .await?
             .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         rows.into_iter().map(from_row).collect()
     }
+}
+
+/// Which jobs a history page holds. The history records only the first and
+/// the last state of a job, so queued and running jobs are found together
+/// and told apart by their live state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    Any,
+    Finished(JobState),
+    Unfinished,
 }
 
 fn from_row(mut row: serde_json::Value) -> Result<Job, DbError> {

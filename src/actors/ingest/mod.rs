@@ -23,7 +23,7 @@ use crate::storage::objects::{self, Bucket};
 use crate::token::Verifier;
 use crate::wire::{self, Job, JobState, WorkItem, names, subject};
 use error::ApiError;
-use history::History;
+use history::{History, StateFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestSetupError {
@@ -156,12 +156,30 @@ impl Ingest {
     }
 
     /// The caller's jobs, newest first, with live state for unfinished ones.
-    async fn jobs_for(&self, owner: &str, limit: u32) -> Result<Vec<Job>, ApiError> {
+    /// A page of the owner's jobs, newest first, in their live state, and
+    /// the cursor of the next page if there may be one.
+    async fn jobs_for(
+        &self,
+        owner: &str,
+        state: Option<JobState>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Job>, Option<String>), ApiError> {
+        let filter = match state {
+            None => StateFilter::Any,
+            Some(state) if state.is_terminal() => StateFilter::Finished(state),
+            Some(_) => StateFilter::Unfinished,
+        };
         let mut jobs = self
             .history
-            .list(owner, limit)
+            .list(owner, filter, before, limit)
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
+        // A full page may have more behind it; the cursor is the last job
+        // looked at, whether or not the state filter keeps it.
+        let next = (jobs.len() == limit as usize)
+            .then(|| jobs.last().map(|job| job.id.clone()))
+            .flatten();
         for job in jobs.iter_mut().filter(|job| !job.state.is_terminal()) {
             if let Ok(Some(bytes)) = self.jobs.get(job.id.as_str()).await
                 && let Ok(live) = wire::decode::<Job>(&bytes)
@@ -169,7 +187,10 @@ impl Ingest {
                 *job = live;
             }
         }
-        Ok(jobs)
+        if let Some(state) = state {
+            jobs.retain(|job| job.state == state);
+        }
+        Ok((jobs, next))
     }
 
     async fn project(&self, message: jetstream::Message) {
