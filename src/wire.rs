@@ -35,13 +35,31 @@ pub mod subject {
         format!("mediajet.events.job.{job_id}.{}", state.as_str())
     }
 
-    /// Filter matching the terminal events of every job.
+    /// Filter matching the events that end a job: what the history records.
     pub fn terminal_job_events() -> Vec<String> {
+        let mut filter = notified_job_events();
+        filter.push("mediajet.events.job.*.canceled".to_string());
+        filter
+    }
+
+    /// Filter matching the events whose owner gets an email: a job the owner
+    /// canceled needs none.
+    pub fn notified_job_events() -> Vec<String> {
         vec![
             "mediajet.events.job.*.completed".to_string(),
             "mediajet.events.job.*.failed".to_string(),
         ]
     }
+
+    /// Core NATS (not stored): asks whichever transcoder runs job `<id>` to
+    /// stop it. The jobs bucket already says `canceled`; this only makes it
+    /// quick.
+    pub fn cancel(job_id: &str) -> String {
+        format!("mediajet.control.cancel.{job_id}")
+    }
+
+    /// Every cancel request, as transcoders subscribe to them.
+    pub const CANCEL_ALL: &str = "mediajet.control.cancel.*";
 }
 
 /// Names of JetStream streams, consumers and buckets.
@@ -188,6 +206,8 @@ pub enum JobState {
     Running,
     Completed,
     Failed,
+    /// Stopped by its owner; no email.
+    Canceled,
 }
 
 impl JobState {
@@ -197,11 +217,15 @@ impl JobState {
             JobState::Running => "running",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Canceled
+        )
     }
 }
 

@@ -241,32 +241,10 @@ impl Actor {
             libc::kill(pid, signal);
         }
     }
-
-    /// Encodes running in this process, read from its metrics.
-    async fn encodes_in_flight(&self) -> f64 {
-        let Ok(response) = self.api.http.get(self.api.url("/metrics")).send().await else {
-            return 0.0;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("mediajet_transcodes_in_flight "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    }
 }
 
 fn log_of(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("mediajet.log")).unwrap_or_default()
-}
-
-/// An ffmpeg that reads its input at real-time speed, so that encodes are
-/// still running when the test interferes. Everything else is real ffmpeg.
-fn realtime_ffmpeg(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("ffmpeg-realtime");
-    std::fs::write(&path, "#!/bin/sh\nexec ffmpeg -readrate 1 \"$@\"\n").expect("write wrapper");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
 }
 
 /// The five processes of a split deployment.
@@ -340,7 +318,7 @@ async fn a_batch_of_jobs_completes_once_on_a_three_node_cluster() {
 #[tokio::test]
 async fn every_job_completes_once_when_a_transcoder_and_a_nats_node_are_killed() {
     let mut cluster = Cluster::start().await;
-    let ffmpeg = realtime_ffmpeg(cluster.path());
+    let ffmpeg = common::realtime_ffmpeg(cluster.path());
     let ffmpeg = ffmpeg.to_str().unwrap();
     let mut deployment = deploy(&cluster, &["--ffmpeg", ffmpeg]).await;
     let api = &deployment.ingest.api;
@@ -350,7 +328,7 @@ async fn every_job_completes_once_when_a_transcoder_and_a_nats_node_are_killed()
 
     // Both transcoders are mid-encode: kill one of them, and a NATS node.
     let started = Instant::now();
-    while deployment.transcoders[0].encodes_in_flight().await < 1.0 {
+    while deployment.transcoders[0].api.encodes_in_flight().await < 1.0 {
         assert!(started.elapsed() < Duration::from_secs(60), "never busy");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -379,7 +357,7 @@ async fn every_job_completes_once_when_a_transcoder_and_a_nats_node_are_killed()
 #[tokio::test]
 async fn a_transcoder_stopped_mid_encode_hands_its_job_to_another_at_once() {
     let cluster = Cluster::start().await;
-    let ffmpeg = realtime_ffmpeg(cluster.path());
+    let ffmpeg = common::realtime_ffmpeg(cluster.path());
     let args = [
         "--ffmpeg",
         ffmpeg.to_str().unwrap(),
@@ -397,7 +375,7 @@ async fn a_transcoder_stopped_mid_encode_hands_its_job_to_another_at_once() {
     let busy = loop {
         let mut busy = None;
         for (i, transcoder) in deployment.transcoders.iter().enumerate() {
-            if transcoder.encodes_in_flight().await >= 1.0 {
+            if transcoder.api.encodes_in_flight().await >= 1.0 {
                 busy = Some(i);
             }
         }
@@ -420,7 +398,7 @@ async fn a_transcoder_stopped_mid_encode_hands_its_job_to_another_at_once() {
     // The job was handed back (nak), not left to the 30-second ack wait: the
     // other transcoder is encoding it within seconds.
     let other = &deployment.transcoders[1 - busy];
-    while other.encodes_in_flight().await < 1.0 {
+    while other.api.encodes_in_flight().await < 1.0 {
         assert!(
             stopped.elapsed() < Duration::from_secs(15),
             "the other transcoder did not pick the job up"

@@ -331,35 +331,10 @@ fn a_missing_tool_or_a_wrong_command_line_is_a_clear_error() {
     assert!(stderr.contains("invalid value 'encoder'"), "{stderr}");
 }
 
-/// An ffmpeg that reads its input at real-time speed, so an encode is still
-/// running when the test stops the service. Everything else is real ffmpeg.
-fn realtime_ffmpeg(dir: &std::path::Path) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("ffmpeg-realtime");
-    std::fs::write(&path, "#!/bin/sh\nexec ffmpeg -readrate 1 \"$@\"\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-async fn wait_until_running(app: &common::TestApp, token: &str, id: &str) {
-    let started = Instant::now();
-    loop {
-        let job: Value = app.job(token, id).await.json().await.unwrap();
-        if job["state"] == "running" && job["progress"].as_f64().unwrap_or(0.0) > 0.0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never running: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn stopping_mid_encode_hands_the_job_back_and_it_completes_after_restart() {
     let tools = tempfile::tempdir().unwrap();
-    let slow = realtime_ffmpeg(tools.path());
+    let slow = common::realtime_ffmpeg(tools.path());
     let mut app = common::spawn_app_with_own_nats_and(|config| {
         config.ffmpeg = slow.clone();
         config.drain_timeout = Duration::from_secs(1);
@@ -368,7 +343,7 @@ async fn stopping_mid_encode_hands_the_job_back_and_it_completes_after_restart()
     let token = app.new_user("ann@example.com").await;
     let video = common::make_video(app.dir.path(), "long.mp4", 20);
     let id = app.submit(&token, &video).await;
-    wait_until_running(&app, &token, &id).await;
+    app.wait_until_running(&token, &id).await;
 
     let stopping = Instant::now();
     app.stop().await;
@@ -393,7 +368,7 @@ async fn stopping_mid_encode_hands_the_job_back_and_it_completes_after_restart()
 #[tokio::test]
 async fn stopping_lets_an_encode_that_fits_the_drain_timeout_finish() {
     let tools = tempfile::tempdir().unwrap();
-    let slow = realtime_ffmpeg(tools.path());
+    let slow = common::realtime_ffmpeg(tools.path());
     let mut app = common::spawn_app_with(|config| {
         config.ffmpeg = slow.clone();
         config.drain_timeout = Duration::from_secs(30);
@@ -402,7 +377,7 @@ async fn stopping_lets_an_encode_that_fits_the_drain_timeout_finish() {
     let token = app.new_user("bob@example.com").await;
     let video = common::make_video(app.dir.path(), "short.mp4", 4);
     let id = app.submit(&token, &video).await;
-    wait_until_running(&app, &token, &id).await;
+    app.wait_until_running(&token, &id).await;
     app.stop().await;
 
     // The service is down; ask the jobs bucket directly.

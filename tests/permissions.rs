@@ -96,6 +96,21 @@ async fn each_actor_works_under_its_own_nats_user() {
     let mails = mailer.outbox(1).await;
     assert_eq!(mails.len(), 1, "one email for the job");
 
+    // Cancel a job at once, and delete the finished one with its audio.
+    let second = ingest.submit(&token, &video).await;
+    for (id, expected) in [(&second, [202, 204]), (&id, [204, 204])] {
+        let response = ingest
+            .http
+            .delete(ingest.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(expected.contains(&response.status().as_u16()), "{id}");
+    }
+    let job = ingest.wait_until_finished(&token, &second).await;
+    assert!(["canceled", "completed"].contains(&job["state"].as_str().unwrap_or_default()));
+
     // Nothing any actor did was refused by the server.
     let log = std::fs::read_to_string(dir.path().join("nats-server.log")).unwrap();
     assert!(

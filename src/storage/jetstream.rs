@@ -114,19 +114,21 @@ pub async fn transcoders_consumer(stream: &Stream) -> Result<PullConsumer, Setup
         .map_err(|err| SetupError::new("consumer", names::TRANSCODERS_CONSUMER, err))
 }
 
-/// A durable consumer of terminal job events (Mailer, history projector).
-pub async fn terminal_events_consumer(
+/// A durable consumer of job events matching `filter` (Mailer, history
+/// projector).
+pub async fn events_consumer(
     stream: &Stream,
     durable: &'static str,
+    filter: Vec<String>,
 ) -> Result<PullConsumer, SetupError> {
     stream
         .create_consumer(pull::Config {
             durable_name: Some(durable.to_string()),
-            description: Some(format!("terminal job events for {durable}")),
+            description: Some(format!("job events for {durable}")),
             ack_policy: AckPolicy::Explicit,
             deliver_policy: DeliverPolicy::All,
             ack_wait: Duration::from_secs(30),
-            filter_subjects: subject::terminal_job_events(),
+            filter_subjects: filter,
             ..Default::default()
         })
         .await

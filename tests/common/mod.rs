@@ -205,6 +205,18 @@ impl Api {
             .expect("readiness body")
     }
 
+    /// Encodes running in this process, read from its metrics.
+    pub async fn encodes_in_flight(&self) -> f64 {
+        let Ok(response) = self.http.get(self.url("/metrics")).send().await else {
+            return 0.0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("mediajet_transcodes_in_flight "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Uploads `path` as `count` jobs and returns their ids.
     pub async fn submit_many(&self, token: &str, path: &Path, count: usize) -> Vec<String> {
         let mut ids = Vec::new();
@@ -329,13 +341,29 @@ impl Api {
         response.json().await.expect("list body")
     }
 
+    /// Polls the job until a transcoder reports progress on it.
+    pub async fn wait_until_running(&self, token: &str, id: &str) {
+        let started = Instant::now();
+        loop {
+            let job: Value = self.job(token, id).await.json().await.expect("job body");
+            if job["state"] == "running" && job["progress"].as_f64().unwrap_or(0.0) > 0.0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never running: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls the job until it is completed or failed (at most two minutes).
     pub async fn wait_until_finished(&self, token: &str, id: &str) -> Value {
         let started = Instant::now();
         loop {
             let job: Value = self.job(token, id).await.json().await.expect("job body");
             let state = job["state"].as_str().unwrap_or_default().to_string();
-            if state == "completed" || state == "failed" {
+            if ["completed", "failed", "canceled"].contains(&state.as_str()) {
                 return job;
             }
             assert!(
@@ -383,6 +411,16 @@ impl Drop for TestApp {
             let _ = running.thread.join();
         }
     }
+}
+
+/// An ffmpeg that reads its input at real-time speed, so that an encode is
+/// still running when a test interferes. Everything else is real ffmpeg.
+pub fn realtime_ffmpeg(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("ffmpeg-realtime");
+    std::fs::write(&path, "#!/bin/sh\nexec ffmpeg -readrate 1 \"$@\"\n").expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
 }
 
 /// Makes a short video with a test picture and a tone, using ffmpeg's lavfi.

@@ -35,7 +35,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .route("/v1/login", post(login))
         .route("/v1/users", post(create_user))
         .route("/v1/jobs", post(create_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}", get(get_job).delete(cancel_or_delete_job))
         .route("/v1/jobs/{id}/output", get(download))
         .route("/login", post(seed_login))
         .route("/upload", post(seed_upload))
@@ -467,6 +467,19 @@ async fn get_job(
     Ok(Json(JobView::from(ingest.job_for(&caller.sub, &id).await?)))
 }
 
+/// Cancels a queued or running job (202 with the job, now `canceled`), or
+/// deletes a finished one and its audio (204).
+async fn cancel_or_delete_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(match ingest.cancel_or_delete(&caller.sub, &id).await? {
+        Some(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
 async fn download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -493,6 +506,12 @@ async fn stream_output(
             return Err(ApiError::Conflict(
                 "job_failed",
                 "the job failed; there is no output".into(),
+            ));
+        }
+        (JobState::Canceled, _) => {
+            return Err(ApiError::Conflict(
+                "job_canceled",
+                "the job was canceled; there is no output".into(),
             ));
         }
         _ => {

@@ -9,7 +9,7 @@ pub mod history;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, Context, kv, stream::Stream};
+use async_nats::jetstream::{self, AckKind, Context, kv, object_store, stream::Stream};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::io::AsyncRead;
@@ -131,6 +131,55 @@ impl Ingest {
         }
     }
 
+    /// Cancels the caller's unfinished job, or deletes a finished one with its
+    /// audio. Returns the canceled job, or `None` once the job is gone.
+    async fn cancel_or_delete(&self, owner: &str, job_id: &str) -> Result<Option<Job>, ApiError> {
+        let mut job = self.job_for(owner, job_id).await?;
+        if job.state.is_terminal() {
+            if let Some(output) = &job.output {
+                match self.outputs.delete(&output.object).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
+                    Err(err) => return Err(ApiError::unavailable("the object store", err)),
+                }
+            }
+            // Live state first, history last: until the history row goes the
+            // job is still listed, so a failed delete can be repeated.
+            self.jobs
+                .purge(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+            self.history
+                .delete(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the job history", e))?;
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        job.state = JobState::Canceled;
+        job.finished_at = Some(now);
+        job.updated_at = now;
+        self.jobs
+            .put(job_id, wire::encode(&job))
+            .await
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+        // The jobs bucket now says canceled, which a transcoder checks before it
+        // starts and at every progress write; this message makes one that is
+        // encoding the job stop at once.
+        if let Err(err) = self
+            .client
+            .publish(subject::cancel(job_id), bytes::Bytes::new())
+            .await
+        {
+            tracing::warn!(job = %job_id, error = %err, "cannot send the cancel request");
+        }
+        // The event records the cancel in the history; nobody is emailed.
+        if let Err(err) = js_setup::publish_job_event(&self.js, &job).await {
+            tracing::warn!(job = %job_id, error = %err, "cannot publish the canceled event");
+        }
+        Ok(Some(job))
+    }
+
     /// The caller's job, or `NotFound` if it is someone else's or unknown.
     async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
         if uuid::Uuid::parse_str(job_id).is_err() {
@@ -155,7 +204,6 @@ impl Ingest {
         }
     }
 
-    /// The caller's jobs, newest first, with live state for unfinished ones.
     /// A page of the owner's jobs, newest first, in their live state, and
     /// the cursor of the next page if there may be one.
     async fn jobs_for(
@@ -253,10 +301,13 @@ impl Worker for Ingest {
     /// projects terminal job events into the history.
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
-            let consumer =
-                js_setup::terminal_events_consumer(&self.events, names::HISTORY_CONSUMER)
-                    .await
-                    .map_err(|e| WorkerError::new("history consumer", e))?;
+            let consumer = js_setup::events_consumer(
+                &self.events,
+                names::HISTORY_CONSUMER,
+                subject::terminal_job_events(),
+            )
+            .await
+            .map_err(|e| WorkerError::new("history consumer", e))?;
             let mut messages = consumer
                 .stream()
                 .max_messages_per_batch(20)

@@ -112,6 +112,12 @@ impl Mailer {
                 return;
             }
         };
+        // Only completed and failed jobs are mailed; a job its owner canceled
+        // needs no email (the consumer's filter leaves those out already).
+        if !matches!(job.state, JobState::Completed | JobState::Failed) {
+            let _ = message.ack().await;
+            return;
+        }
         // An event redelivered after its email went out sends nothing more.
         if let Ok(Some(_)) = self.sent.get(job.id.as_str()).await {
             let _ = message.ack().await;
@@ -193,9 +199,13 @@ impl Worker for Mailer {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
-            let consumer = js_setup::terminal_events_consumer(&self.events, names::MAILER_CONSUMER)
-                .await
-                .map_err(|e| WorkerError::new("mailer consumer", e))?;
+            let consumer = js_setup::events_consumer(
+                &self.events,
+                names::MAILER_CONSUMER,
+                crate::wire::subject::notified_job_events(),
+            )
+            .await
+            .map_err(|e| WorkerError::new("mailer consumer", e))?;
             let mut messages = consumer
                 .stream()
                 .max_messages_per_batch(10)

@@ -39,6 +39,9 @@ enum AttemptError {
     /// The process is stopping: hand the work to another transcoder.
     #[error("interrupted by shutdown")]
     Interrupted,
+    /// The owner canceled the job.
+    #[error("canceled by its owner")]
+    Canceled,
 }
 
 impl From<MediaError> for AttemptError {
@@ -58,6 +61,9 @@ pub struct Transcoder {
     js: Context,
     work: Stream,
     jobs: kv::Store,
+    client: async_nats::Client,
+    /// Cancel switches of the encodes running here, by job id.
+    running: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
     uploads: Bucket,
     outputs: Bucket,
     chunk_size: usize,
@@ -81,6 +87,8 @@ impl Transcoder {
         Ok(Arc::new(Transcoder {
             work: js_setup::work_stream(&js, r).await?,
             jobs: js_setup::jobs_bucket(&js, r).await?,
+            client: client.clone(),
+            running: Default::default(),
             uploads: objects::uploads_bucket(&js, r).await?,
             outputs: objects::outputs_bucket(&js, r).await?,
             chunk_size: objects::chunk_size(&client),
@@ -170,9 +178,14 @@ impl Transcoder {
                 .await;
             return;
         }
-        let job = match self.jobs.get(item.job_id.as_str()).await {
-            Ok(Some(bytes)) => match wire::decode::<Job>(&bytes) {
-                Ok(job) => job,
+        let entry = self
+            .jobs
+            .entry(item.job_id.as_str())
+            .await
+            .map(|entry| entry.filter(|e| e.operation == kv::Operation::Put));
+        let (job, revision) = match entry {
+            Ok(Some(entry)) => match wire::decode::<Job>(&entry.value) {
+                Ok(job) => (job, entry.revision),
                 Err(err) => {
                     self.dead_letter(&message, &format!("malformed job state: {err}"))
                         .await;
@@ -192,10 +205,12 @@ impl Transcoder {
             }
         };
         if job.state.is_terminal() {
-            // A redelivery after the job ended (the ack was lost): make sure
-            // its terminal event exists, then settle the work item.
+            // A redelivery after the job ended (the ack was lost), or a job
+            // its owner canceled while it waited: make sure its terminal
+            // event exists and its upload is gone, then settle the work item.
             match js_setup::publish_job_event(&self.js, &job).await {
                 Ok(()) => {
+                    self.delete_upload(&job.id).await;
                     let _ = message.ack().await;
                 }
                 Err(_) => {
@@ -206,24 +221,50 @@ impl Transcoder {
             }
             return;
         }
-        self.attempt(message, job, delivered, shutdown).await;
+        self.attempt(message, job, revision, delivered, shutdown)
+            .await;
     }
 
     async fn attempt(
         &self,
         message: jetstream::Message,
         mut job: Job,
+        revision: u64,
         delivered: i64,
         shutdown: CancellationToken,
     ) {
         let started = Instant::now();
-        crate::metrics::transcodes_in_flight(1.0);
         job.state = JobState::Running;
         job.attempts += 1;
         job.progress = 0.0;
         job.error = None;
-        self.save(&mut job).await;
+        // Only if the job is still as read: the owner may have canceled it
+        // since, and then the next delivery finds that out. A write that
+        // fails otherwise (NATS busy electing a leader) costs no delivery:
+        // the encode goes on, and progress writes try again.
+        job.updated_at = OffsetDateTime::now_utc();
+        let revision = match self
+            .jobs
+            .update(job.id.as_str(), wire::encode(&job), revision)
+            .await
+        {
+            Ok(revision) => Some(revision),
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                tracing::info!(job = %job.id, "the job changed before it started");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                    .await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "cannot record the start; going on");
+                None
+            }
+        };
+        crate::metrics::transcodes_in_flight(1.0);
         let _ = js_setup::publish_job_event(&self.js, &job).await;
+        let cancel = CancellationToken::new();
+        self.running_jobs().insert(job.id.clone(), cancel.clone());
 
         // Keep the work item ours while we encode.
         let keepalive = {
@@ -250,7 +291,8 @@ impl Transcoder {
                 interrupt.cancel();
             })
         };
-        let outcome = self.convert(&mut job, &interrupt).await;
+        let outcome = self.convert(&mut job, revision, &interrupt, &cancel).await;
+        self.running_jobs().remove(&job.id);
         keepalive.abort();
         deadline.abort();
         let _ = tokio::fs::remove_dir_all(ffmpeg::work_dir(&self.work_root, &job.id)).await;
@@ -266,6 +308,11 @@ impl Transcoder {
             Err(AttemptError::Rejected(reason)) => {
                 job.state = JobState::Failed;
                 job.error = Some(reason);
+                self.finish(&message, job, started, delivered).await;
+            }
+            Err(AttemptError::Canceled) => {
+                tracing::info!(job = %job.id, "stopped: canceled by its owner");
+                job.state = JobState::Canceled;
                 self.finish(&message, job, started, delivered).await;
             }
             Err(AttemptError::Interrupted) => {
@@ -326,9 +373,7 @@ impl Transcoder {
             return;
         }
         crate::metrics::job_finished(job.state.as_str(), started.elapsed().as_secs_f64());
-        if let Err(err) = self.uploads.delete(job.id.as_str()).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot delete the upload");
-        }
+        self.delete_upload(&job.id).await;
         if let Err(err) = message.double_ack().await {
             tracing::warn!(job = %job.id, error = %err, "cannot acknowledge the work item");
         }
@@ -338,7 +383,9 @@ impl Transcoder {
     async fn convert(
         &self,
         job: &mut Job,
+        mut revision: Option<u64>,
         interrupt: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<Output, AttemptError> {
         let dir = ffmpeg::work_dir(&self.work_root, &job.id);
         tokio::fs::create_dir_all(&dir)
@@ -372,9 +419,14 @@ impl Transcoder {
                         && last_saved.elapsed() >= Duration::from_millis(500)
                     {
                         job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
-                        self.save(job).await;
+                        revision = self.save_progress(job, revision, cancel).await;
                         last_saved = Instant::now();
                     }
+                }
+                _ = cancel.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Canceled);
                 }
                 _ = interrupt.cancelled() => {
                     encode.kill();
@@ -439,6 +491,72 @@ impl Transcoder {
         Ok(())
     }
 
+    fn running_jobs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CancellationToken>> {
+        // A panic while holding the lock leaves a map that is still usable.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the encode of `job_id` if it runs here.
+    fn cancel_running(&self, job_id: &str) {
+        if let Some(cancel) = self.running_jobs().get(job_id) {
+            cancel.cancel();
+        }
+    }
+
+    async fn delete_upload(&self, job_id: &str) {
+        match self.uploads.delete(job_id).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(job = %job_id, error = %err, "cannot delete the upload"),
+        }
+    }
+
+    /// Writes progress over the state this encode wrote last (`revision`), so
+    /// that a cancel written in between stops the encode even if the cancel
+    /// message was lost. Returns the revision to write over next; `None`
+    /// (not known) writes unconditionally.
+    async fn save_progress(
+        &self,
+        job: &mut Job,
+        revision: Option<u64>,
+        cancel: &CancellationToken,
+    ) -> Option<u64> {
+        job.updated_at = OffsetDateTime::now_utc();
+        let key = job.id.as_str();
+        match revision {
+            Some(current) => match self.jobs.update(key, wire::encode(job), current).await {
+                Ok(next) => return Some(next),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                Err(err) => {
+                    tracing::warn!(job = %key, error = %err, "cannot update the progress");
+                    return revision;
+                }
+            },
+            None => {
+                return match self.jobs.put(key, wire::encode(job)).await {
+                    Ok(next) => Some(next),
+                    Err(err) => {
+                        tracing::warn!(job = %key, error = %err, "cannot update the progress");
+                        None
+                    }
+                };
+            }
+        }
+        // Someone else wrote: the owner's cancel, or our own earlier write
+        // whose acknowledgement was lost. Only the first stops the encode.
+        match self.jobs.entry(key).await {
+            Ok(Some(entry)) => {
+                if wire::decode::<Job>(&entry.value).is_ok_and(|j| j.state == JobState::Canceled) {
+                    cancel.cancel();
+                }
+                Some(entry.revision)
+            }
+            _ => None,
+        }
+    }
+
     /// Writes the job's live state.
     async fn store(&self, job: &mut Job) -> Result<(), async_nats::jetstream::kv::PutError> {
         job.updated_at = OffsetDateTime::now_utc();
@@ -498,8 +616,26 @@ impl Worker for Transcoder {
             let consumer = js_setup::transcoders_consumer(&self.work)
                 .await
                 .map_err(|e| WorkerError::new("transcoders consumer", e))?;
+            // Cancel requests for encodes running here; the jobs bucket stays
+            // the authority, these only make a cancel take effect at once.
+            let mut cancels = self
+                .client
+                .subscribe(subject::CANCEL_ALL)
+                .await
+                .map_err(|e| WorkerError::new("cancel requests", e))?;
+            let listener = {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    while let Some(request) = cancels.next().await {
+                        if let Some(job_id) = request.subject.rsplit('.').next() {
+                            this.cancel_running(job_id);
+                        }
+                    }
+                })
+            };
             tracing::info!(slots = self.slots, "transcoder pulling work");
             self.pull_loop(consumer, shutdown).await;
+            listener.abort();
             Ok(())
         })
     }

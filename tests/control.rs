@@ -1,0 +1,158 @@
+//! Job control: owners cancel queued and running jobs and delete finished
+//! ones with their audio; nobody else can.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Whether a process whose command line names `job_id` (the job's ffmpeg,
+/// which reads `<data-dir>/transcode/<job id>/input`) is running.
+fn encoding(job_id: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(job_id))
+}
+
+async fn delete(app: &common::TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.http
+        .delete(app.url(&format!("/v1/jobs/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("DELETE request")
+}
+
+#[tokio::test]
+async fn a_running_encode_stops_within_a_second_when_its_owner_cancels_it() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let app = common::spawn_app_with(|config| config.ffmpeg = slow).await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "long.mp4", 30);
+    let id = app.submit(&token, &video).await;
+    app.wait_until_running(&token, &id).await;
+    assert!(encoding(&id), "no ffmpeg runs for the job");
+
+    let response = delete(&app, &token, &id).await;
+    assert_eq!(response.status(), 202);
+    let canceled = Instant::now();
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["state"], "canceled", "{job}");
+    while encoding(&id) {
+        assert!(
+            canceled.elapsed() < Duration::from_secs(1),
+            "ffmpeg still runs a second after the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // It stays canceled, has no output, is listed as canceled, and its owner
+    // gets no email.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let job: Value = app.job(&token, &id).await.json().await.unwrap();
+    assert_eq!(job["state"], "canceled", "{job}");
+    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+    assert_eq!(output.status(), 409);
+    let body: Value = output.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "job_canceled");
+    let started = Instant::now();
+    loop {
+        let list: Value = app
+            .get(&token, "/v1/jobs?state=canceled")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list.as_array().is_some_and(|l| l.len() == 1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.outbox(1).await.is_empty(), "a canceled job was mailed");
+}
+
+#[tokio::test]
+async fn a_queued_job_that_is_canceled_never_runs() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let app = common::spawn_app_with(|config| {
+        config.ffmpeg = slow;
+        config.transcoders = Some(1);
+    })
+    .await;
+    let token = app.new_user("ann@example.com").await;
+    let long = common::make_video(app.dir.path(), "long.mp4", 30);
+    let short = common::make_video(app.dir.path(), "short.mp4", 1);
+    let running = app.submit(&token, &long).await;
+    app.wait_until_running(&token, &running).await;
+    let waiting = app.submit(&token, &short).await;
+
+    let response = delete(&app, &token, &waiting).await;
+    assert_eq!(response.status(), 202);
+    // Free the one slot: the canceled job is picked up next and settled
+    // without an encode.
+    assert_eq!(delete(&app, &token, &running).await.status(), 202);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let job: Value = app.job(&token, &waiting).await.json().await.unwrap();
+    assert_eq!(job["state"], "canceled", "{job}");
+    assert_eq!(job["attempts"], 0, "{job}");
+    assert!(app.outbox(1).await.is_empty(), "a canceled job was mailed");
+}
+
+#[tokio::test]
+async fn deleting_a_finished_job_removes_it_and_its_audio() {
+    let app = common::spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    let object = job["output"]["filename"].as_str().unwrap().to_string();
+    assert!(!object.is_empty());
+
+    let response = delete(&app, &token, &id).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.job(&token, &id).await.status(), 404);
+    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+    assert_eq!(output.status(), 404);
+    assert_eq!(app.list_jobs(&token).await, serde_json::json!([]));
+    assert_eq!(delete(&app, &token, &id).await.status(), 404);
+
+    // The audio is gone from the object store too.
+    let client = async_nats::connect(app.ready.nats_url.as_str())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let outputs = js
+        .get_object_store(mediajet::wire::names::OUTPUTS_BUCKET)
+        .await
+        .unwrap();
+    let info = outputs.info(format!("{id}.mp3")).await;
+    assert!(
+        info.as_ref().map_or(true, |i| i.deleted),
+        "the output object survived: {info:?}"
+    );
+}
+
+#[tokio::test]
+async fn nobody_cancels_or_deletes_another_users_job() {
+    let app = common::spawn_app().await;
+    let ann = app.new_user("ann@example.com").await;
+    let bob = app.new_user("bob@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&ann, &video).await;
+
+    let response = delete(&app, &bob, &id).await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let job = app.wait_until_finished(&ann, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(delete(&app, &bob, &id).await.status(), 404);
+    assert_eq!(app.job(&ann, &id).await.status(), 200);
+}
