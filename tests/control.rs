@@ -18,15 +18,6 @@ fn encoding(job_id: &str) -> bool {
         .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(job_id))
 }
 
-async fn delete(app: &common::TestApp, token: &str, id: &str) -> reqwest::Response {
-    app.http
-        .delete(app.url(&format!("/v1/jobs/{id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("DELETE request")
-}
-
 #[tokio::test]
 async fn a_running_encode_stops_within_a_second_when_its_owner_cancels_it() {
     let tools = tempfile::tempdir().unwrap();
@@ -38,7 +29,7 @@ async fn a_running_encode_stops_within_a_second_when_its_owner_cancels_it() {
     app.wait_until_running(&token, &id).await;
     assert!(encoding(&id), "no ffmpeg runs for the job");
 
-    let response = delete(&app, &token, &id).await;
+    let response = app.delete(&token, &format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 202);
     let canceled = Instant::now();
     let job: Value = response.json().await.unwrap();
@@ -93,11 +84,16 @@ async fn a_queued_job_that_is_canceled_never_runs() {
     app.wait_until_running(&token, &running).await;
     let waiting = app.submit(&token, &short).await;
 
-    let response = delete(&app, &token, &waiting).await;
+    let response = app.delete(&token, &format!("/v1/jobs/{waiting}")).await;
     assert_eq!(response.status(), 202);
     // Free the one slot: the canceled job is picked up next and settled
     // without an encode.
-    assert_eq!(delete(&app, &token, &running).await.status(), 202);
+    assert_eq!(
+        app.delete(&token, &format!("/v1/jobs/{running}"))
+            .await
+            .status(),
+        202
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let job: Value = app.job(&token, &waiting).await.json().await.unwrap();
     assert_eq!(job["state"], "canceled", "{job}");
@@ -115,13 +111,16 @@ async fn deleting_a_finished_job_removes_it_and_its_audio() {
     let object = job["output"]["filename"].as_str().unwrap().to_string();
     assert!(!object.is_empty());
 
-    let response = delete(&app, &token, &id).await;
+    let response = app.delete(&token, &format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 204);
     assert_eq!(app.job(&token, &id).await.status(), 404);
     let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
     assert_eq!(output.status(), 404);
     assert_eq!(app.list_jobs(&token).await, serde_json::json!([]));
-    assert_eq!(delete(&app, &token, &id).await.status(), 404);
+    assert_eq!(
+        app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
+        404
+    );
 
     // The audio is gone from the object store too.
     let client = async_nats::connect(app.ready.nats_url.as_str())
@@ -147,12 +146,15 @@ async fn nobody_cancels_or_deletes_another_users_job() {
     let video = common::make_video(app.dir.path(), "clip.mp4", 1);
     let id = app.submit(&ann, &video).await;
 
-    let response = delete(&app, &bob, &id).await;
+    let response = app.delete(&bob, &format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
     let job = app.wait_until_finished(&ann, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(delete(&app, &bob, &id).await.status(), 404);
+    assert_eq!(
+        app.delete(&bob, &format!("/v1/jobs/{id}")).await.status(),
+        404
+    );
     assert_eq!(app.job(&ann, &id).await.status(), 200);
 }

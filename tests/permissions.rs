@@ -99,13 +99,7 @@ async fn each_actor_works_under_its_own_nats_user() {
     // Cancel a job at once, and delete the finished one with its audio.
     let second = ingest.submit(&token, &video).await;
     for (id, expected) in [(&second, [202, 204]), (&id, [204, 204])] {
-        let response = ingest
-            .http
-            .delete(ingest.url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = ingest.delete(&token, &format!("/v1/jobs/{id}")).await;
         assert!(expected.contains(&response.status().as_u16()), "{id}");
     }
     let job = ingest.wait_until_finished(&token, &second).await;

@@ -328,6 +328,16 @@ impl Api {
             .expect("GET request")
     }
 
+    /// `DELETE path` with the bearer token.
+    pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE request")
+    }
+
     /// The caller's jobs as `GET /v1/jobs` lists them.
     pub async fn list_jobs(&self, token: &str) -> Value {
         let response = self
