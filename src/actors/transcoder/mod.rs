@@ -243,7 +243,7 @@ impl Transcoder {
         // fails otherwise (NATS busy electing a leader) costs no delivery:
         // the encode goes on, and progress writes try again.
         job.updated_at = OffsetDateTime::now_utc();
-        let revision = match self
+        let mut revision = match self
             .jobs
             .update(job.id.as_str(), wire::encode(&job), revision)
             .await
@@ -291,7 +291,9 @@ impl Transcoder {
                 interrupt.cancel();
             })
         };
-        let outcome = self.convert(&mut job, revision, &interrupt, &cancel).await;
+        let outcome = self
+            .convert(&mut job, &mut revision, &interrupt, &cancel)
+            .await;
         self.running_jobs().remove(&job.id);
         keepalive.abort();
         deadline.abort();
@@ -319,8 +321,12 @@ impl Transcoder {
                 tracing::info!(job = %job.id, "handing an unfinished encode back to the queue");
                 job.state = JobState::Queued;
                 job.progress = 0.0;
-                self.save(&mut job).await;
-                let _ = message.ack_with(AckKind::Nak(None)).await;
+                if self
+                    .requeue(&message, job, revision, &cancel, started, delivered)
+                    .await
+                {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
             }
             Err(AttemptError::Transient(reason)) if delivered >= WORK_MAX_DELIVER => {
                 tracing::error!(job = %job.id, error = %reason, "giving up after {delivered} attempts");
@@ -336,12 +342,38 @@ impl Transcoder {
                 crate::metrics::transcode_retry();
                 job.state = JobState::Queued;
                 job.error = Some(format!("retrying: {reason}"));
-                self.save(&mut job).await;
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
-                    .await;
+                if self
+                    .requeue(&message, job, revision, &cancel, started, delivered)
+                    .await
+                {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                        .await;
+                }
             }
         }
+    }
+
+    /// Writes a job going back to the queue over this attempt's last state;
+    /// true if the caller should now hand the work item back. If the owner
+    /// canceled it meanwhile, the job ends canceled instead (false).
+    async fn requeue(
+        &self,
+        message: &jetstream::Message,
+        mut job: Job,
+        revision: Option<u64>,
+        cancel: &CancellationToken,
+        started: Instant,
+        delivered: i64,
+    ) -> bool {
+        self.save_over(&mut job, revision, cancel).await;
+        if !cancel.is_cancelled() {
+            return true;
+        }
+        job.state = JobState::Canceled;
+        job.error = None;
+        self.finish(message, job, started, delivered).await;
+        false
     }
 
     /// Records a terminal state, announces it and settles the work item. The
@@ -383,7 +415,7 @@ impl Transcoder {
     async fn convert(
         &self,
         job: &mut Job,
-        mut revision: Option<u64>,
+        revision: &mut Option<u64>,
         interrupt: &CancellationToken,
         cancel: &CancellationToken,
     ) -> Result<Output, AttemptError> {
@@ -419,7 +451,7 @@ impl Transcoder {
                         && last_saved.elapsed() >= Duration::from_millis(500)
                     {
                         job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
-                        revision = self.save_progress(job, revision, cancel).await;
+                        *revision = self.save_over(job, *revision, cancel).await;
                         last_saved = Instant::now();
                     }
                 }
@@ -513,11 +545,11 @@ impl Transcoder {
         }
     }
 
-    /// Writes progress over the state this encode wrote last (`revision`), so
-    /// that a cancel written in between stops the encode even if the cancel
-    /// message was lost. Returns the revision to write over next; `None`
-    /// (not known) writes unconditionally.
-    async fn save_progress(
+    /// Writes the job over the state this attempt wrote last (`revision`),
+    /// so that a cancel written in between wins and stops the encode even if
+    /// the cancel message was lost. Returns the revision to write over next;
+    /// `None` (not known) writes unconditionally.
+    async fn save_over(
         &self,
         job: &mut Job,
         revision: Option<u64>,
@@ -544,14 +576,23 @@ impl Transcoder {
                 };
             }
         }
-        // Someone else wrote: the owner's cancel, or our own earlier write
-        // whose acknowledgement was lost. Only the first stops the encode.
+        // Someone else wrote: the owner's cancel, which stops the encode,
+        // or our own earlier write whose acknowledgement was lost, which this
+        // write may replace.
         match self.jobs.entry(key).await {
             Ok(Some(entry)) => {
                 if wire::decode::<Job>(&entry.value).is_ok_and(|j| j.state == JobState::Canceled) {
                     cancel.cancel();
+                    return Some(entry.revision);
                 }
-                Some(entry.revision)
+                match self
+                    .jobs
+                    .update(key, wire::encode(job), entry.revision)
+                    .await
+                {
+                    Ok(next) => Some(next),
+                    Err(_) => Some(entry.revision),
+                }
             }
             _ => None,
         }
@@ -564,14 +605,6 @@ impl Transcoder {
             .put(job.id.as_str(), wire::encode(job))
             .await
             .map(|_| ())
-    }
-
-    /// Writes a non-terminal state. A failed write is only logged: progress
-    /// is advisory, and the next state overwrites it.
-    async fn save(&self, job: &mut Job) {
-        if let Err(err) = self.store(job).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot update the job state");
-        }
     }
 
     /// Keeps a copy of a work item for an operator, then removes it from the
