@@ -310,43 +310,31 @@ impl Api {
     }
 
     pub async fn job(&self, token: &str, id: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(&format!("/v1/jobs/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("job request")
+        self.get(token, &format!("/v1/jobs/{id}")).await
     }
 
     /// `GET path` with the bearer token.
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET request")
+        self.send(reqwest::Method::GET, token, path).await
     }
 
     /// `DELETE path` with the bearer token.
     pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, token, path).await
+    }
+
+    async fn send(&self, method: reqwest::Method, token: &str, path: &str) -> reqwest::Response {
         self.http
-            .delete(self.url(path))
+            .request(method.clone(), self.url(path))
             .bearer_auth(token)
             .send()
             .await
-            .expect("DELETE request")
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// The caller's jobs as `GET /v1/jobs` lists them.
     pub async fn list_jobs(&self, token: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url("/v1/jobs"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list request");
+        let response = self.get(token, "/v1/jobs").await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("list body")
     }
