@@ -30,6 +30,9 @@ pub mod subject {
     /// Every job event.
     pub const JOB_EVENTS: &str = "mediajet.events.job.>";
 
+    /// Every job that starts encoding: the queue moves.
+    pub const JOB_STARTS: &str = "mediajet.events.job.*.running";
+
     /// The subject of one job event: `mediajet.events.job.<id>.<state>`.
     pub fn job_event(job_id: &str, state: super::JobState) -> String {
         format!("mediajet.events.job.{job_id}.{}", state.as_str())
@@ -398,6 +401,12 @@ pub struct Job {
     pub state: JobState,
     /// Percent done, 0–100.
     pub progress: f64,
+    /// Encode speed as a multiple of real time, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// Seconds until the encode is expected to end, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<f64>,
     pub format: Format,
     /// Bit rate and sample rate asked for (absent: the format's defaults).
     #[serde(flatten)]
@@ -405,6 +414,14 @@ pub struct Job {
     /// The uploaded file's name as the client gave it.
     pub filename: String,
     pub input_bytes: u64,
+    /// The object in the uploads bucket to convert, when it is not named
+    /// after the job (jobs submitted over NATS name their own upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// Stream sequence of the job's work item, from which Ingest tells a
+    /// queued job's place in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_seq: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -417,6 +434,13 @@ pub struct Job {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
+}
+
+impl Job {
+    /// Name of the object in the uploads bucket this job converts.
+    pub fn upload_object(&self) -> &str {
+        self.upload.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// A unit of transcode work. The job id is also the message id, so JetStream

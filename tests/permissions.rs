@@ -88,6 +88,13 @@ async fn each_actor_works_under_its_own_nats_user() {
     let token = ingest.new_user("ann@example.com").await;
     let video = common::make_video(ingest.dir.path(), "clip.mp4", 2);
     let id = ingest.submit(&token, &video).await;
+    // Live events: a KV watch, the queue's consumer info, job starts.
+    let mut events = ingest.events(&token, &id).await;
+    let mut last = None;
+    while let Some(event) = events.next(Duration::from_secs(30)).await {
+        last = Some(event.data);
+    }
+    assert_eq!(last.unwrap()["state"], "completed");
     let job = ingest.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
     let download = ingest.get(&token, &format!("/v1/jobs/{id}/output")).await;

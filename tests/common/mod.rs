@@ -332,6 +332,15 @@ impl Api {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// The live events of a job (`GET /v1/jobs/{id}/events`).
+    pub async fn events(&self, token: &str, id: &str) -> EventReader {
+        let response = self.get(token, &format!("/v1/jobs/{id}/events")).await;
+        assert_eq!(response.status(), 200, "events of {id}");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        EventReader::new(response)
+    }
+
     /// The caller's jobs as `GET /v1/jobs` lists them.
     pub async fn list_jobs(&self, token: &str) -> Value {
         let response = self.get(token, "/v1/jobs").await;
@@ -369,6 +378,59 @@ impl Api {
                 "job {id} still {state} after two minutes: {job}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Reads a `text/event-stream` response one event at a time.
+pub struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+/// One Server-Sent Event: its name and its JSON data.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+impl EventReader {
+    pub fn new(response: reqwest::Response) -> EventReader {
+        EventReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` once the server ended the stream. Comments
+    /// (keep-alives) are skipped. Panics after `timeout` without one.
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = "message".to_string();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if !data.is_empty() {
+                    let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    return Some(SseEvent { name, data });
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) => return None,
+                Ok(Err(err)) => panic!("event stream broke: {err}"),
+                Err(_) => panic!("no event within {timeout:?}; unread: {:?}", self.buffer),
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,7 +21,7 @@ use time::OffsetDateTime;
 use tokio_util::io::StreamReader;
 
 use super::error::ApiError;
-use super::{Ingest, new_job};
+use super::{Ingest, new_job, queue_position};
 use crate::actors::auth::client as auth;
 use crate::storage::objects;
 use crate::token::Claims;
@@ -37,6 +38,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .route("/v1/jobs", post(create_job).get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_or_delete_job))
         .route("/v1/jobs/{id}/output", get(download))
+        .route("/v1/jobs/{id}/events", get(job_events))
         .route("/login", post(seed_login))
         .route("/upload", post(seed_upload))
         .route("/download", get(seed_download))
@@ -194,6 +196,15 @@ pub struct JobView {
     id: String,
     state: JobState,
     progress: f64,
+    /// Encode speed as a multiple of real time, while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed: Option<f64>,
+    /// Seconds until the encode should end, while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eta_seconds: Option<f64>,
+    /// Place in the queue while queued; 1 starts next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_position: Option<u64>,
     format: Format,
     #[serde(flatten)]
     options: AudioOptions,
@@ -224,6 +235,26 @@ struct OutputView {
     duration_seconds: f64,
 }
 
+impl JobView {
+    /// The view of a job, with its queue place worked out from the last
+    /// work item taken (see [`Ingest::work_taken`]).
+    pub fn new(job: Job, taken: Option<u64>) -> Self {
+        let queue_position = queue_position(&job, taken);
+        JobView {
+            queue_position,
+            ..JobView::from(job)
+        }
+    }
+
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    pub fn queue_position(&self) -> Option<u64> {
+        self.queue_position
+    }
+}
+
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
         let output = job.output.map(|o| OutputView {
@@ -237,6 +268,9 @@ impl From<Job> for JobView {
             id: job.id,
             state: job.state,
             progress: job.progress,
+            speed: job.speed,
+            eta_seconds: job.eta_seconds,
+            queue_position: None,
             format: job.format,
             options: job.options,
             filename: job.filename,
@@ -444,7 +478,15 @@ async fn list_jobs(
     let (jobs, next) = ingest
         .jobs_for(&caller.sub, query.state, query.before.as_deref(), limit)
         .await?;
-    let views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+    let taken = if jobs.iter().any(|job| job.state == JobState::Queued) {
+        ingest.work_taken().await
+    } else {
+        None
+    };
+    let views: Vec<JobView> = jobs
+        .into_iter()
+        .map(|job| JobView::new(job, taken))
+        .collect();
     let mut response = Json(views).into_response();
     if let Some(next) = next {
         let state = query
@@ -464,7 +506,26 @@ async fn get_job(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(JobView::from(ingest.job_for(&caller.sub, &id).await?)))
+    let job = ingest.job_for(&caller.sub, &id).await?;
+    let taken = if job.state == JobState::Queued {
+        ingest.work_taken().await
+    } else {
+        None
+    };
+    Ok(Json(JobView::new(job, taken)))
+}
+
+/// Server-Sent Events of the caller's job: an event `state` whenever its
+/// state changes and `progress` for progress and queue moves, each carrying
+/// the whole job as JSON, until the job ends (or `deleted`).
+async fn job_events(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let job = ingest.job_for(&caller.sub, &id).await?;
+    let events = super::follow::job_events(ingest, job).await?;
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// Cancels a queued or running job (202 with the job, now `canceled`), or

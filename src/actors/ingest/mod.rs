@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+mod follow;
 pub mod history;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub struct Ingest {
     jobs: kv::Store,
     uploads: Bucket,
     outputs: Bucket,
+    work: Stream,
     events: Stream,
     history: History,
     verifier: Verifier,
@@ -54,7 +56,7 @@ impl Ingest {
     ) -> Result<Arc<Ingest>, IngestSetupError> {
         let js = js_setup::context(client.clone());
         let r = config.replicas;
-        js_setup::work_stream(&js, r).await?;
+        let work = js_setup::work_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
@@ -64,6 +66,7 @@ impl Ingest {
             history: History::open(db).await?,
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,
+            work,
             events,
             client,
             js,
@@ -96,10 +99,13 @@ impl Ingest {
             .upsert(job)
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
-        if let Err(err) = self.jobs.create(job.id.as_str(), wire::encode(job)).await {
-            self.forget(job).await;
-            return Err(ApiError::unavailable("the jobs bucket", err));
-        }
+        let revision = match self.jobs.create(job.id.as_str(), wire::encode(job)).await {
+            Ok(revision) => revision,
+            Err(err) => {
+                self.forget(job).await;
+                return Err(ApiError::unavailable("the jobs bucket", err));
+            }
+        };
         let item = WorkItem {
             v: wire::VERSION,
             job_id: job.id.clone(),
@@ -108,13 +114,28 @@ impl Ingest {
             .payload(wire::encode(&item))
             .message_id(job.id.as_str());
         let acked = match self.js.send_publish(subject::WORK_TRANSCODE, publish).await {
-            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
             Err(err) => Err(err.to_string()),
         };
-        if let Err(err) = acked {
-            let _ = self.jobs.purge(job.id.as_str()).await;
-            self.forget(job).await;
-            return Err(ApiError::unavailable("the work queue", err));
+        let sequence = match acked {
+            Ok(ack) => ack.sequence,
+            Err(err) => {
+                let _ = self.jobs.purge(job.id.as_str()).await;
+                self.forget(job).await;
+                return Err(ApiError::unavailable("the work queue", err));
+            }
+        };
+        // The work item's place in the stream tells the job's place in the
+        // queue. Only while nothing else wrote the job: once a transcoder
+        // has it, its place no longer matters.
+        let mut queued = job.clone();
+        queued.work_seq = Some(sequence);
+        if let Err(err) = self
+            .jobs
+            .update(job.id.as_str(), wire::encode(&queued), revision)
+            .await
+        {
+            tracing::debug!(job = %job.id, error = %err, "the job moved on before its queue place was noted");
         }
         // The queued event only feeds observers; the job is already safe.
         if let Err(err) = js_setup::publish_job_event(&self.js, job).await {
@@ -204,6 +225,16 @@ impl Ingest {
         }
     }
 
+    /// The stream sequence of the last work item a transcoder has taken,
+    /// or `None` when that is unknown (no transcoder has started yet).
+    async fn work_taken(&self) -> Option<u64> {
+        self.work
+            .consumer_info(names::TRANSCODERS_CONSUMER)
+            .await
+            .ok()
+            .map(|info| info.delivered.stream_sequence)
+    }
+
     /// A page of the owner's jobs, newest first, in their live state, and
     /// the cursor of the next page if there may be one.
     async fn jobs_for(
@@ -265,6 +296,16 @@ impl Ingest {
     }
 }
 
+/// A queued job's place in the queue (1: next to start): the work items
+/// not yet taken by a transcoder up to and including its own. Items of jobs
+/// canceled while queued still count until a transcoder skips them.
+fn queue_position(job: &Job, taken: Option<u64>) -> Option<u64> {
+    if job.state != JobState::Queued {
+        return None;
+    }
+    Some(job.work_seq?.saturating_sub(taken?).max(1))
+}
+
 /// A fresh job for an upload.
 fn new_job(
     id: String,
@@ -281,10 +322,14 @@ fn new_job(
         owner_email: owner.email.clone(),
         state: JobState::Queued,
         progress: 0.0,
+        speed: None,
+        eta_seconds: None,
         format,
         options: wire::AudioOptions::default(),
         filename,
         input_bytes,
+        upload: None,
+        work_seq: None,
         created_at: now,
         updated_at: now,
         finished_at: None,

@@ -210,7 +210,7 @@ impl Transcoder {
             // event exists and its upload is gone, then settle the work item.
             match js_setup::publish_job_event(&self.js, &job).await {
                 Ok(()) => {
-                    self.delete_upload(&job.id).await;
+                    self.delete_upload(job.upload_object()).await;
                     let _ = message.ack().await;
                 }
                 Err(_) => {
@@ -294,6 +294,9 @@ impl Transcoder {
         let outcome = self
             .convert(&mut job, &mut revision, &interrupt, &cancel)
             .await;
+        // Speed and ETA describe a running encode only.
+        job.speed = None;
+        job.eta_seconds = None;
         self.running_jobs().remove(&job.id);
         keepalive.abort();
         deadline.abort();
@@ -405,7 +408,7 @@ impl Transcoder {
             return;
         }
         crate::metrics::job_finished(job.state.as_str(), started.elapsed().as_secs_f64());
-        self.delete_upload(&job.id).await;
+        self.delete_upload(job.upload_object()).await;
         if let Err(err) = message.double_ack().await {
             tracing::warn!(job = %job.id, error = %err, "cannot acknowledge the work item");
         }
@@ -427,7 +430,7 @@ impl Transcoder {
         let output_path = dir.join(format!("output.{}", job.format.extension()));
 
         // ffmpeg needs a seekable file for containers such as MP4.
-        self.download(&job.id, &input).await?;
+        self.download(job.upload_object(), &input).await?;
         let probe = ffmpeg::probe(&self.ffprobe, &input).await?;
         let mut encode = Encode::start(
             &self.ffmpeg,
@@ -451,6 +454,10 @@ impl Transcoder {
                         && last_saved.elapsed() >= Duration::from_millis(500)
                     {
                         job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
+                        job.speed = (progress.speed > 0.0).then_some(progress.speed);
+                        job.eta_seconds = job.speed.map(|speed| {
+                            ((total - progress.seconds).max(0.0) / speed).round()
+                        });
                         *revision = self.save_over(job, *revision, cancel).await;
                         last_saved = Instant::now();
                     }
@@ -500,8 +507,8 @@ impl Transcoder {
     }
 
     /// Copies the upload to a local file, streaming.
-    async fn download(&self, job_id: &str, path: &std::path::Path) -> Result<(), AttemptError> {
-        let (_, chunks) = match self.uploads.read(job_id).await {
+    async fn download(&self, object: &str, path: &std::path::Path) -> Result<(), AttemptError> {
+        let (_, chunks) = match self.uploads.read(object).await {
             Ok(object) => object,
             Err(objects::ReadError::NotFound) => {
                 return Err(AttemptError::Rejected(
@@ -537,11 +544,11 @@ impl Transcoder {
         }
     }
 
-    async fn delete_upload(&self, job_id: &str) {
-        match self.uploads.delete(job_id).await {
+    async fn delete_upload(&self, object: &str) {
+        match self.uploads.delete(object).await {
             Ok(()) => {}
             Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
-            Err(err) => tracing::warn!(job = %job_id, error = %err, "cannot delete the upload"),
+            Err(err) => tracing::warn!(object, error = %err, "cannot delete the upload"),
         }
     }
 

@@ -1,0 +1,160 @@
+//! The live view of one job for `GET /v1/jobs/{id}/events`: a KV watch on
+//! the job's key drives it, and while the job waits, the start of any other
+//! job (its `running` event) moves its place in the queue. Nothing polls.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use axum::response::sse::Event;
+use futures::{Stream, StreamExt};
+
+use super::api::JobView;
+use super::error::ApiError;
+use super::{Ingest, queue_position};
+use crate::wire::{self, Job, JobState, subject};
+
+/// The events of `job` from now until it ends. A job that has already ended
+/// gets one event.
+pub(super) async fn job_events(
+    ingest: Arc<Ingest>,
+    job: Job,
+) -> Result<impl Stream<Item = Result<Event, Infallible>> + use<>, ApiError> {
+    let mut follow = Follow {
+        watch: None,
+        starts: None,
+        last_state: None,
+        last_position: None,
+        queued: None,
+        ended: false,
+        ingest: ingest.clone(),
+    };
+    if job.state.is_terminal() {
+        follow.ended = true;
+        let event = follow.event(JobView::new(job, None), None);
+        return Ok(futures::stream::iter([Ok(event)]).left_stream());
+    }
+    follow.watch = Some(
+        ingest
+            .jobs
+            .watch_with_history(job.id.as_str())
+            .await
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?,
+    );
+    follow.starts = Some(
+        ingest
+            .client
+            .subscribe(subject::JOB_STARTS)
+            .await
+            .map_err(|e| ApiError::unavailable("NATS", e))?,
+    );
+    let events = futures::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next().await?;
+        Some((Ok(event), follow))
+    });
+    Ok(events.right_stream())
+}
+
+struct Follow {
+    ingest: Arc<Ingest>,
+    watch: Option<kv::Watch>,
+    /// Starts of any job, listened to while this one is queued.
+    starts: Option<async_nats::Subscriber>,
+    /// The job as last sent, while it is queued.
+    queued: Option<Job>,
+    last_state: Option<JobState>,
+    last_position: Option<u64>,
+    ended: bool,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let starts = async {
+                match self.starts.as_mut() {
+                    Some(starts) if self.queued.is_some() => starts.next().await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let watch = self.watch.as_mut()?;
+            tokio::select! {
+                entry = watch.next() => {
+                    return match entry {
+                        Some(Ok(entry)) => self.changed(entry).await,
+                        Some(Err(err)) => {
+                            // The client reconnects (EventSource does by
+                            // itself) and picks up the current state.
+                            tracing::warn!(error = %err, "job watch failed");
+                            self.ended = true;
+                            None
+                        }
+                        None => None,
+                    };
+                }
+                start = starts => match start {
+                    Some(_) => {
+                        if let Some(event) = self.queue_moved().await {
+                            return Some(event);
+                        }
+                    }
+                    // Without NATS the watch ends too; until then, no
+                    // queue moves.
+                    None => self.starts = None,
+                },
+            }
+        }
+    }
+
+    async fn changed(&mut self, entry: kv::Entry) -> Option<Event> {
+        if entry.operation != kv::Operation::Put {
+            self.ended = true;
+            return Some(Event::default().event("deleted").data(entry.key));
+        }
+        let job = match wire::decode::<Job>(&entry.value) {
+            Ok(job) => job,
+            Err(err) => {
+                tracing::warn!(key = %entry.key, error = %err, "malformed job state");
+                self.ended = true;
+                return None;
+            }
+        };
+        self.ended = job.state.is_terminal();
+        let taken = if job.state == JobState::Queued {
+            self.ingest.work_taken().await
+        } else {
+            None
+        };
+        self.queued = (job.state == JobState::Queued).then(|| job.clone());
+        Some(self.event(JobView::new(job, taken), Some(entry.revision)))
+    }
+
+    /// Another job started: tell this one's new place, if it changed.
+    async fn queue_moved(&mut self) -> Option<Event> {
+        let job = self.queued.clone()?;
+        let taken = self.ingest.work_taken().await;
+        if queue_position(&job, taken) == self.last_position {
+            return None;
+        }
+        Some(self.event(JobView::new(job, taken), None))
+    }
+
+    fn event(&mut self, view: JobView, revision: Option<u64>) -> Event {
+        let name = if self.last_state == Some(view.state()) {
+            "progress"
+        } else {
+            "state"
+        };
+        self.last_state = Some(view.state());
+        self.last_position = view.queue_position();
+        let event = Event::default()
+            .event(name)
+            .data(serde_json::to_string(&view).unwrap_or_default());
+        match revision {
+            Some(revision) => event.id(revision.to_string()),
+            None => event,
+        }
+    }
+}
