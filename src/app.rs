@@ -186,6 +186,10 @@ async fn serve(
         // Ready means a login works: wait until Auth answers on NATS.
         wait_for_service(&client, subject::AUTH_SERVICE).await?;
     }
+    if config.runs(ActorKind::Ingest) {
+        // Likewise for NATS submissions.
+        wait_for_service(&client, subject::INGEST_SERVICE).await?;
+    }
 
     let router = router
         .fallback(ops::not_found)

@@ -23,6 +23,19 @@ pub mod subject {
     pub const LOGIN: &str = "mediajet.auth.login";
     /// Full subject of the user creation endpoint.
     pub const CREATE_USER: &str = "mediajet.auth.users.create";
+    /// Name under which Ingest registers as a NATS micro service.
+    pub const INGEST_SERVICE: &str = "mediajet-ingest";
+    /// Subject group of the Ingest service endpoints.
+    pub const JOBS_GROUP: &str = "mediajet.jobs";
+    /// Endpoint (inside [`JOBS_GROUP`]) that creates a job from an object
+    /// already in the uploads bucket.
+    pub const SUBMIT_ENDPOINT: &str = "submit";
+    /// Endpoint (inside [`JOBS_GROUP`]) that tells a job's state.
+    pub const STATUS_ENDPOINT: &str = "status";
+    /// Full subject of the submit endpoint.
+    pub const SUBMIT: &str = "mediajet.jobs.submit";
+    /// Full subject of the status endpoint.
+    pub const STATUS: &str = "mediajet.jobs.status";
     /// Work items for the transcoders.
     pub const WORK_TRANSCODE: &str = "mediajet.work.transcode";
     /// Work items that could not be processed, kept for an operator.
@@ -79,6 +92,8 @@ pub mod names {
     pub const KEYS_BUCKET: &str = "mediajet_keys";
     /// Jobs whose email has gone out, so a redelivered event sends none.
     pub const MAIL_BUCKET: &str = "mediajet_mail";
+    /// The job each `Nats-Msg-Id` of a NATS submission created, per owner.
+    pub const SUBMISSIONS_BUCKET: &str = "mediajet_submissions";
     pub const UPLOADS_BUCKET: &str = "mediajet_uploads";
     pub const OUTPUTS_BUCKET: &str = "mediajet_outputs";
 }
@@ -441,6 +456,36 @@ impl Job {
     pub fn upload_object(&self) -> &str {
         self.upload.as_deref().unwrap_or(&self.id)
     }
+}
+
+/// A job request over NATS (`mediajet.jobs.submit`), for an object the
+/// caller has put into the uploads bucket under `<their email>/<name>`. The
+/// caller's token travels in an `Authorization: Bearer` header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub v: u32,
+    /// Name of the object in the uploads bucket.
+    pub object: String,
+    /// Output format name (default `mp3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// The file name the job shows and the download is named after
+    /// (default: the object's name without its owner prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// A job status request over NATS (`mediajet.jobs.status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    pub v: u32,
+    pub job_id: String,
 }
 
 /// A unit of transcode work. The job id is also the message id, so JetStream

@@ -112,6 +112,29 @@ async fn each_actor_works_under_its_own_nats_user() {
     let job = ingest.wait_until_finished(&token, &second).await;
     assert!(["canceled", "completed"].contains(&job["state"].as_str().unwrap_or_default()));
 
+    // An operator's script submits over NATS: Ingest serves it, reads the
+    // upload's info and notes the message id under its own user.
+    let (operator, _) = connect_as(&url, "operator").await;
+    let js = async_nats::jetstream::new(operator.clone());
+    let uploads = js.get_object_store(names::UPLOADS_BUCKET).await.unwrap();
+    let mut file = tokio::fs::File::open(&video).await.unwrap();
+    uploads
+        .put("ann@example.com/clip.mp4", &mut file)
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {token}").as_str());
+    headers.insert("Nats-Msg-Id", "clip-1");
+    let body = bytes::Bytes::from_static(br#"{"v":1,"object":"ann@example.com/clip.mp4"}"#);
+    let reply = operator
+        .request_with_headers(subject::SUBMIT, headers, body)
+        .await
+        .expect("Ingest answers a submission");
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let id = reply["job"]["id"].as_str().expect("a job id").to_string();
+    let job = ingest.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+
     // Nothing any actor did was refused by the server.
     let log = std::fs::read_to_string(dir.path().join("nats-server.log")).unwrap();
     assert!(

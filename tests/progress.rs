@@ -115,7 +115,10 @@ async fn a_finished_job_streams_its_outcome_once_and_strangers_get_404() {
 
     for (token, path) in [
         (&bob, format!("/v1/jobs/{id}/events")),
-        (&ann, "/v1/jobs/0190f5a8-0000-7000-8000-000000000000/events".to_string()),
+        (
+            &ann,
+            "/v1/jobs/0190f5a8-0000-7000-8000-000000000000/events".to_string(),
+        ),
         (&ann, "/v1/jobs/not-a-job/events".to_string()),
     ] {
         let response = app.get(token, &path).await;
@@ -142,7 +145,10 @@ async fn a_canceled_job_ends_its_event_stream() {
     let id = app.submit(&token, &video).await;
     let mut events = app.events(&token, &id).await;
     app.wait_until_running(&token, &id).await;
-    assert_eq!(app.delete(&token, &format!("/v1/jobs/{id}")).await.status(), 202);
+    assert_eq!(
+        app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
+        202
+    );
     let mut last = None;
     while let Some(event) = events.next(Duration::from_secs(10)).await {
         last = Some(event);

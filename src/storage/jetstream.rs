@@ -202,6 +202,25 @@ pub async fn mail_bucket(js: &Context, replicas: usize) -> Result<kv::Store, Set
     .await
 }
 
+/// The job each NATS submission created, keyed by owner and `Nats-Msg-Id`,
+/// so a repeated request gets the same job for a day.
+pub async fn submissions_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::SUBMISSIONS_BUCKET.to_string(),
+            description: "jobs created by NATS submissions, by message id".to_string(),
+            history: 1,
+            max_age: Duration::from_secs(24 * 3600),
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::SUBMISSIONS_BUCKET,
+    )
+    .await
+}
+
 /// How a process authenticates to NATS.
 #[derive(Debug, Clone, Default)]
 pub enum NatsAuth {

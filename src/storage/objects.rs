@@ -57,14 +57,7 @@ impl Bucket {
     /// The stream checks the object's size and SHA-256 digest at its end and
     /// fails instead of ending if they do not match.
     pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
-        let info = match self.store.info(name).await {
-            Ok(info) if !info.deleted => info,
-            Ok(_) => return Err(ReadError::NotFound),
-            Err(err) if err.kind() == object_store::InfoErrorKind::NotFound => {
-                return Err(ReadError::NotFound);
-            }
-            Err(err) => return Err(ReadError::Nats(err.to_string())),
-        };
+        let info = self.info(name).await?;
         let state = ChunkCursor {
             stream: self.stream.clone(),
             subject: format!("$O.{}.C.{}", self.name, info.nuid),
@@ -77,6 +70,18 @@ impl Bucket {
         };
         let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
         Ok((info, chunks))
+    }
+
+    /// The metadata of an object that exists.
+    pub async fn info(&self, name: &str) -> Result<ObjectInfo, ReadError> {
+        match self.store.info(name).await {
+            Ok(info) if !info.deleted => Ok(info),
+            Ok(_) => Err(ReadError::NotFound),
+            Err(err) if err.kind() == object_store::InfoErrorKind::NotFound => {
+                Err(ReadError::NotFound)
+            }
+            Err(err) => Err(ReadError::Nats(err.to_string())),
+        }
     }
 
     /// Deletes an object and its chunks.

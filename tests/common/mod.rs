@@ -337,7 +337,10 @@ impl Api {
         let response = self.get(token, &format!("/v1/jobs/{id}/events")).await;
         assert_eq!(response.status(), 200, "events of {id}");
         let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         EventReader::new(response)
     }
 

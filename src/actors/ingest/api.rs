@@ -435,7 +435,7 @@ fn multipart_error(status: StatusCode, detail: String) -> ApiError {
 
 /// Keeps the base name of a client-supplied file name, without control
 /// characters, at most 200 characters.
-fn clean_filename(name: Option<&str>) -> String {
+pub(super) fn clean_filename(name: Option<&str>) -> String {
     let base = name
         .unwrap_or("upload")
         .rsplit(['/', '\\'])

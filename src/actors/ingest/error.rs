@@ -21,6 +21,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("no such job")]
     NotFound,
+    /// A NATS submission names an object the uploads bucket does not hold.
+    #[error("{0}")]
+    NoSuchUpload(String),
     #[error("{1}")]
     Conflict(&'static str, String),
     #[error("{1}")]
@@ -49,13 +52,14 @@ impl ApiError {
         ApiError::Unavailable(format!("{what} is unavailable: {err}"))
     }
 
-    fn status_and_code(&self) -> (StatusCode, &str) {
+    pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

@@ -6,14 +6,17 @@ pub mod api;
 pub mod error;
 mod follow;
 pub mod history;
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, Context, kv, object_store, stream::Stream};
+use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::io::AsyncRead;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::{Worker, WorkerError, WorkerFuture};
@@ -38,6 +41,7 @@ pub struct Ingest {
     client: async_nats::Client,
     js: Context,
     jobs: kv::Store,
+    submissions: kv::Store,
     uploads: Bucket,
     outputs: Bucket,
     work: Stream,
@@ -60,6 +64,7 @@ impl Ingest {
         let events = js_setup::events_stream(&js, r).await?;
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
+            submissions: js_setup::submissions_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r).await?,
             outputs: objects::outputs_bucket(&js, r).await?,
             verifier: Verifier::new(js_setup::keys_bucket(&js, r).await?),
@@ -342,8 +347,9 @@ fn new_job(
 impl Worker for Ingest {
     const NAME: &'static str = "ingest";
 
-    /// The HTTP API is served by the process's front door; the worker
-    /// projects terminal job events into the history.
+    /// The HTTP API is served by the process's front door; the worker serves
+    /// the NATS jobs service and projects terminal job events into the
+    /// history.
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
             let consumer = js_setup::events_consumer(
@@ -359,15 +365,47 @@ impl Worker for Ingest {
                 .messages()
                 .await
                 .map_err(|e| WorkerError::new("history consumer", e))?;
+            let service = self
+                .client
+                .service_builder()
+                .description("mediajet jobs: submit uploads for conversion, ask their state")
+                .start(subject::INGEST_SERVICE, env!("CARGO_PKG_VERSION"))
+                .await
+                .map_err(|e| WorkerError::new("cannot start the jobs service", e))?;
+            let group = service.group(subject::JOBS_GROUP);
+            let mut submit = group
+                .endpoint(subject::SUBMIT_ENDPOINT)
+                .await
+                .map_err(|e| WorkerError::new("cannot add the submit endpoint", e))?;
+            let mut status = group
+                .endpoint(subject::STATUS_ENDPOINT)
+                .await
+                .map_err(|e| WorkerError::new("cannot add the status endpoint", e))?;
+            let mut in_flight = JoinSet::new();
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = shutdown.cancelled() => break,
                     next = messages.next() => match next {
                         Some(Ok(message)) => self.project(message).await,
                         Some(Err(err)) => tracing::warn!(error = %err, "history consumer hiccup"),
                         None => return Err(WorkerError("history consumer ended".to_string())),
                     },
+                    Some(request) = submit.next() => {
+                        in_flight.spawn(service::serve(self.clone(), request, subject::SUBMIT_ENDPOINT));
+                    }
+                    Some(request) = status.next() => {
+                        in_flight.spawn(service::serve(self.clone(), request, subject::STATUS_ENDPOINT));
+                    }
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 }
+            }
+            // Answer what was already received before leaving.
+            while in_flight.join_next().await.is_some() {}
+            match tokio::time::timeout(Duration::from_secs(5), service.stop()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(WorkerError::new("cannot stop the jobs service", err)),
+                // NATS is gone; there is nothing left to unsubscribe from.
+                Err(_) => Ok(()),
             }
         })
     }
