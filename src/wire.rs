@@ -131,7 +131,7 @@ fn v() -> u32 {
 }
 
 /// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -148,7 +148,7 @@ impl Role {
 }
 
 /// Error body used by every reply and every HTTP error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable code, such as `invalid_credentials`.
     pub code: String,
@@ -157,7 +157,7 @@ pub struct ErrorBody {
 }
 
 /// `{"error": {...}}`: the shape of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorReply {
     pub error: ErrorBody,
 }
@@ -217,7 +217,7 @@ pub struct PublicKey {
 }
 
 /// The lifecycle of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -248,7 +248,7 @@ impl JobState {
 }
 
 /// Output audio formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// MPEG layer 3 (libmp3lame).
@@ -276,7 +276,7 @@ pub const FORMATS: [Format; 5] = [
 const COMMON_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 /// Encoding options of a job: `None` takes the format's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AudioOptions {
     /// Bit rate in kbit/s (lossy formats only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

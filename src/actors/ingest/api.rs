@@ -12,38 +12,58 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_util::io::StreamReader;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::{Ingest, new_job, queue_position};
 use crate::actors::auth::client as auth;
 use crate::storage::objects;
 use crate::token::Claims;
-use crate::wire::{AudioOptions, FORMATS, Format, Job, JobState, Role};
+use crate::wire::{AudioOptions, ErrorReply, FORMATS, Format, Job, JobState, Role};
 
+/// The API's routes and, at `/openapi.json`, their OpenAPI document. Both
+/// come from the same `routes!` lists, so no route goes undocumented.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     // Uploads may be large; the limit is the configured upload size plus
     // room for the multipart framing.
     let body_limit =
         usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/v1/login", post(login))
-        .route("/v1/users", post(create_user))
-        .route("/v1/jobs", post(create_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job).delete(cancel_or_delete_job))
-        .route("/v1/jobs/{id}/output", get(download))
-        .route("/v1/jobs/{id}/events", get(job_events))
-        .route("/login", post(seed_login))
-        .route("/upload", post(seed_upload))
-        .route("/download", get(seed_download))
+    let (router, document) = documented_routes()
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ingest)
+        .split_for_parts();
+    let document = document.to_json().unwrap_or_default();
+    router.route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+    )
+}
+
+fn documented_routes() -> OpenApiRouter<Arc<Ingest>> {
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .routes(routes!(login))
+        .routes(routes!(create_user))
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(get_job, cancel_or_delete_job))
+        .routes(routes!(download))
+        .routes(routes!(job_events))
+        .routes(routes!(seed_login))
+        .routes(routes!(seed_upload))
+        .routes(routes!(seed_download))
+}
+
+/// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
 }
 
 /// The verified bearer of the request's token.
@@ -58,7 +78,8 @@ impl FromRequestParts<Arc<Ingest>> for Caller {
     }
 }
 
-#[derive(Deserialize)]
+/// Credentials as a JSON body (HTTP Basic works too).
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
     email: String,
     password: String,
@@ -100,13 +121,23 @@ fn credentials(headers: &HeaderMap, body: &Bytes) -> Result<Credentials, ApiErro
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LoginResponse {
     access_token: String,
     token_type: String,
     expires_in: u64,
 }
 
+#[utoipa::path(post, path = "/v1/login", tag = "users",
+    summary = "Exchange credentials for a bearer token",
+    request_body(content = Credentials, description = "Or no body, with HTTP Basic credentials"),
+    security((), ("basic" = [])),
+    responses(
+        (status = 200, description = "A token", body = LoginResponse),
+        (status = 400, description = "Malformed credentials", body = ErrorReply),
+        (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
+        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+    ))]
 async fn login(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
@@ -121,7 +152,7 @@ async fn login(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewUser {
     email: String,
     password: String,
@@ -133,7 +164,7 @@ fn default_role() -> Role {
     Role::User
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserView {
     id: String,
     email: String,
@@ -142,6 +173,18 @@ struct UserView {
     created_at: OffsetDateTime,
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users",
+    summary = "Create a user (admins only)",
+    request_body = NewUser,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "Invalid email, password or JSON", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 403, description = "Not an admin", body = ErrorReply),
+        (status = 409, description = "The email is taken", body = ErrorReply),
+        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+    ))]
 async fn create_user(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -191,7 +234,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A job as its owner sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
     id: String,
     state: JobState,
@@ -226,7 +270,9 @@ pub struct JobView {
     output: Option<OutputView>,
 }
 
-#[derive(Serialize)]
+/// A completed job's audio.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Output)]
 struct OutputView {
     url: String,
     filename: String,
@@ -285,6 +331,17 @@ impl From<Job> for JobView {
     }
 }
 
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    summary = "Upload a video and queue its conversion",
+    request_body(content = super::openapi::JobForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job, queued", body = JobView),
+        (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
+    ))]
 async fn create_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -449,8 +506,10 @@ pub(super) fn clean_filename(name: Option<&str>) -> String {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
     limit: Option<u32>,
     /// Only jobs in this state.
     state: Option<JobState>,
@@ -460,6 +519,17 @@ struct ListQuery {
 
 /// The caller's jobs, newest first, a page at a time: a full page carries a
 /// `Link` header to the next one.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    summary = "The caller's jobs, newest first",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of jobs", body = Vec<JobView>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there may be more"))),
+        (status = 400, description = "A bad query", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 503, description = "SurrealDB is unavailable", body = ErrorReply),
+    ))]
 async fn list_jobs(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -501,6 +571,16 @@ async fn list_jobs(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    summary = "One job, with its live progress",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+    ))]
 async fn get_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -518,6 +598,19 @@ async fn get_job(
 /// Server-Sent Events of the caller's job: an event `state` whenever its
 /// state changes and `progress` for progress and queue moves, each carrying
 /// the whole job as JSON, until the job ends (or `deleted`).
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    summary = "Live job events (Server-Sent Events)",
+    description = "Event `state` at every state change and `progress` for progress and queue \
+        moves; each event's data is the job as JSON. The stream ends after the terminal state \
+        (or with `deleted`).",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+    ))]
 async fn job_events(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -530,6 +623,17 @@ async fn job_events(
 
 /// Cancels a queued or running job (202 with the job, now `canceled`), or
 /// deletes a finished one and its audio (204).
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
+    summary = "Cancel an unfinished job, or delete a finished one with its audio",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job, now canceled", body = JobView),
+        (status = 204, description = "The finished job and its audio are gone"),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
+    ))]
 async fn cancel_or_delete_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -541,6 +645,24 @@ async fn cancel_or_delete_job(
     })
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
+    summary = "The audio of a completed job",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole file", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 409, description = "Not completed (yet)", body = ErrorReply),
+        (status = 416, description = "The range starts past the end", body = ErrorReply),
+        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+    ))]
 async fn download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -683,6 +805,14 @@ fn ascii_filename(name: &str) -> String {
 }
 
 /// Seed-compatible login: Basic credentials in, the bare token out.
+#[utoipa::path(post, path = "/login", tag = "compatibility",
+    summary = "Login of the service mediajet replaces: the bare token",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The token", body = String),
+        (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
+        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+    ))]
 async fn seed_login(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
@@ -695,6 +825,17 @@ async fn seed_login(
 }
 
 /// Seed-compatible upload: the bare job id out.
+#[utoipa::path(post, path = "/upload", tag = "compatibility",
+    summary = "Upload of the service mediajet replaces: the bare job id",
+    request_body(content = super::openapi::JobForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job id", body = String),
+        (status = 400, description = "No file, or bad options", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
+    ))]
 async fn seed_upload(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
@@ -703,12 +844,29 @@ async fn seed_upload(
     Ok(accept_upload(&ingest, &caller, multipart?).await?.id)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FidQuery {
+    /// The job id.
     fid: Option<String>,
 }
 
 /// Seed-compatible download by `?fid=<job id>`.
+#[utoipa::path(get, path = "/download", tag = "compatibility",
+    summary = "Download of the service mediajet replaces",
+    params(FidQuery, ("Range" = Option<String>, Header, description = "One byte range")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole file", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 400, description = "No `fid`", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 409, description = "Not completed (yet)", body = ErrorReply),
+        (status = 416, description = "The range starts past the end", body = ErrorReply),
+    ))]
 async fn seed_download(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 mod follow;
 pub mod history;
+mod openapi;
 mod service;
 
 use std::sync::Arc;

@@ -1,0 +1,60 @@
+//! The frame of the OpenAPI document: title, security schemes, tags. The
+//! operations come from the `#[utoipa::path]` attributes in `api.rs`.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::wire::Format;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mediajet",
+        description = "Video-to-audio conversion: upload a video, follow its job, download the audio."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "users", description = "Login and user management"),
+        (name = "jobs", description = "Conversion jobs and their audio"),
+        (name = "compatibility", description = "The routes of the service mediajet replaces"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// The multipart form of an upload. Only described, never built: the
+/// handler reads the form as a stream, field by field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JobForm {
+    /// The video. Best sent after the options: an upload whose options
+    /// turn out bad is stored before it is refused (and then discarded).
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    /// Output format (default `mp3`).
+    format: Option<Format>,
+    /// Bit rate in kbit/s, `128` or `128k`.
+    bitrate: Option<String>,
+    /// Sample rate in Hz.
+    sample_rate: Option<u32>,
+}
