@@ -27,6 +27,13 @@ pub enum Command {
     /// Run some actors (--actors) against an existing NATS (--nats-url),
     /// for deployments that spread actors over several processes or nodes.
     Run(Config),
+    /// Log in to a mediajet server and save the token for `submit`
+    /// (password from MEDIAJET_PASSWORD or asked for).
+    Login(crate::client::LoginArgs),
+    /// Convert a video: upload it, follow the job live, download the audio.
+    /// Exit code 0: done; 1: the job failed; 2: refused; 3: canceled;
+    /// 4: the service is unavailable.
+    Submit(crate::client::SubmitArgs),
 }
 
 /// The actors a process can run.

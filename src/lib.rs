@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod metrics;
 pub mod nats_server;

@@ -7,7 +7,6 @@ use clap::Parser;
 use mediajet::config::{Cli, Command};
 
 fn main() -> ExitCode {
-    mediajet::telemetry::init();
     let cli = Cli::parse();
     let config = match cli.command {
         Command::Up(config) => config,
@@ -16,7 +15,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         Command::Run(config) => config,
+        Command::Login(args) => {
+            return client(async {
+                let path = mediajet::client::login(args).await?;
+                println!("logged in; token saved in {}", path.display());
+                Ok(())
+            });
+        }
+        Command::Submit(args) => {
+            return client(async { mediajet::client::submit(args).await.map(|_| ()) });
+        }
     };
+    mediajet::telemetry::init();
     let result = mediajet::app::run(config, shutdown_signal(), |ready| {
         println!("mediajet is up: http://{}", ready.http_addr);
         if let Some(password) = &ready.generated_admin_password {
@@ -28,6 +38,29 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("mediajet: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command; its error decides the exit code.
+fn client(
+    command: impl std::future::Future<Output = Result<(), mediajet::client::ClientError>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mediajet: cannot start: {err}");
+            return ExitCode::from(4);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mediajet: {err}");
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -15,6 +15,8 @@ use tempfile::TempDir;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password of every user [`Api::new_user`] creates.
+pub const USER_PASSWORD: &str = "user-password-1";
 
 /// A running mediajet with its own nats-server and data dir.
 pub struct TestApp {
@@ -254,9 +256,7 @@ impl Api {
             .http
             .post(self.url("/v1/users"))
             .bearer_auth(&admin)
-            .json(
-                &serde_json::json!({"email": email, "password": "user-password-1", "role": "user"}),
-            )
+            .json(&serde_json::json!({"email": email, "password": USER_PASSWORD, "role": "user"}))
             .send()
             .await
             .expect("create user");
