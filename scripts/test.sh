@@ -2,7 +2,8 @@
 # Installs what the tests need and runs them: unit tests and the black-box
 # tests in tests/, against a real nats-server (single node and a three-node
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
-# (aiosmtpd), and the official Python NATS client (nats-py).
+# (aiosmtpd), the official Python NATS client (nats-py), and headless
+# Chromium for the web page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,6 +20,19 @@ if [ "$(python3 -c 'from importlib.metadata import version; print(version("nats-
   echo "test: installing nats-py (the NATS client that sends the documented nats CLI commands)"
   pip_install "nats-py==2.16.0"
 fi
+# The web page test drives Debian's Chromium through playwright-core (npm,
+# pinned in tests/web/package-lock.json; it downloads no browser of its own).
+missing=""
+command -v chromium >/dev/null || missing="chromium"
+command -v npm >/dev/null || missing="$missing nodejs npm"
+if [ -n "$missing" ]; then
+  echo "test: installing $missing (for the web page test)"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086 # a list of package names
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+npm ci --prefix tests/web --no-audit --no-fund --silent
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
 # The SurrealDB server the remote-database tests start; it lands next to the
 # mediajet binary in the shared target dir, where the tests look for it.

@@ -87,6 +87,11 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
         .await
         .unwrap();
     assert_eq!(wrong_password.status(), 401);
+    // Basic credentials are challenged with Basic again ...
+    assert_eq!(
+        wrong_password.headers()["www-authenticate"],
+        "Basic realm=\"mediajet\""
+    );
     let wrong_password: Value = wrong_password.json().await.unwrap();
 
     let unknown = app
@@ -97,6 +102,9 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 401);
+    // ... JSON ones are not: a browser's fetch would open a password dialog.
+    let challenge = unknown.headers()["www-authenticate"].to_str().unwrap();
+    assert!(!challenge.starts_with("Basic"), "{challenge}");
     let unknown: Value = unknown.json().await.unwrap();
     assert_eq!(wrong_password, unknown);
     assert_eq!(unknown["error"]["code"], "invalid_credentials");

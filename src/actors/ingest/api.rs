@@ -42,10 +42,12 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
         .split_for_parts();
     let document = document.to_json().unwrap_or_default();
-    router.route(
-        "/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
-    )
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+        )
+        .merge(super::web::router())
 }
 
 fn documented_routes() -> OpenApiRouter<Arc<Ingest>> {
@@ -83,6 +85,10 @@ impl FromRequestParts<Arc<Ingest>> for Caller {
 struct Credentials {
     email: String,
     password: String,
+    /// Whether they came as HTTP Basic.
+    #[serde(skip)]
+    #[schema(ignore)]
+    basic: bool,
 }
 
 /// Credentials from HTTP Basic, or else from a JSON body.
@@ -108,6 +114,7 @@ fn credentials(headers: &HeaderMap, body: &Bytes) -> Result<Credentials, ApiErro
         return Ok(Credentials {
             email: email.to_string(),
             password: password.to_string(),
+            basic: true,
         });
     }
     if body.is_empty() {
@@ -144,7 +151,12 @@ async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let creds = credentials(&headers, &body?)?;
-    let token = auth::login(&ingest.client, &creds.email, &creds.password).await?;
+    let token = auth::login(&ingest.client, &creds.email, &creds.password)
+        .await
+        .map_err(|err| match ApiError::from(err) {
+            ApiError::InvalidCredentials if !creds.basic => ApiError::InvalidJsonCredentials,
+            other => other,
+        })?;
     Ok(Json(LoginResponse {
         access_token: token.access_token,
         token_type: token.token_type,

@@ -13,8 +13,13 @@ use crate::wire::{ErrorBody, ErrorReply, RequestError};
 pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// Wrong HTTP Basic credentials: challenged with Basic again.
     #[error("wrong email or password")]
     InvalidCredentials,
+    /// Wrong credentials in a JSON body. Not challenged with Basic, which
+    /// would make a browser's `fetch` open a password dialog.
+    #[error("wrong email or password")]
+    InvalidJsonCredentials,
     #[error("send HTTP Basic credentials or a JSON body {{\"email\", \"password\"}}")]
     MissingCredentials,
     #[error("{0}")]
@@ -55,7 +60,9 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::InvalidCredentials | ApiError::InvalidJsonCredentials => {
+                (StatusCode::UNAUTHORIZED, "invalid_credentials")
+            }
             ApiError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),

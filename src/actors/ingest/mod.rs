@@ -8,6 +8,7 @@ mod follow;
 pub mod history;
 mod openapi;
 mod service;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

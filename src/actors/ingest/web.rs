@@ -1,0 +1,41 @@
+//! The web page at `/`: one HTML page, its script, style sheet and icon,
+//! compiled into the binary. Nothing is loaded from elsewhere, and the
+//! Content-Security-Policy says so to the browser.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+const INDEX: &str = include_str!("web/index.html");
+const SCRIPT: &str = include_str!("web/app.js");
+const STYLE: &str = include_str!("web/app.css");
+const ICON: &str = include_str!("web/favicon.svg");
+
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self' blob: data:; form-action 'self'; \
+    base-uri 'none'; frame-ancestors 'none'";
+
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(|| asset("text/html; charset=utf-8", INDEX)))
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
+        )
+        .route("/app.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+        .route("/favicon.svg", get(|| asset("image/svg+xml", ICON)))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Small and embedded: always revalidate, so an upgrade shows at once.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
