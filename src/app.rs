@@ -197,9 +197,12 @@ async fn serve(
         .layer(middleware::from_fn(ops::track));
     let stop_http = CancellationToken::new();
     let server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_http.clone().cancelled_owned())
+        .into_future(),
     );
     // Poll the shutdown future once before announcing readiness: signal
     // handlers are installed on first poll, and a SIGTERM sent right after

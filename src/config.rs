@@ -145,6 +145,46 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_ENCODE_TIMEOUT", default_value = "2h", value_parser = parse_duration)]
     pub encode_timeout: Duration,
 
+    /// Longest input accepted (`6h`, `90m`, or seconds); a longer one fails
+    /// its job at once.
+    #[arg(long, env = "MEDIAJET_MAX_INPUT_DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub max_input_duration: Duration,
+
+    /// Most streams an input may have.
+    #[arg(long, env = "MEDIAJET_MAX_STREAMS", default_value_t = 16)]
+    pub max_streams: usize,
+
+    /// Largest video picture of an input, in pixels (default 8K UHD).
+    #[arg(long, env = "MEDIAJET_MAX_VIDEO_PIXELS", default_value_t = 7680 * 4320)]
+    pub max_video_pixels: u64,
+
+    /// Largest output file an encode may write, in bytes.
+    #[arg(long, env = "MEDIAJET_MAX_OUTPUT_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_output_bytes: u64,
+
+    /// Threads of one ffmpeg.
+    #[arg(long, env = "MEDIAJET_FFMPEG_THREADS", default_value_t = 2)]
+    pub ffmpeg_threads: u32,
+
+    /// Address space of one ffmpeg or ffprobe, in bytes.
+    #[arg(long, env = "MEDIAJET_FFMPEG_MEMORY_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub ffmpeg_memory_bytes: u64,
+
+    /// Most unfinished (queued or running) jobs one user may have; more
+    /// uploads are refused with 429 until some end.
+    #[arg(long, env = "MEDIAJET_MAX_UNFINISHED_JOBS", default_value_t = 20)]
+    pub max_unfinished_jobs: u64,
+
+    /// Failed logins allowed per account, and (four times as many) per
+    /// client address, within --login-window before logins are refused
+    /// with 429.
+    #[arg(long, env = "MEDIAJET_LOGIN_FAILURES", default_value_t = 5)]
+    pub login_failures: usize,
+
+    /// The window of --login-failures (`15m`, or seconds).
+    #[arg(long, env = "MEDIAJET_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_window: Duration,
+
     /// Largest accepted upload in bytes.
     #[arg(long, env = "MEDIAJET_MAX_UPLOAD_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
@@ -191,6 +231,21 @@ impl Config {
         let mut config = Defaults::parse_from(["mediajet"]).config;
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// The tools and limits for converting untrusted uploads.
+    pub fn media_policy(&self) -> crate::actors::transcoder::ffmpeg::MediaPolicy {
+        crate::actors::transcoder::ffmpeg::MediaPolicy {
+            ffmpeg: self.ffmpeg.clone(),
+            ffprobe: self.ffprobe.clone(),
+            max_duration: self.max_input_duration,
+            max_streams: self.max_streams,
+            max_pixels: self.max_video_pixels,
+            max_output_bytes: self.max_output_bytes,
+            threads: self.ffmpeg_threads,
+            memory_bytes: self.ffmpeg_memory_bytes,
+            encode_timeout: self.encode_timeout,
+        }
     }
 
     /// Whether this process runs `actor`.

@@ -7,15 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Whether a process whose command line names `job_id` (the job's ffmpeg,
-/// which reads `<data-dir>/transcode/<job id>/input`) is running.
+/// Whether the job's ffmpeg runs (it reads `<data-dir>/transcode/<job
+/// id>/input`).
 fn encoding(job_id: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(job_id))
+    common::process_mentions(job_id)
 }
 
 #[tokio::test]

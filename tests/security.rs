@@ -236,3 +236,232 @@ async fn one_user_cannot_see_download_or_list_another_users_job() {
     let (_, list) = status_of_listing(&app, Some(&ann)).await;
     assert_eq!(list[0]["id"], id.as_str());
 }
+
+/// A JWT from raw parts: header and payload as JSON, and a signature
+/// computed by `sign` over `header.payload`.
+fn raw_token(header: &Value, payload: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(payload.to_string())
+    );
+    let signature = b64.encode(sign(signing_input.as_bytes()));
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn forged_and_malformed_tokens_are_all_rejected_with_401() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let pem_path = app.data_dir().join("auth/signing-key.pem");
+    let real_key = SigningKey::load_or_generate(&pem_path).unwrap();
+    let kid = real_key.public().kid.clone();
+    let pem = std::fs::read(&pem_path).unwrap();
+    let encoding = jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap();
+    // Signs any payload with the real key, as Auth would.
+    let real_sign = |payload: &Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, payload, &encoding).unwrap()
+    };
+    let good = serde_json::to_value(claims(now() + 3600)).unwrap();
+    let with = |key: &str, value: Value| {
+        let mut payload = good.clone();
+        payload[key] = value;
+        payload
+    };
+
+    // The control: the real key over good claims is accepted.
+    let (status, _) = status_of_listing(&app, Some(&real_sign(&good))).await;
+    assert_eq!(status, 200);
+
+    let public_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&real_key.public().x)
+        .unwrap();
+    let hmac_with_public_key = |input: &[u8]| {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &public_key);
+        aws_lc_rs::hmac::sign(&key, input).as_ref().to_vec()
+    };
+    let valid = real_sign(&good);
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            raw_token(
+                &serde_json::json!({"alg": "none", "typ": "JWT", "kid": kid}),
+                &good,
+                |_| vec![],
+            ),
+        ),
+        (
+            "HS256 signed with the public key",
+            raw_token(
+                &serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid}),
+                &good,
+                hmac_with_public_key,
+            ),
+        ),
+        ("truncated", valid[..valid.len() - 10].to_string()),
+        (
+            "no signature",
+            valid.rsplit_once('.').unwrap().0.to_string() + ".",
+        ),
+        ("expired", real_sign(&with("exp", (now() - 60).into()))),
+        (
+            "wrong issuer",
+            real_sign(&with("iss", "someone-else".into())),
+        ),
+        (
+            "wrong audience",
+            real_sign(&with("aud", "another-service".into())),
+        ),
+        (
+            "string exp",
+            real_sign(&with("exp", (now() + 3600).to_string().into())),
+        ),
+        ("no exp", {
+            let mut payload = good.clone();
+            payload.as_object_mut().unwrap().remove("exp");
+            real_sign(&payload)
+        }),
+        (
+            "unknown kid",
+            raw_token(
+                &serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "00ff00ff"}),
+                &good,
+                |_| vec![0; 64],
+            ),
+        ),
+        (
+            "kid that is not a key id",
+            raw_token(
+                &serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "../keys/>"}),
+                &good,
+                |_| vec![0; 64],
+            ),
+        ),
+    ];
+    for (name, token) in cases {
+        let (status, body) = status_of_listing(&app, Some(&token)).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_and_per_client_address() {
+    let app = common::spawn_app_with(|config| {
+        config.login_failures = 3;
+        config.login_window = std::time::Duration::from_secs(60);
+    })
+    .await;
+    app.new_user("ann@example.com").await;
+    app.new_user("bob@example.com").await;
+    let login = |email: &str, password: &str| {
+        app.http
+            .post(app.url("/v1/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+    };
+
+    for _ in 0..3 {
+        assert_eq!(
+            login("ann@example.com", "wrong").await.unwrap().status(),
+            401
+        );
+    }
+    // Now even the right password is not checked for this account.
+    let blocked = login("ann@example.com", common::USER_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+    let retry_after: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = blocked.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_logins");
+    // Another account from the same address still logs in ...
+    assert_eq!(
+        login("bob@example.com", common::USER_PASSWORD)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // ... until the address itself has failed four times the limit.
+    for i in 0..9 {
+        let status = login(&format!("nobody{i}@example.com"), "wrong")
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    let address_blocked = login("bob@example.com", common::USER_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(address_blocked.status(), 429);
+    // The seed route shares the limits.
+    let seed = app
+        .http
+        .post(app.url("/login"))
+        .basic_auth("bob@example.com", Some(common::USER_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), 429);
+}
+
+#[tokio::test]
+async fn a_user_with_too_many_unfinished_jobs_is_refused_until_one_ends() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let app = common::spawn_app_with(|config| {
+        config.ffmpeg = slow;
+        config.transcoders = Some(1);
+        config.max_unfinished_jobs = 2;
+    })
+    .await;
+    let ann = app.new_user("ann@example.com").await;
+    let bob = app.new_user("bob@example.com").await;
+    let video = common::make_video(app.dir.path(), "long.mp4", 30);
+    let first = app.submit(&ann, &video).await;
+    app.submit(&ann, &video).await;
+
+    let refused = app.upload(&ann, &video, None).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_jobs", "{body}");
+    assert_eq!(
+        app.list_jobs(&ann).await.as_array().unwrap().len(),
+        2,
+        "nothing kept"
+    );
+    // Other users are not held up by Ann's queue.
+    app.submit(&bob, &video).await;
+
+    // Once one of Ann's jobs has ended, she may submit again.
+    assert_eq!(
+        app.delete(&ann, &format!("/v1/jobs/{first}"))
+            .await
+            .status(),
+        202
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let response = app.upload(&ann, &video, None).await;
+        if response.status() == 202 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "still refused after a cancel"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

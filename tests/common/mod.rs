@@ -302,6 +302,14 @@ impl Api {
     }
 
     /// Uploads and returns the new job's id, asserting the 202.
+    /// Uploads with these form fields and returns the job id.
+    pub async fn submit_with(&self, token: &str, path: &Path, fields: &[(&str, &str)]) -> String {
+        let response = self.upload_with(token, path, fields).await;
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        job["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn submit(&self, token: &str, path: &Path) -> String {
         let response = self.upload(token, path, None).await;
         assert_eq!(response.status(), 202);
@@ -474,6 +482,17 @@ impl Drop for TestApp {
             let _ = running.thread.join();
         }
     }
+}
+
+/// Whether a running process's command line mentions `needle` (a job's
+/// ffmpeg names the job's work dir).
+pub fn process_mentions(needle: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
 }
 
 /// An ffmpeg that reads its input at real-time speed, so that an encode is

@@ -1,13 +1,16 @@
 //! HTTP routes of the API, including the seed project's routes
 //! (`/login`, `/upload`, `/download`) so its clients keep working.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -143,17 +146,20 @@ struct LoginResponse {
         (status = 200, description = "A token", body = LoginResponse),
         (status = 400, description = "Malformed credentials", body = ErrorReply),
         (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
+        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorReply),
         (status = 503, description = "Auth is unavailable", body = ErrorReply),
     ))]
 async fn login(
     State(ingest): State<Arc<Ingest>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let creds = credentials(&headers, &body?)?;
-    let token = auth::login(&ingest.client, &creds.email, &creds.password)
+    let token = ingest
+        .login(&creds.email, &creds.password, peer.ip())
         .await
-        .map_err(|err| match ApiError::from(err) {
+        .map_err(|err| match err {
             ApiError::InvalidCredentials if !creds.basic => ApiError::InvalidJsonCredentials,
             other => other,
         })?;
@@ -352,6 +358,7 @@ impl From<Job> for JobView {
         (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
     ))]
 async fn create_job(
@@ -371,6 +378,8 @@ async fn accept_upload(
     caller: &Claims,
     mut multipart: Multipart,
 ) -> Result<Job, ApiError> {
+    // Before a byte of the upload is read: a refused upload keeps nothing.
+    ingest.check_unfinished(&caller.sub).await?;
     let job_id = uuid::Uuid::now_v7().to_string();
     let mut stored: Option<(String, u64)> = None;
     let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
@@ -823,15 +832,18 @@ fn ascii_filename(name: &str) -> String {
     responses(
         (status = 200, description = "The token", body = String),
         (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
+        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorReply),
         (status = 503, description = "Auth is unavailable", body = ErrorReply),
     ))]
 async fn seed_login(
     State(ingest): State<Arc<Ingest>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<String, ApiError> {
     let creds = credentials(&headers, &body?)?;
-    Ok(auth::login(&ingest.client, &creds.email, &creds.password)
+    Ok(ingest
+        .login(&creds.email, &creds.password, peer.ip())
         .await?
         .access_token)
 }
@@ -846,6 +858,7 @@ async fn seed_login(
         (status = 400, description = "No file, or bad options", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
     ))]
 async fn seed_upload(

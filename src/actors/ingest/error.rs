@@ -35,6 +35,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("{0}")]
     TooLarge(String),
+    /// Too many requests of this kind: try again after this many seconds.
+    #[error("{1}")]
+    TooMany(&'static str, String, u64),
     /// A `Range` outside an object of this many bytes.
     #[error("the range is outside the file's {0} bytes")]
     RangeNotSatisfiable(u64),
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::RangeNotSatisfiable(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
@@ -145,6 +149,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooMany(_, _, seconds) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            return response;
+        }
         if let ApiError::RangeNotSatisfiable(size) = self {
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);

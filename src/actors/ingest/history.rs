@@ -76,7 +76,9 @@ impl History {
         match filter {
             StateFilter::Any => {}
             StateFilter::Finished(_) => conditions.push("state = $state"),
-            StateFilter::Unfinished => conditions.push("state NOT IN ['completed', 'failed']"),
+            StateFilter::Unfinished => {
+                conditions.push("state NOT IN ['completed', 'failed', 'canceled']")
+            }
         }
         if before.is_some() {
             conditions.push("jid < $before");
@@ -100,6 +102,23 @@ impl History {
             .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         rows.into_iter().map(from_row).collect()
+    }
+}
+
+impl History {
+    /// How many of the owner's jobs have not ended.
+    pub async fn unfinished(&self, owner: &str) -> Result<u64, DbError> {
+        let mut response = self
+            .db
+            .query(
+                "SELECT count() AS n FROM job WHERE owner = $owner \
+                 AND state NOT IN ['completed', 'failed', 'canceled'] GROUP ALL",
+            )
+            .bind(("owner", owner.to_string()))
+            .await?
+            .check()?;
+        let rows: Vec<serde_json::Value> = response.take(0)?;
+        Ok(rows.first().and_then(|row| row["n"].as_u64()).unwrap_or(0))
     }
 }
 

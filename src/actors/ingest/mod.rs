@@ -8,6 +8,7 @@ mod follow;
 pub mod history;
 mod openapi;
 mod service;
+mod throttle;
 mod web;
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub struct Ingest {
     verifier: Verifier,
     chunk_size: usize,
     max_upload_bytes: u64,
+    max_unfinished_jobs: u64,
+    /// Failed logins by account and by client address.
+    login_accounts: throttle::Throttle,
+    login_addresses: throttle::Throttle,
 }
 
 impl Ingest {
@@ -73,6 +78,12 @@ impl Ingest {
             history: History::open(db).await?,
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,
+            max_unfinished_jobs: config.max_unfinished_jobs,
+            login_accounts: throttle::Throttle::new(config.login_failures, config.login_window),
+            login_addresses: throttle::Throttle::new(
+                config.login_failures.saturating_mul(4),
+                config.login_window,
+            ),
             work,
             events,
             client,
@@ -90,6 +101,64 @@ impl Ingest {
     ) -> Result<u64, async_nats::jetstream::object_store::PutError> {
         let info = objects::put_object(&self.uploads, job_id, data, self.chunk_size).await?;
         Ok(info.size as u64)
+    }
+
+    /// Refuses a new job while the owner already has the most unfinished
+    /// jobs allowed.
+    async fn check_unfinished(&self, owner: &str) -> Result<(), ApiError> {
+        let unfinished = self
+            .history
+            .unfinished(owner)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        if unfinished >= self.max_unfinished_jobs {
+            return Err(ApiError::TooMany(
+                "too_many_jobs",
+                format!(
+                    "you have {unfinished} unfinished jobs, the most allowed; \
+                     wait for some to end or cancel some"
+                ),
+                30,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Logs in through Auth, unless the account or the client address has
+    /// failed too often lately.
+    async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        address: std::net::IpAddr,
+    ) -> Result<wire::TokenReply, ApiError> {
+        let account = email.trim().to_lowercase();
+        let address = address.to_string();
+        let wait = self
+            .login_accounts
+            .blocked(&account)
+            .max(self.login_addresses.blocked(&address));
+        if let Some(wait) = wait {
+            return Err(ApiError::TooMany(
+                "too_many_logins",
+                "too many failed logins; try again later".into(),
+                wait.as_secs() + 1,
+            ));
+        }
+        match crate::actors::auth::client::login(&self.client, email, password).await {
+            Ok(token) => {
+                self.login_accounts.succeeded(&account);
+                Ok(token)
+            }
+            Err(err) => {
+                let err = ApiError::from(err);
+                if matches!(err, ApiError::InvalidCredentials) {
+                    self.login_accounts.failed(&account);
+                    self.login_addresses.failed(&address);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Removes an upload whose job could not be created.

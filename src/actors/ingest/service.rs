@@ -195,6 +195,7 @@ async fn checked_job(
     claims: &Claims,
     asked: SubmitRequest,
 ) -> Result<wire::Job, ApiError> {
+    ingest.check_unfinished(&claims.sub).await?;
     let prefix = format!("{}/", claims.email);
     let name = asked
         .object

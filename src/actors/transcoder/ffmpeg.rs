@@ -1,14 +1,20 @@
 //! Probing and converting with the system's ffprobe and ffmpeg.
 //!
-//! Uploads are untrusted. The input is probed first; only a fixed list of
-//! container demuxers is accepted, and ffmpeg is then pinned to the probed
-//! demuxer and to the `file` protocol, so a crafted upload cannot switch to a
-//! playlist or concat demuxer and read other files. Encodes are bounded in
-//! time by the caller.
+//! Uploads are untrusted input to a large C program. The defences, in order:
+//! the probe reads a bounded amount, in a bounded time, with only a fixed
+//! list of container demuxers and the `file` protocol allowed; the probed
+//! file must fit the [`MediaPolicy`] (duration, streams, picture size);
+//! ffmpeg is then pinned to the probed demuxer, the same lists and the first
+//! audio stream, with a thread cap, and runs in a process group of its own
+//! under resource limits (CPU time, file size, address space), so the
+//! caller's wall-clock timeout can kill all of it. A playlist or concat list
+//! disguised as a video therefore cannot make either tool read other files.
 
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ffmpeg_sidecar::command::FfmpegCommand;
 use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
@@ -23,6 +29,92 @@ const ALLOWED_DEMUXERS: &[&str] = &[
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg",
     "ogg", "wav", "mp3", "flac", "aac", "asf", "aiff", "caf", "amr", "w64", "au",
 ];
+
+/// What the probe may spend on one upload.
+const PROBE_BYTES: &str = "20000000";
+/// The same in microseconds of media.
+const PROBE_MICROS: &str = "20000000";
+/// Wall-clock limit of one probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tools and the limits under which they run on untrusted uploads.
+#[derive(Debug, Clone)]
+pub struct MediaPolicy {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// Longest input accepted.
+    pub max_duration: Duration,
+    /// Most streams (audio, video, subtitles, data) an input may have.
+    pub max_streams: usize,
+    /// Largest picture (width × height) of a video stream.
+    pub max_pixels: u64,
+    /// Largest output file ffmpeg may write.
+    pub max_output_bytes: u64,
+    /// Threads one ffmpeg may use.
+    pub threads: u32,
+    /// Address space of one ffmpeg or ffprobe process.
+    pub memory_bytes: u64,
+    /// Wall-clock limit of one encode; CPU time is limited to this times
+    /// the thread cap.
+    pub encode_timeout: Duration,
+}
+
+impl MediaPolicy {
+    /// Puts a child in a process group of its own and under resource
+    /// limits, set in the child between fork and exec.
+    fn confine(&self, command: &mut std::process::Command) {
+        let cpu_seconds = self
+            .encode_timeout
+            .as_secs()
+            .saturating_mul(u64::from(self.threads.max(1)))
+            .saturating_add(10);
+        let limits = [
+            (libc::RLIMIT_CPU, cpu_seconds),
+            (libc::RLIMIT_FSIZE, self.max_output_bytes),
+            (libc::RLIMIT_AS, self.memory_bytes),
+            (libc::RLIMIT_CORE, 0),
+        ];
+        command.process_group(0);
+        // SAFETY: only setrlimit runs in the child, which is async-signal-safe
+        // and touches nothing but the stack values moved into the closure.
+        unsafe {
+            command.pre_exec(move || {
+                for (resource, value) in limits {
+                    let limit = libc::rlimit {
+                        rlim_cur: value as libc::rlim_t,
+                        rlim_max: value as libc::rlim_t,
+                    };
+                    if libc::setrlimit(resource, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Kills every process of the group `leader` started.
+fn kill_group(leader: u32) {
+    if let Ok(pid) = i32::try_from(leader) {
+        // SAFETY: kill has no memory effects; a group that is gone yields ESRCH.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Why a confined tool died, when a resource limit killed it.
+fn limit_hit(status: std::process::ExitStatus, policy: &MediaPolicy) -> Option<String> {
+    match status.signal()? {
+        libc::SIGXFSZ => Some(format!(
+            "the output would be larger than the limit of {} bytes",
+            policy.max_output_bytes
+        )),
+        libc::SIGXCPU => Some("the conversion used more CPU time than allowed".to_string()),
+        _ => None,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -41,6 +133,8 @@ pub struct Probe {
     pub demuxer: String,
     /// Duration in seconds, when the container says.
     pub duration: Option<f64>,
+    /// Duration of the first audio stream, when the container says.
+    pub audio_duration: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -53,36 +147,51 @@ struct ProbeOutput {
 #[derive(Deserialize)]
 struct ProbeStream {
     codec_type: Option<String>,
+    width: Option<u64>,
+    height: Option<u64>,
+    duration: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ProbeFormat {
     format_name: Option<String>,
     duration: Option<String>,
+    nb_streams: Option<usize>,
 }
 
-/// Probes `path` and decides whether it is a convertible media file.
-pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
-    let output = tokio::process::Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            "file",
-            "-show_entries",
-        ])
-        .arg("format=format_name,duration:stream=codec_type")
+/// Probes `path` and decides whether it is a convertible media file within
+/// the policy.
+pub async fn probe(policy: &MediaPolicy, path: &Path) -> Result<Probe, MediaError> {
+    let mut command = tokio::process::Command::new(&policy.ffprobe);
+    command
+        .args(["-v", "error", "-probesize", PROBE_BYTES])
+        .args(["-analyzeduration", PROBE_MICROS])
+        .args(["-format_whitelist", &ALLOWED_DEMUXERS.join(",")])
+        .args(["-protocol_whitelist", "file", "-show_entries"])
+        .arg("format=format_name,duration,nb_streams:stream=codec_type,width,height,duration")
         .args(["-of", "json"])
         .arg(path)
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
+        .kill_on_drop(true);
+    policy.confine(command.as_std_mut());
+    let ran = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
-        .map_err(|e| {
-            MediaError::Tool(format!("cannot run ffprobe ({}): {e}", ffprobe.display()))
+        .map_err(|_| {
+            MediaError::Rejected(format!(
+                "reading the upload took longer than {} seconds",
+                PROBE_TIMEOUT.as_secs()
+            ))
         })?;
+    let output = ran.map_err(|e| {
+        MediaError::Tool(format!(
+            "cannot run ffprobe ({}): {e}",
+            policy.ffprobe.display()
+        ))
+    })?;
     if !output.status.success() {
-        let detail = String::from_utf8_lossy(&output.stderr);
+        // ffprobe names the file it read; the user knows it as the upload.
+        let detail =
+            String::from_utf8_lossy(&output.stderr).replace(&*path.to_string_lossy(), "upload");
         let detail = detail.lines().last().unwrap_or("unknown error").trim();
         return Err(MediaError::Rejected(format!(
             "the upload is not a readable video or audio file ({detail})"
@@ -106,11 +215,79 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<Probe, MediaError> {
     {
         return Err(MediaError::Rejected("the upload has no audio track".into()));
     }
-    let duration = format
-        .duration
+    let streams = format.nb_streams.unwrap_or(parsed.streams.len());
+    if streams > policy.max_streams {
+        return Err(MediaError::Rejected(format!(
+            "the upload has {streams} streams; at most {} are accepted",
+            policy.max_streams
+        )));
+    }
+    let seconds = |text: Option<&String>| {
+        text.and_then(|d| d.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0)
+    };
+    let duration = seconds(format.duration.as_ref());
+    let audio_duration = parsed
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"))
+        .and_then(|s| seconds(s.duration.as_ref()));
+    if let Some(seconds) = duration
+        && seconds > policy.max_duration.as_secs_f64()
+    {
+        return Err(MediaError::Rejected(format!(
+            "the upload lasts {seconds:.0} seconds; at most {} are accepted",
+            policy.max_duration.as_secs()
+        )));
+    }
+    let largest_picture = parsed
+        .streams
+        .iter()
+        .filter_map(|s| Some(s.width?.saturating_mul(s.height?)))
+        .max()
+        .unwrap_or(0);
+    if largest_picture > policy.max_pixels {
+        return Err(MediaError::Rejected(format!(
+            "the upload's picture has {largest_picture} pixels; at most {} are accepted",
+            policy.max_pixels
+        )));
+    }
+    Ok(Probe {
+        demuxer,
+        duration,
+        audio_duration,
+    })
+}
+
+/// The duration of a finished output, which must have come out whole.
+pub async fn output_duration(policy: &MediaPolicy, path: &Path) -> Result<f64, MediaError> {
+    let mut command = tokio::process::Command::new(&policy.ffprobe);
+    command
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
+        .await
+        .map_err(|_| MediaError::Tool("probing the output timed out".into()))?
+        .map_err(|e| MediaError::Tool(format!("cannot run ffprobe: {e}")))?;
+    // ffprobe ran: an output without a duration is what this input made,
+    // and converting it again would make the same.
+    let unreadable = || MediaError::Rejected("the conversion produced no readable audio".into());
+    let parsed: ProbeOutput = serde_json::from_slice(&output.stdout).map_err(|_| unreadable())?;
+    parsed
+        .format
+        .and_then(|f| f.duration)
         .and_then(|d| d.parse::<f64>().ok())
-        .filter(|d| d.is_finite() && *d > 0.0);
-    Ok(Probe { demuxer, duration })
+        .filter(|d| d.is_finite())
+        .ok_or_else(unreadable)
 }
 
 /// Encoder, bit rate, sample rate and container of an output. Options were
@@ -149,6 +326,7 @@ pub struct Progress {
 /// A running ffmpeg process that can be stopped from another task.
 pub struct Encode {
     child: Arc<Mutex<ffmpeg_sidecar::child::FfmpegChild>>,
+    pid: u32,
     events: tokio::task::JoinHandle<Result<(), MediaError>>,
     pub progress: watch::Receiver<Progress>,
 }
@@ -156,32 +334,39 @@ pub struct Encode {
 impl Encode {
     /// Starts converting `input` (already probed) to `output`.
     pub fn start(
-        ffmpeg: &Path,
+        policy: &MediaPolicy,
         probe: &Probe,
         input: &Path,
         output: &Path,
         format: Format,
         options: AudioOptions,
     ) -> Result<Encode, MediaError> {
-        let mut command = FfmpegCommand::new_with_path(ffmpeg);
+        let whitelist = ALLOWED_DEMUXERS.join(",");
+        let threads = policy.threads.max(1).to_string();
+        let mut command = FfmpegCommand::new_with_path(&policy.ffmpeg);
         command
             .hide_banner()
-            .args([
-                "-nostdin",
-                "-protocol_whitelist",
-                "file",
-                "-f",
-                probe.demuxer.as_str(),
-                "-i",
-            ])
+            // Stop at the first broken packet rather than write a short file.
+            .args(["-nostdin", "-xerror", "-threads", threads.as_str()])
+            .args(["-protocol_whitelist", "file", "-format_whitelist"])
+            .arg(&whitelist)
+            .args(["-f", probe.demuxer.as_str(), "-i"])
             .arg(input)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
+            .args(["-threads", threads.as_str()])
             .args(codec_args(format, options))
             .arg("-y")
             .arg(output);
+        policy.confine(command.as_inner_mut());
         let mut child = command.spawn().map_err(|e| {
-            MediaError::Tool(format!("cannot run ffmpeg ({}): {e}", ffmpeg.display()))
+            MediaError::Tool(format!(
+                "cannot run ffmpeg ({}): {e}",
+                policy.ffmpeg.display()
+            ))
         })?;
+        let pid = child.as_inner().id();
+        let limits = policy.clone();
+        let input_name = input.to_string_lossy().into_owned();
         let iter = child
             .iter()
             .map_err(|e| MediaError::Tool(format!("cannot read ffmpeg's output: {e}")))?;
@@ -213,22 +398,27 @@ impl Encode {
                 .map_err(|e| MediaError::Tool(format!("cannot wait for ffmpeg: {e}")))?;
             if status.success() {
                 Ok(())
+            } else if let Some(reason) = limit_hit(status, &limits) {
+                Err(MediaError::Rejected(reason))
             } else {
                 let reason = errors.last().map_or("no details", |s| s.trim());
                 Err(MediaError::Rejected(format!(
-                    "ffmpeg could not convert the file: {reason}"
+                    "ffmpeg could not convert the file: {}",
+                    reason.replace(&*input_name, "upload")
                 )))
             }
         });
         Ok(Encode {
             child,
+            pid,
             events,
             progress,
         })
     }
 
-    /// Stops the encode at once.
+    /// Stops the encode at once: ffmpeg and anything it started.
     pub fn kill(&self) {
+        kill_group(self.pid);
         if let Ok(mut child) = self.child.lock() {
             let _ = child.kill();
         }

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::storage::jetstream::{self as js_setup, SetupError, WORK_ACK_WAIT, WORK_MAX_DELIVER};
 use crate::storage::objects::{self, Bucket};
 use crate::wire::{self, Job, JobState, Output, WorkItem, subject};
-use ffmpeg::{Encode, MediaError};
+use ffmpeg::{Encode, MediaError, MediaPolicy};
 
 /// How a job attempt ended, which decides ack, nak or term.
 #[derive(Debug, thiserror::Error)]
@@ -69,10 +69,8 @@ pub struct Transcoder {
     chunk_size: usize,
     slots: usize,
     work_root: PathBuf,
-    ffmpeg: PathBuf,
-    ffprobe: PathBuf,
+    media: MediaPolicy,
     drain_timeout: Duration,
-    encode_timeout: Duration,
 }
 
 impl Transcoder {
@@ -94,10 +92,8 @@ impl Transcoder {
             chunk_size: objects::chunk_size(&client),
             slots: config.transcode_slots(),
             work_root: config.data_dir.join("transcode"),
-            ffmpeg: config.ffmpeg.clone(),
-            ffprobe: config.ffprobe.clone(),
+            media: config.media_policy(),
             drain_timeout: config.drain_timeout,
-            encode_timeout: config.encode_timeout,
             js,
         }))
     }
@@ -431,16 +427,16 @@ impl Transcoder {
 
         // ffmpeg needs a seekable file for containers such as MP4.
         self.download(job.upload_object(), &input).await?;
-        let probe = ffmpeg::probe(&self.ffprobe, &input).await?;
+        let probe = ffmpeg::probe(&self.media, &input).await?;
         let mut encode = Encode::start(
-            &self.ffmpeg,
+            &self.media,
             &probe,
             &input,
             &output_path,
             job.format,
             job.options,
         )?;
-        let encode_deadline = tokio::time::sleep(self.encode_timeout);
+        let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
         tokio::pin!(encode_deadline);
         let mut last_saved = Instant::now();
         let result = loop {
@@ -477,15 +473,24 @@ impl Transcoder {
                     let _ = encode.finish().await;
                     return Err(AttemptError::Rejected(format!(
                         "the conversion took longer than the limit of {} seconds",
-                        self.encode_timeout.as_secs()
+                        self.media.encode_timeout.as_secs()
                     )));
                 }
             }
         };
         result?;
-        let probe_out = ffmpeg::probe(&self.ffprobe, &output_path)
-            .await
-            .map_err(|e| AttemptError::Transient(format!("the output does not read back: {e}")))?;
+        let duration = ffmpeg::output_duration(&self.media, &output_path).await?;
+        // ffmpeg can exit 0 having read only part of an input (an mp4 whose
+        // index is missing or damaged): a short output is a failed job, not
+        // audio to hand out.
+        if let Some(expected) = probe.audio_duration
+            && duration < expected * 0.95 - 1.0
+        {
+            return Err(AttemptError::Rejected(format!(
+                "only {duration:.1} of {expected:.1} seconds of audio could be read; \
+                 the file is damaged or incomplete"
+            )));
+        }
         let object = format!("{}.{}", job.id, job.format.extension());
         let file = tokio::fs::File::open(&output_path)
             .await
@@ -502,7 +507,7 @@ impl Transcoder {
             bytes: info.size as u64,
             content_type: job.format.content_type().to_string(),
             filename: format!("{stem}.{}", job.format.extension()),
-            duration_seconds: probe_out.duration.unwrap_or(0.0),
+            duration_seconds: duration,
         })
     }
 
