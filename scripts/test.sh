@@ -2,8 +2,8 @@
 # Installs what the tests need and runs them: unit tests and the black-box
 # tests in tests/, against a real nats-server (single node and a three-node
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
-# (aiosmtpd), the official Python NATS client (nats-py), and headless
-# Chromium for the web page.
+# (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
+# headless Chromium for the web page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,9 +16,16 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "test: installing aiosmtpd (the SMTP server the tests deliver to)"
   pip_install "aiosmtpd==1.4.6"
 fi
-if [ "$(python3 -c 'from importlib.metadata import version; print(version("nats-py"))' 2>/dev/null)" != "2.16.0" ]; then
+pip_version() {
+  python3 -c "from importlib.metadata import version; print(version('$1'))" 2>/dev/null || true
+}
+if [ "$(pip_version nats-py)" != "2.16.0" ]; then
   echo "test: installing nats-py (the NATS client that sends the documented nats CLI commands)"
   pip_install "nats-py==2.16.0"
+fi
+if [ "$(pip_version schemathesis)" != "4.32.5" ]; then
+  echo "test: installing schemathesis (fuzzes the HTTP API against its OpenAPI document)"
+  pip_install "schemathesis==4.32.5"
 fi
 # The web page test drives Debian's Chromium through playwright-core (npm,
 # pinned in tests/web/package-lock.json; it downloads no browser of its own).

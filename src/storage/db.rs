@@ -26,6 +26,35 @@ pub enum DbError {
     Decode(#[from] serde_json::Error),
 }
 
+impl DbError {
+    /// A write that lost a race with a concurrent one (surrealkv's optimistic
+    /// transactions): running it again is expected to succeed. The SDK says
+    /// so only in its message.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Query(err) if err.to_string().contains("can be retried"))
+    }
+}
+
+/// Runs `attempt` again, after a short growing pause, while it fails with a
+/// transaction conflict; at most five retries.
+pub async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    let mut pause = std::time::Duration::from_millis(5);
+    for _ in 0..5 {
+        match attempt().await {
+            Err(err) if err.is_conflict() => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
 impl From<surrealdb::Error> for DbError {
     fn from(err: surrealdb::Error) -> Self {
         // Boxed: the SDK's error is large and would bloat every Result.

@@ -172,7 +172,9 @@ async fn login(
 
 #[derive(Deserialize, ToSchema)]
 struct NewUser {
+    #[schema(format = Email)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     #[serde(default = "default_role")]
     role: Role,
@@ -531,10 +533,12 @@ pub(super) fn clean_filename(name: Option<&str>) -> String {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only jobs in this state.
     state: Option<JobState>,
     /// Only jobs older than this job id (the cursor of the previous page).
+    #[param(value_type = Option<uuid::Uuid>)]
     before: Option<String>,
 }
 
@@ -557,7 +561,13 @@ async fn list_jobs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "`limit` must be 1 to 500".into(),
+        ));
+    }
     if let Some(before) = &query.before
         && uuid::Uuid::parse_str(before).is_err()
     {
@@ -627,7 +637,7 @@ async fn get_job(
     params(("id" = String, Path, description = "The job id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream", content(("text/event-stream"))),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 404, description = "No such job of the caller's", body = ErrorReply),
         (status = 503, description = "NATS is unavailable", body = ErrorReply),
@@ -872,7 +882,8 @@ async fn seed_upload(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct FidQuery {
-    /// The job id.
+    /// The job id. Required; a request without it gets a 400 that says so.
+    #[param(required = true, value_type = uuid::Uuid)]
     fid: Option<String>,
 }
 

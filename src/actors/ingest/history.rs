@@ -33,22 +33,30 @@ impl History {
                 map.insert("jid".to_string(), id);
             }
         }
-        self.db
-            .query("UPSERT $rid CONTENT $doc")
-            .bind(("rid", RecordId::new("job", job.id.as_str())))
-            .bind(("doc", doc))
-            .await?
-            .check()?;
-        Ok(())
+        // Writes of different jobs touch the same owner index and may
+        // conflict; each is idempotent, so it is simply run again.
+        db::retry_conflicts(|| async {
+            self.db
+                .query("UPSERT $rid CONTENT $doc")
+                .bind(("rid", RecordId::new("job", job.id.as_str())))
+                .bind(("doc", doc.clone()))
+                .await?
+                .check()?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn delete(&self, job_id: &str) -> Result<(), DbError> {
-        self.db
-            .query("DELETE $rid")
-            .bind(("rid", RecordId::new("job", job_id)))
-            .await?
-            .check()?;
-        Ok(())
+        db::retry_conflicts(|| async {
+            self.db
+                .query("DELETE $rid")
+                .bind(("rid", RecordId::new("job", job_id)))
+                .await?
+                .check()?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn get(&self, job_id: &str) -> Result<Option<Job>, DbError> {

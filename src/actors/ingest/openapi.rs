@@ -49,12 +49,15 @@ impl Modify for SecuritySchemes {
 pub struct JobForm {
     /// The video. Best sent after the options: an upload whose options
     /// turn out bad is stored before it is refused (and then discarded).
-    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     file: Vec<u8>,
     /// Output format (default `mp3`).
     format: Option<Format>,
-    /// Bit rate in kbit/s, `128` or `128k`.
-    bitrate: Option<String>,
+    /// Bit rate in kbit/s (`128k` works too); which values a format takes
+    /// is in the README's format table.
+    #[schema(minimum = 6, maximum = 510)]
+    bitrate: Option<u32>,
     /// Sample rate in Hz.
+    #[schema(minimum = 8000, maximum = 192000)]
     sample_rate: Option<u32>,
 }
