@@ -185,6 +185,12 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub login_window: Duration,
 
+    /// How long uploads and converted audio are kept (`7d`, `12h`, …); the
+    /// object store removes them after that. Set it the same on every
+    /// process: the first to start creates the buckets with it.
+    #[arg(long, env = "MEDIAJET_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: Duration,
+
     /// Largest accepted upload in bytes.
     #[arg(long, env = "MEDIAJET_MAX_UPLOAD_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
@@ -302,7 +308,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{text}` has an unknown unit; use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 24 * 3600)),
+        _ => Err(format!(
+            "`{text}` has an unknown unit; use ms, s, m, h or d"
+        )),
     }
 }
 

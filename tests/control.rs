@@ -153,3 +153,43 @@ async fn nobody_cancels_or_deletes_another_users_job() {
     );
     assert_eq!(app.job(&ann, &id).await.status(), 200);
 }
+
+#[tokio::test]
+async fn audio_past_the_retention_period_answers_410_and_the_job_stays_listed() {
+    let app = common::spawn_app_with(|config| config.retention = Duration::from_secs(3)).await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let output = format!("/v1/jobs/{id}/output");
+    assert_eq!(app.get(&token, &output).await.status(), 200);
+
+    let started = Instant::now();
+    let gone = loop {
+        let response = app.get(&token, &output).await;
+        if response.status() != 200 {
+            break response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the audio outlived its retention"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(gone.status(), 410);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "output_expired", "{body}");
+    let seed = app.get(&token, &format!("/download?fid={id}")).await;
+    assert_eq!(seed.status(), 410);
+
+    // The job itself is still there, and its owner can delete it.
+    let job: Value = app.job(&token, &id).await.json().await.unwrap();
+    assert_eq!(job["state"], "completed");
+    assert_eq!(
+        app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
+        204
+    );
+    assert_eq!(app.job(&token, &id).await.status(), 404);
+    assert_eq!(app.get(&token, &output).await.status(), 404);
+}

@@ -204,20 +204,36 @@ async fn ensure_object_store(
 }
 
 /// Uploaded media, one object per job id. Transcoders delete an upload once
-/// its job has ended; the age limit also clears the chunks of uploads that
-/// broke off half-way, which have no object to delete them by.
-pub async fn uploads_bucket(js: &Context, replicas: usize) -> Result<Bucket, SetupError> {
-    let week = Duration::from_secs(7 * 24 * 3600);
-    ensure_object_store(js, names::UPLOADS_BUCKET, "uploaded media", week, replicas).await
+/// its job has ended; the age limit (`retention`) also clears uploads never
+/// converted and the chunks of uploads that broke off half-way, which have
+/// no object to delete them by.
+pub async fn uploads_bucket(
+    js: &Context,
+    replicas: usize,
+    retention: Duration,
+) -> Result<Bucket, SetupError> {
+    ensure_object_store(
+        js,
+        names::UPLOADS_BUCKET,
+        "uploaded media",
+        retention,
+        replicas,
+    )
+    .await
 }
 
-/// Converted audio, one object per finished job, kept until deleted.
-pub async fn outputs_bucket(js: &Context, replicas: usize) -> Result<Bucket, SetupError> {
+/// Converted audio, one object per finished job, kept until its owner
+/// deletes it or `retention` has passed.
+pub async fn outputs_bucket(
+    js: &Context,
+    replicas: usize,
+    retention: Duration,
+) -> Result<Bucket, SetupError> {
     ensure_object_store(
         js,
         names::OUTPUTS_BUCKET,
         "converted audio",
-        Duration::ZERO,
+        retention,
         replicas,
     )
     .await

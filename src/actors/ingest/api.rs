@@ -691,6 +691,7 @@ async fn cancel_or_delete_job(
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 404, description = "No such job of the caller's", body = ErrorReply),
         (status = 409, description = "Not completed (yet)", body = ErrorReply),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorReply),
         (status = 416, description = "The range starts past the end", body = ErrorReply),
         (status = 503, description = "NATS is unavailable", body = ErrorReply),
     ))]
@@ -735,11 +736,16 @@ async fn stream_output(
             ));
         }
     };
-    let (info, chunks) = ingest
-        .outputs
-        .read(output.object.as_str())
-        .await
-        .map_err(|e| ApiError::unavailable("the object store", e))?;
+    let (info, chunks) = match ingest.outputs.read(output.object.as_str()).await {
+        Ok(object) => object,
+        Err(objects::ReadError::NotFound) => {
+            return Err(ApiError::Gone(
+                "the audio of this job has been removed: outputs are kept for a limited time"
+                    .into(),
+            ));
+        }
+        Err(err) => return Err(ApiError::unavailable("the object store", err)),
+    };
     let size = info.size as u64;
     let requested = range.map_or(ByteRange::Whole, |r| parse_range(r, size));
     let (status, body, length, content_range) = match requested {
@@ -901,6 +907,7 @@ struct FidQuery {
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 404, description = "No such job of the caller's", body = ErrorReply),
         (status = 409, description = "Not completed (yet)", body = ErrorReply),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorReply),
         (status = 416, description = "The range starts past the end", body = ErrorReply),
     ))]
 async fn seed_download(

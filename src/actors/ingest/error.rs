@@ -38,6 +38,9 @@ pub enum ApiError {
     /// Too many requests of this kind: try again after this many seconds.
     #[error("{1}")]
     TooMany(&'static str, String, u64),
+    /// The job's audio was removed after the retention period.
+    #[error("{0}")]
+    Gone(String),
     /// A `Range` outside an object of this many bytes.
     #[error("the range is outside the file's {0} bytes")]
     RangeNotSatisfiable(u64),
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::Gone(_) => (StatusCode::GONE, "output_expired"),
             ApiError::RangeNotSatisfiable(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }

@@ -72,8 +72,8 @@ impl Ingest {
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
             submissions: js_setup::submissions_bucket(&js, r).await?,
-            uploads: objects::uploads_bucket(&js, r).await?,
-            outputs: objects::outputs_bucket(&js, r).await?,
+            uploads: objects::uploads_bucket(&js, r, config.retention).await?,
+            outputs: objects::outputs_bucket(&js, r, config.retention).await?,
             verifier: Verifier::new(js_setup::keys_bucket(&js, r).await?),
             history: History::open(db).await?,
             chunk_size: objects::chunk_size(&client),
