@@ -420,9 +420,15 @@ async fn every_object_stays_readable_after_a_nats_node_is_lost() {
         .unwrap();
     let body = vec![7u8; 300_000];
     for i in 0..4 {
-        objects::put_object(&bucket, &format!("o{i}"), &body[..], 64 * 1024)
-            .await
-            .unwrap();
+        objects::put_object(
+            &bucket,
+            &format!("o{i}"),
+            &body[..],
+            64 * 1024,
+            Default::default(),
+        )
+        .await
+        .unwrap();
     }
     cluster.kill_node(0).await;
     // Clients of the lost node reconnect to another one first.

@@ -257,10 +257,12 @@ pub async fn put_object(
     name: &str,
     data: impl AsyncRead + Unpin,
     chunk_size: usize,
+    metadata: std::collections::HashMap<String, String>,
 ) -> Result<object_store::ObjectInfo, object_store::PutError> {
     let meta = object_store::ObjectMetadata {
         name: name.to_string(),
         chunk_size: Some(chunk_size),
+        metadata,
         ..Default::default()
     };
     let mut reader = Coalesce {

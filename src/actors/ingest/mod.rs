@@ -99,7 +99,14 @@ impl Ingest {
         job_id: &str,
         data: impl AsyncRead + Unpin,
     ) -> Result<u64, async_nats::jetstream::object_store::PutError> {
-        let info = objects::put_object(&self.uploads, job_id, data, self.chunk_size).await?;
+        let info = objects::put_object(
+            &self.uploads,
+            job_id,
+            data,
+            self.chunk_size,
+            Default::default(),
+        )
+        .await?;
         Ok(info.size as u64)
     }
 

@@ -57,6 +57,9 @@ fn transient(context: &str) -> impl Fn(&dyn std::fmt::Display) -> AttemptError +
     move |err| AttemptError::Transient(format!("{context}: {err}"))
 }
 
+/// Object metadata key of a stored output's duration in seconds.
+pub const OUTPUT_DURATION: &str = "duration_seconds";
+
 pub struct Transcoder {
     js: Context,
     work: Stream,
@@ -418,6 +421,32 @@ impl Transcoder {
         interrupt: &CancellationToken,
         cancel: &CancellationToken,
     ) -> Result<Output, AttemptError> {
+        let object = format!("{}.{}", job.id, job.format.extension());
+        let stem = job
+            .filename
+            .rsplit_once('.')
+            .map_or(job.filename.as_str(), |(stem, _)| stem);
+        let filename = format!("{stem}.{}", job.format.extension());
+        let content_type = job.format.content_type().to_string();
+        let output = |bytes: u64, duration_seconds: f64| Output {
+            object: object.clone(),
+            bytes,
+            content_type: content_type.clone(),
+            filename: filename.clone(),
+            duration_seconds,
+        };
+        // An earlier delivery may have stored the audio and then died before
+        // recording it. The object exists only once it was stored whole, and
+        // carries its duration: use it rather than encode again.
+        if let Ok(info) = self.outputs.info(&object).await
+            && let Some(duration) = info
+                .metadata
+                .get(OUTPUT_DURATION)
+                .and_then(|d| d.parse::<f64>().ok())
+        {
+            tracing::info!(job = %job.id, "the audio is already stored; not encoding again");
+            return Ok(output(info.size as u64, duration));
+        }
         let dir = ffmpeg::work_dir(&self.work_root, &job.id);
         tokio::fs::create_dir_all(&dir)
             .await
@@ -491,24 +520,14 @@ impl Transcoder {
                  the file is damaged or incomplete"
             )));
         }
-        let object = format!("{}.{}", job.id, job.format.extension());
         let file = tokio::fs::File::open(&output_path)
             .await
             .map_err(|e| transient("open output")(&e))?;
-        let info = objects::put_object(&self.outputs, &object, file, self.chunk_size)
+        let metadata = [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        let info = objects::put_object(&self.outputs, &object, file, self.chunk_size, metadata)
             .await
             .map_err(|e| transient("store output")(&e))?;
-        let stem = job
-            .filename
-            .rsplit_once('.')
-            .map_or(job.filename.as_str(), |(stem, _)| stem);
-        Ok(Output {
-            object,
-            bytes: info.size as u64,
-            content_type: job.format.content_type().to_string(),
-            filename: format!("{stem}.{}", job.format.extension()),
-            duration_seconds: duration,
-        })
+        Ok(output(info.size as u64, duration))
     }
 
     /// Copies the upload to a local file, streaming.
