@@ -86,17 +86,8 @@ async fn readiness_fails_with_the_reason_when_nats_is_gone() {
 #[tokio::test]
 async fn notifications_are_delivered_to_a_real_smtp_server() {
     let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let smtp = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir.path().join("mail"))
-        .args(["-l", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with aiosmtpd must be installed for the tests");
-    let _smtp = KillOnDrop(smtp);
-    wait_for_port(port);
+    let port = common::free_port();
+    let _smtp = common::SmtpServer::start(port, maildir.path());
 
     let app =
         spawn_app_with(|config| config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
@@ -110,14 +101,7 @@ async fn notifications_are_delivered_to_a_real_smtp_server() {
 
     let started = Instant::now();
     let mail = loop {
-        let new = maildir.path().join("mail/new");
-        let found: Vec<String> = std::fs::read_dir(&new)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let found = common::SmtpServer::mails(maildir.path());
         if let Some(mail) = found.into_iter().next() {
             break mail;
         }
@@ -134,35 +118,6 @@ async fn notifications_are_delivered_to_a_real_smtp_server() {
         app.outbox(0).await.is_empty(),
         "no outbox files when SMTP is used"
     );
-}
-
-/// Stops a helper server when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Runs the real binary, as a user of `mediajet up` would.

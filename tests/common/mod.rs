@@ -153,6 +153,38 @@ impl TestApp {
     }
 
     /// Stops the test's nats-server under the running service.
+    /// SIGKILLs the test's nats-server, as a crash would end it.
+    pub async fn kill_test_nats(&mut self) {
+        if let Some(nats) = self.nats.take() {
+            nats.kill().await;
+        }
+    }
+
+    /// Starts the test's nats-server again, on the same port and store.
+    pub async fn restart_test_nats(&mut self) {
+        let url = self.ready.nats_url.clone();
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the test nats-server's port");
+        let started = Instant::now();
+        loop {
+            match NatsServer::start(Path::new("nats-server"), &self.dir.path().join("nats"), port).await {
+                Ok(nats) => {
+                    self.nats = Some(nats);
+                    return;
+                }
+                // The killed server's port may take a moment to free.
+                Err(err) if started.elapsed() < Duration::from_secs(20) => {
+                    eprintln!("nats-server not back yet: {err}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(err) => panic!("nats-server does not start again: {err}"),
+            }
+        }
+    }
+
     pub async fn stop_test_nats(&mut self) {
         if let Some(nats) = self.nats.take() {
             nats.stop().await;
@@ -566,5 +598,66 @@ pub fn probe(path: &Path) -> Probed {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0.0),
+    }
+}
+
+/// A free TCP port on loopback (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// Waits up to ten seconds until something listens on `port`.
+pub fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A real SMTP server (aiosmtpd) delivering into `<dir>/mail` (a maildir);
+/// stopped when dropped, pass or fail.
+pub struct SmtpServer(std::process::Child);
+
+impl SmtpServer {
+    pub fn start(port: u16, dir: &Path) -> SmtpServer {
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.join("mail"))
+            .args(["-l", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd must be installed for the tests");
+        let server = SmtpServer(child);
+        wait_for_port(port);
+        server
+    }
+
+    /// The mails delivered into `<dir>/mail` so far.
+    pub fn mails(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir.join("mail/new"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .map(|mail| mail.replace("=\r\n", "").replace("=\n", ""))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

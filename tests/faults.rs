@@ -1,0 +1,113 @@
+//! Faults injected into a running service: each test pushes jobs, breaks
+//! one dependency, heals it, lets the system settle, and then counts every
+//! job it was told was accepted as completed, failed with a reason, lost or
+//! duplicated, with outputs and emails. Lost and duplicated must be zero.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn mail_held_up_by_an_smtp_outage_goes_out_once_after_recovery() {
+    let maildir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    // The SMTP server is down from the start.
+    let app =
+        common::spawn_app_with(|config| config.smtp_url = Some(format!("smtp://127.0.0.1:{port}")))
+            .await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let ids = app.submit_many(&token, &video, 4).await;
+    for id in &ids {
+        let job = app.wait_until_finished(&token, id).await;
+        assert_eq!(job["state"], "completed", "{job}");
+    }
+    // Give the mailer time to fail a few times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let _smtp = common::SmtpServer::start(port, maildir.path());
+    let started = Instant::now();
+    while common::SmtpServer::mails(maildir.path()).len() < ids.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "mail did not go out after the SMTP server came back: {} of {}",
+            common::SmtpServer::mails(maildir.path()).len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Settle: nothing more arrives.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mails = common::SmtpServer::mails(maildir.path());
+    assert_eq!(mails.len(), ids.len(), "duplicated mail");
+    for id in &ids {
+        assert_eq!(common::mails_about(&mails, id), 1, "job {id}");
+    }
+}
+
+#[tokio::test]
+async fn a_nats_crash_during_an_upload_burst_loses_no_accepted_job() {
+    let mut app = common::spawn_app_with(|config| config.max_unfinished_jobs = 100).await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+
+    // Twenty uploads in flight, and NATS killed in the middle of them.
+    let mut uploads = Vec::new();
+    for i in 0..20 {
+        if i == 10 {
+            app.kill_test_nats().await;
+        }
+        let api = common::Api::new(&app.base);
+        let (token, video) = (token.clone(), video.clone());
+        uploads.push(tokio::spawn(async move {
+            let response = api.upload(&token, &video, None).await;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body)
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        match status {
+            202 => accepted.push(body["id"].as_str().unwrap().to_string()),
+            // While NATS is down: a clear 503, never a 202.
+            503 => {
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+                refused += 1;
+            }
+            other => panic!("upload answered {other}: {body}"),
+        }
+    }
+    // Uploads made while it is down are refused, not accepted.
+    let down = app.upload(&token, &video, None).await;
+    assert_eq!(down.status(), 503);
+
+    app.restart_test_nats().await;
+    let mut completed = 0;
+    for id in &accepted {
+        let job = app.wait_until_finished(&token, id).await;
+        assert_eq!(job["state"], "completed", "accepted job {id}: {job}");
+        completed += 1;
+    }
+    let listed = app.list_jobs(&token).await;
+    let listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_str().unwrap())
+        .collect();
+    for id in &accepted {
+        assert_eq!(listed.iter().filter(|l| *l == id).count(), 1, "job {id} listed once");
+    }
+    let mails = app.outbox(accepted.len()).await;
+    for id in &accepted {
+        assert_eq!(common::mails_about(&mails, id), 1, "one email for {id}");
+    }
+    println!(
+        "{} accepted and completed, {refused} refused with 503, lost 0",
+        completed
+    );
+}
