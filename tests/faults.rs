@@ -100,7 +100,11 @@ async fn a_nats_crash_during_an_upload_burst_loses_no_accepted_job() {
         .map(|job| job["id"].as_str().unwrap())
         .collect();
     for id in &accepted {
-        assert_eq!(listed.iter().filter(|l| *l == id).count(), 1, "job {id} listed once");
+        assert_eq!(
+            listed.iter().filter(|l| *l == id).count(),
+            1,
+            "job {id} listed once"
+        );
     }
     let mails = app.outbox(accepted.len()).await;
     for id in &accepted {

@@ -35,10 +35,10 @@ struct SurrealServer {
 
 impl SurrealServer {
     fn start(store: &Path) -> SurrealServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        SurrealServer::start_on(store, common::free_port())
+    }
+
+    fn start_on(store: &Path, port: u16) -> SurrealServer {
         let log = std::fs::File::create(store.with_extension("log")).expect("log file");
         let child = Command::new(server_binary())
             .args([
@@ -150,4 +150,69 @@ async fn wait_for_history(db: &mediajet::storage::db::Db, id: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn while_the_remote_database_is_down_the_api_answers_503_and_then_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("surreal");
+    let port = common::free_port();
+    let server = SurrealServer::start_on(&store, port);
+    let url = server.url.clone();
+    let app = common::spawn_app_with(|config| {
+        config.surreal_url = Some(url);
+        config.surreal_user = Some("root".into());
+        config.surreal_password = Some(ROOT_PASSWORD.into());
+    })
+    .await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let before = app.submit(&token, &video).await;
+    app.wait_until_finished(&token, &before).await;
+
+    drop(server);
+    // What needs the database answers 503 at once; nothing hangs.
+    for path in ["/v1/jobs", "/readyz"] {
+        let asked = Instant::now();
+        let response = app.get(&token, path).await;
+        assert_eq!(response.status(), 503, "{path}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "{path} took {:?}",
+            asked.elapsed()
+        );
+    }
+    let refused = app.upload(&token, &video, None).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    // The live state of a job needs only NATS.
+    assert_eq!(app.job(&token, &before).await.status(), 200);
+
+    // Back on the same port with the same store: the service catches up
+    // by itself.
+    let _server = SurrealServer::start_on(&store, port);
+    let started = Instant::now();
+    let id = loop {
+        let response = app.upload(&token, &video, None).await;
+        if response.status() == 202 {
+            let job: Value = response.json().await.unwrap();
+            break job["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still refused after recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let list = app.list_jobs(&token).await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str(), before.as_str()], "{list}");
 }

@@ -24,6 +24,26 @@ pub enum DbError {
     Query(Box<surrealdb::Error>),
     #[error("stored record is malformed: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("SurrealDB did not answer within {} s", QUERY_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// How long one query may take before the database counts as unavailable.
+/// The SDK waits for a lost server to come back; callers answer 503 instead
+/// of hanging.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a query (or anything else against the database) within
+/// [`QUERY_TIMEOUT`].
+pub async fn bounded<T, E, F>(query: F) -> Result<T, DbError>
+where
+    F: std::future::IntoFuture<Output = Result<T, E>>,
+    DbError: From<E>,
+{
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .map_err(|_| DbError::Timeout)?
+        .map_err(DbError::from)
 }
 
 impl DbError {

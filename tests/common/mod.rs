@@ -170,7 +170,13 @@ impl TestApp {
             .expect("the test nats-server's port");
         let started = Instant::now();
         loop {
-            match NatsServer::start(Path::new("nats-server"), &self.dir.path().join("nats"), port).await {
+            match NatsServer::start(
+                Path::new("nats-server"),
+                &self.dir.path().join("nats"),
+                port,
+            )
+            .await
+            {
                 Ok(nats) => {
                     self.nats = Some(nats);
                     return;

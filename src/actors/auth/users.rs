@@ -57,12 +57,13 @@ impl UserStore {
     }
 
     pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, UserError> {
-        let mut response = self
-            .db
-            .query("SELECT uid, email, password_hash, role, created_at FROM user WHERE email = $email LIMIT 1")
-            .bind(("email", email.to_string()))
-            .await?
-            .check()?;
+        let mut response = db::bounded(
+            self.db
+                .query("SELECT uid, email, password_hash, role, created_at FROM user WHERE email = $email LIMIT 1")
+                .bind(("email", email.to_string())),
+        )
+        .await?
+        .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         match rows.into_iter().next() {
             Some(row) => Ok(Some(serde_json::from_value(row).map_err(DbError::from)?)),
@@ -71,9 +72,7 @@ impl UserStore {
     }
 
     pub async fn count(&self) -> Result<u64, UserError> {
-        let mut response = self
-            .db
-            .query("SELECT count() AS n FROM user GROUP ALL")
+        let mut response = db::bounded(self.db.query("SELECT count() AS n FROM user GROUP ALL"))
             .await?
             .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
@@ -98,10 +97,7 @@ impl UserStore {
             created_at: OffsetDateTime::now_utc(),
         };
         let row = serde_json::to_value(&user).map_err(DbError::from)?;
-        let result = self
-            .db
-            .query("CREATE user CONTENT $row")
-            .bind(("row", row))
+        let result = db::bounded(self.db.query("CREATE user CONTENT $row").bind(("row", row)))
             .await?
             .check();
         match result {
@@ -114,13 +110,15 @@ impl UserStore {
     /// Sets the password and role of an existing user.
     pub async fn update(&self, email: &str, password: &str, role: Role) -> Result<(), UserError> {
         let hash = hash_password(password).await?;
-        self.db
-            .query("UPDATE user SET password_hash = $hash, role = $role WHERE email = $email")
-            .bind(("hash", hash))
-            .bind(("role", role.as_str().to_string()))
-            .bind(("email", email.to_string()))
-            .await?
-            .check()?;
+        db::bounded(
+            self.db
+                .query("UPDATE user SET password_hash = $hash, role = $role WHERE email = $email")
+                .bind(("hash", hash))
+                .bind(("role", role.as_str().to_string()))
+                .bind(("email", email.to_string())),
+        )
+        .await?
+        .check()?;
         Ok(())
     }
 }

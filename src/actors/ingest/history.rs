@@ -36,12 +36,14 @@ impl History {
         // Writes of different jobs touch the same owner index and may
         // conflict; each is idempotent, so it is simply run again.
         db::retry_conflicts(|| async {
-            self.db
-                .query("UPSERT $rid CONTENT $doc")
-                .bind(("rid", RecordId::new("job", job.id.as_str())))
-                .bind(("doc", doc.clone()))
-                .await?
-                .check()?;
+            db::bounded(
+                self.db
+                    .query("UPSERT $rid CONTENT $doc")
+                    .bind(("rid", RecordId::new("job", job.id.as_str())))
+                    .bind(("doc", doc.clone())),
+            )
+            .await?
+            .check()?;
             Ok(())
         })
         .await
@@ -49,23 +51,26 @@ impl History {
 
     pub async fn delete(&self, job_id: &str) -> Result<(), DbError> {
         db::retry_conflicts(|| async {
-            self.db
-                .query("DELETE $rid")
-                .bind(("rid", RecordId::new("job", job_id)))
-                .await?
-                .check()?;
+            db::bounded(
+                self.db
+                    .query("DELETE $rid")
+                    .bind(("rid", RecordId::new("job", job_id))),
+            )
+            .await?
+            .check()?;
             Ok(())
         })
         .await
     }
 
     pub async fn get(&self, job_id: &str) -> Result<Option<Job>, DbError> {
-        let mut response = self
-            .db
-            .query("SELECT * OMIT id FROM $rid")
-            .bind(("rid", RecordId::new("job", job_id)))
-            .await?
-            .check()?;
+        let mut response = db::bounded(
+            self.db
+                .query("SELECT * OMIT id FROM $rid")
+                .bind(("rid", RecordId::new("job", job_id))),
+        )
+        .await?
+        .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         rows.into_iter().next().map(from_row).transpose()
     }
@@ -99,15 +104,16 @@ impl History {
             StateFilter::Finished(state) => state.as_str(),
             _ => "",
         };
-        let mut response = self
-            .db
-            .query(query)
-            .bind(("owner", owner.to_string()))
-            .bind(("state", state))
-            .bind(("before", before.unwrap_or_default().to_string()))
-            .bind(("limit", i64::from(limit)))
-            .await?
-            .check()?;
+        let mut response = db::bounded(
+            self.db
+                .query(query)
+                .bind(("owner", owner.to_string()))
+                .bind(("state", state))
+                .bind(("before", before.unwrap_or_default().to_string()))
+                .bind(("limit", i64::from(limit))),
+        )
+        .await?
+        .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         rows.into_iter().map(from_row).collect()
     }
@@ -116,15 +122,16 @@ impl History {
 impl History {
     /// How many of the owner's jobs have not ended.
     pub async fn unfinished(&self, owner: &str) -> Result<u64, DbError> {
-        let mut response = self
-            .db
-            .query(
-                "SELECT count() AS n FROM job WHERE owner = $owner \
-                 AND state NOT IN ['completed', 'failed', 'canceled'] GROUP ALL",
-            )
-            .bind(("owner", owner.to_string()))
-            .await?
-            .check()?;
+        let mut response = db::bounded(
+            self.db
+                .query(
+                    "SELECT count() AS n FROM job WHERE owner = $owner \
+                     AND state NOT IN ['completed', 'failed', 'canceled'] GROUP ALL",
+                )
+                .bind(("owner", owner.to_string())),
+        )
+        .await?
+        .check()?;
         let rows: Vec<serde_json::Value> = response.take(0)?;
         Ok(rows.first().and_then(|row| row["n"].as_u64()).unwrap_or(0))
     }
