@@ -115,3 +115,38 @@ async fn a_nats_crash_during_an_upload_burst_loses_no_accepted_job() {
         completed
     );
 }
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_for_transient_reasons_is_dead_lettered_failed_and_mailed() {
+    let app = common::spawn_app().await;
+    // The transcoder's work dir cannot be created (a file is in its way): a
+    // fault of the machine, not of the upload, so it is retried.
+    std::fs::write(app.data_dir().join("transcode"), b"in the way").unwrap();
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let reason = job["error"].as_str().unwrap();
+    assert!(reason.contains("after 5 attempts"), "{reason}");
+    assert_eq!(job["attempts"], 5, "{job}");
+
+    // A copy of the work item waits in the dead-letter stream, with why.
+    let client = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let dead = js.get_stream("MEDIAJET_DEAD").await.unwrap();
+    let copy = dead
+        .get_last_raw_message_by_subject("mediajet.dead.transcode")
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&copy.payload).contains(&id));
+    let headers = copy.headers;
+    assert!(
+        headers.get("Mediajet-Dead-Reason").is_some(),
+        "no reason on the dead letter"
+    );
+    // Its owner hears about it once.
+    let mails = app.outbox(1).await;
+    assert_eq!(common::mails_about(&mails, &id), 1);
+}

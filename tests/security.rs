@@ -465,3 +465,35 @@ async fn a_user_with_too_many_unfinished_jobs_is_refused_until_one_ends() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn oversized_json_bodies_and_headers_are_refused_without_reading_them_whole() {
+    let app = spawn_app().await;
+    let password = "x".repeat(2 * 1024 * 1024);
+    let huge = serde_json::json!({"email": ADMIN_EMAIL, "password": password});
+    let response = app
+        .http
+        .post(app.url("/v1/login"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+
+    // A header block far beyond any real client's is refused by the server.
+    let response = app
+        .http
+        .get(app.url("/v1/jobs"))
+        .header("X-Padding", "y".repeat(1024 * 1024))
+        .send()
+        .await;
+    match response {
+        Ok(response) => assert_eq!(response.status(), 431),
+        // Or the connection is closed on it, which the client reports.
+        Err(err) => assert!(err.is_request() || err.is_body(), "{err}"),
+    }
+    // And the service is fine afterwards.
+    assert_eq!(app.readiness().await["status"], "ready");
+}

@@ -33,15 +33,17 @@ use crate::storage::objects;
 use crate::token::Claims;
 use crate::wire::{AudioOptions, ErrorReply, FORMATS, Format, Job, JobState, Role};
 
+/// Largest JSON body accepted (logins, user creation).
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+
 /// The API's routes and, at `/openapi.json`, their OpenAPI document. Both
 /// come from the same `routes!` lists, so no route goes undocumented.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     // Uploads may be large; the limit is the configured upload size plus
     // room for the multipart framing.
-    let body_limit =
+    let upload_limit =
         usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
-    let (router, document) = documented_routes()
-        .layer(DefaultBodyLimit::max(body_limit))
+    let (router, document) = documented_routes(upload_limit)
         .with_state(ingest)
         .split_for_parts();
     let document = document.to_json().unwrap_or_default();
@@ -53,22 +55,29 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .merge(super::web::router())
 }
 
-fn documented_routes() -> OpenApiRouter<Arc<Ingest>> {
-    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+fn documented_routes(upload_limit: usize) -> OpenApiRouter<Arc<Ingest>> {
+    // Only uploads may be large: any other body is read into memory whole.
+    let small_bodies = OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(create_user))
-        .routes(routes!(create_job, list_jobs))
         .routes(routes!(get_job, cancel_or_delete_job))
         .routes(routes!(download))
         .routes(routes!(job_events))
         .routes(routes!(seed_login))
-        .routes(routes!(seed_upload))
         .routes(routes!(seed_download))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(seed_upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .merge(small_bodies)
+        .merge(uploads)
 }
 
 /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    documented_routes(JSON_BODY_LIMIT).into_openapi()
 }
 
 /// The verified bearer of the request's token.
