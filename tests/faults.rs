@@ -150,3 +150,76 @@ async fn a_job_that_keeps_failing_for_transient_reasons_is_dead_lettered_failed_
     let mails = app.outbox(1).await;
     assert_eq!(common::mails_about(&mails, &id), 1);
 }
+
+/// A small tmpfs mounted for the test and unmounted when it ends.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root, no privileges).
+    fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| SmallDisk(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_work_disk_is_a_transient_error_and_the_job_completes_once_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("small"), 4 * 1024 * 1024) else {
+        println!("skipped: mounting a tmpfs is not permitted here");
+        return;
+    };
+    // Nearly full: a little room, not enough for the upload.
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024 - 64 * 1024]).ok();
+    let app = common::spawn_app().await;
+    std::os::unix::fs::symlink(&disk.0, app.data_dir().join("transcode")).unwrap();
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 8);
+    assert!(std::fs::metadata(&video).unwrap().len() > 64 * 1024);
+    let id = app.submit(&token, &video).await;
+
+    // The job is retried, saying why, and serves no partial audio.
+    let started = Instant::now();
+    loop {
+        let job: serde_json::Value = app.job(&token, &id).await.json().await.unwrap();
+        let error = job["error"].as_str().unwrap_or_default();
+        if error.contains("No space left") {
+            assert!(error.starts_with("retrying"), "{job}");
+            assert_ne!(job["state"], "failed", "{job}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no disk error seen: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+    assert_eq!(output.status(), 409);
+
+    // Space frees: the next attempt succeeds, with all of the audio.
+    std::fs::remove_file(&filler).unwrap();
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
+    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
+    assert!((duration - 8.0).abs() < 0.3, "{duration}");
+    assert_eq!(common::mails_about(&app.outbox(1).await, &id), 1);
+}
