@@ -227,37 +227,66 @@ impl Transcoder {
     async fn attempt(
         &self,
         message: jetstream::Message,
-        mut job: Job,
+        read: Job,
         revision: u64,
         delivered: i64,
         shutdown: CancellationToken,
     ) {
         let started = Instant::now();
-        job.state = JobState::Running;
-        job.attempts += 1;
-        job.progress = 0.0;
-        job.error = None;
-        // Only if the job is still as read: the owner may have canceled it
-        // since, and then the next delivery finds that out. A write that
-        // fails otherwise (NATS busy electing a leader) costs no delivery:
-        // the encode goes on, and progress writes try again.
-        job.updated_at = OffsetDateTime::now_utc();
-        let mut revision = match self
-            .jobs
-            .update(job.id.as_str(), wire::encode(&job), revision)
-            .await
-        {
-            Ok(revision) => Some(revision),
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                tracing::info!(job = %job.id, "the job changed before it started");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                    .await;
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "cannot record the start; going on");
-                None
+        let (mut job, mut revision) = (read, revision);
+        // The start is written only over the state as read: the owner may
+        // have canceled the job since. Ingest also writes the job once, right
+        // after queueing it (its place in the queue), so a conflict is read
+        // again rather than costing a delivery. A write that fails otherwise
+        // (NATS busy electing a leader) costs nothing either: the encode goes
+        // on, and progress writes try again.
+        let mut rereads = 0;
+        let mut revision = loop {
+            let mut running = job.clone();
+            running.state = JobState::Running;
+            running.attempts += 1;
+            running.progress = 0.0;
+            running.error = None;
+            running.updated_at = OffsetDateTime::now_utc();
+            match self
+                .jobs
+                .update(job.id.as_str(), wire::encode(&running), revision)
+                .await
+            {
+                Ok(written) => {
+                    job = running;
+                    break Some(written);
+                }
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    let fresh = match self.jobs.entry(job.id.as_str()).await {
+                        Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                            wire::decode::<Job>(&entry.value)
+                                .ok()
+                                .map(|fresh| (fresh, entry.revision))
+                        }
+                        _ => None,
+                    };
+                    match fresh {
+                        Some((fresh, at)) if !fresh.state.is_terminal() && rereads < 3 => {
+                            rereads += 1;
+                            (job, revision) = (fresh, at);
+                        }
+                        // Canceled (or gone) meanwhile: the next delivery
+                        // settles it.
+                        _ => {
+                            tracing::info!(job = %job.id, "the job changed before it started");
+                            let _ = message
+                                .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(job = %job.id, error = %err, "cannot record the start; going on");
+                    job = running;
+                    break None;
+                }
             }
         };
         crate::metrics::transcodes_in_flight(1.0);
