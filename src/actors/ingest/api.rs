@@ -470,18 +470,7 @@ async fn read_form(
                     .map_err(|e| multipart_error(e.status(), e.body_text()))?;
                 let text = text.trim();
                 match name.as_str() {
-                    "format" => {
-                        format = Format::parse(text).ok_or_else(|| {
-                            let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
-                            ApiError::BadRequest(
-                                "unsupported_format",
-                                format!(
-                                    "unsupported format `{text}`; use one of {}",
-                                    names.join(", ")
-                                ),
-                            )
-                        })?;
-                    }
+                    "format" => format = parse_format(text)?,
                     "bitrate" => options.bitrate = Some(parse_number(&name, text, Some('k'))?),
                     _ => options.sample_rate = Some(parse_number(&name, text, None)?),
                 }
@@ -494,6 +483,20 @@ async fn read_form(
         .check(options)
         .map_err(|message| ApiError::BadRequest("invalid_options", message))?;
     Ok((format, options))
+}
+
+/// A format the caller named, or a 400 that lists the formats there are.
+pub(super) fn parse_format(text: &str) -> Result<Format, ApiError> {
+    Format::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
+        ApiError::BadRequest(
+            "unsupported_format",
+            format!(
+                "unsupported format `{text}`; use one of {}",
+                names.join(", ")
+            ),
+        )
+    })
 }
 
 /// A whole number from a form field, with an optional unit suffix (`128k`).

@@ -11,14 +11,12 @@ use async_nats::jetstream::kv;
 use async_nats::service::Request;
 use serde::Serialize;
 
-use super::api::{JobView, clean_filename};
+use super::api::{JobView, clean_filename, parse_format};
 use super::error::ApiError;
 use super::{Ingest, new_job};
 use crate::storage::objects::ReadError;
 use crate::token::Claims;
-use crate::wire::{
-    self, AudioOptions, FORMATS, Format, JobState, StatusRequest, SubmitRequest, subject,
-};
+use crate::wire::{self, AudioOptions, Format, JobState, StatusRequest, SubmitRequest, subject};
 
 /// Longest `Nats-Msg-Id` kept for deduplication.
 const MAX_MESSAGE_ID: usize = 256;
@@ -208,16 +206,7 @@ async fn checked_job(
         })?;
     let format = match asked.format.as_deref() {
         None => Format::Mp3,
-        Some(text) => Format::parse(text).ok_or_else(|| {
-            let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
-            ApiError::BadRequest(
-                "unsupported_format",
-                format!(
-                    "unsupported format `{text}`; use one of {}",
-                    names.join(", ")
-                ),
-            )
-        })?,
+        Some(text) => parse_format(text)?,
     };
     let options = AudioOptions {
         bitrate: asked.bitrate,
