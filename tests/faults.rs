@@ -223,3 +223,68 @@ async fn a_full_work_disk_is_a_transient_error_and_the_job_completes_once_space_
     assert!((duration - 8.0).abs() < 0.3, "{duration}");
     assert_eq!(common::mails_about(&app.outbox(1).await, &id), 1);
 }
+
+/// A `mediajet run --actors transcoder` process, as a separate node would
+/// run it; `kill_on_drop` ends it with the test.
+async fn transcoder_process(
+    nats_url: &str,
+    ffmpeg: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mediajet"))
+        .args(["run", "--actors", "transcoder", "--transcoders", "1"])
+        .args(["--http", "127.0.0.1:0", "--nats-url", nats_url])
+        .arg("--ffmpeg")
+        .arg(ffmpeg)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run mediajet");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let up = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the transcoder did not start")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    assert!(up.starts_with("mediajet is up"), "{up}");
+    child
+}
+
+#[tokio::test]
+async fn a_transcoder_killed_mid_encode_leaves_its_job_to_be_done_once_elsewhere() {
+    use mediajet::config::ActorKind;
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let front = common::spawn_app_with(|config| {
+        config.actors = vec![ActorKind::Auth, ActorKind::Ingest, ActorKind::Mailer];
+    })
+    .await;
+    let token = front.new_user("ann@example.com").await;
+    let video = common::make_video(front.dir.path(), "clip.mp4", 6);
+
+    let mut first = transcoder_process(&front.ready.nats_url, &slow, &tools.path().join("a")).await;
+    let id = front.submit(&token, &video).await;
+    front.wait_until_running(&token, &id).await;
+    first.kill().await.unwrap();
+
+    // Another node takes the job once its ack wait has run out.
+    let _second = transcoder_process(&front.ready.nats_url, &slow, &tools.path().join("b")).await;
+    let job = front.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
+    assert!((duration - 6.0).abs() < 0.3, "{duration}");
+    let mails = front.outbox(1).await;
+    assert_eq!(common::mails_about(&mails, &id), 1, "one email");
+    // Settle, then nothing more: no second completion, no second email.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(common::mails_about(&front.outbox(1).await, &id), 1);
+    let job: serde_json::Value = front.job(&token, &id).await.json().await.unwrap();
+    assert_eq!(job["attempts"], 2, "{job}");
+}
