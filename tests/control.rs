@@ -7,12 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Whether the job's ffmpeg runs (it reads `<data-dir>/transcode/<job
-/// id>/input`).
-fn encoding(job_id: &str) -> bool {
-    common::process_mentions(job_id)
-}
-
 #[tokio::test]
 async fn a_running_encode_stops_within_a_second_when_its_owner_cancels_it() {
     let tools = tempfile::tempdir().unwrap();
@@ -22,14 +16,14 @@ async fn a_running_encode_stops_within_a_second_when_its_owner_cancels_it() {
     let video = common::make_video(app.dir.path(), "long.mp4", 30);
     let id = app.submit(&token, &video).await;
     app.wait_until_running(&token, &id).await;
-    assert!(encoding(&id), "no ffmpeg runs for the job");
+    assert!(common::process_mentions(&id), "no ffmpeg runs for the job");
 
     let response = app.delete(&token, &format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 202);
     let canceled = Instant::now();
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["state"], "canceled", "{job}");
-    while encoding(&id) {
+    while common::process_mentions(&id) {
         assert!(
             canceled.elapsed() < Duration::from_secs(1),
             "ffmpeg still runs a second after the cancel"

@@ -248,14 +248,7 @@ async fn jobs_are_listed_newest_first() {
     let video = common::make_video(app.dir.path(), "a.mp4", 1);
     let first = app.submit(&token, &video).await;
     let second = app.submit(&token, &video).await;
-    let list = app.list_jobs(&token).await;
-    let ids: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [second.as_str(), first.as_str()]);
+    assert_eq!(app.listed_ids(&token).await, [second, first]);
 }
 
 #[tokio::test]

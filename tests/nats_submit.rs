@@ -53,14 +53,7 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
     assert_eq!(job["format"], "flac");
     assert_eq!(job["filename"], "second.mp4");
     let first = seen["job_id"].as_str().unwrap();
-    let ids: Vec<String> = app
-        .list_jobs(&ann)
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = app.listed_ids(&ann).await;
     assert_eq!(ids, [second, first], "exactly the two jobs, newest first");
     let download = app.get(&ann, &format!("/v1/jobs/{first}/output")).await;
     assert_eq!(download.status(), 200);

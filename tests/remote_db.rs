@@ -207,12 +207,5 @@ async fn while_the_remote_database_is_down_the_api_answers_503_and_then_catches_
     };
     let job = app.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
-    let list = app.list_jobs(&token).await;
-    let ids: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [id.as_str(), before.as_str()], "{list}");
+    assert_eq!(app.listed_ids(&token).await, [id, before]);
 }

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 pub mod auth;
 pub mod ingest;
 pub mod mailer;
+mod micro;
 pub mod transcoder;
 
 /// Why a worker stopped before it was asked to; its supervisor restarts it.

@@ -349,10 +349,7 @@ impl Api {
     }
 
     pub async fn submit(&self, token: &str, path: &Path) -> String {
-        let response = self.upload(token, path, None).await;
-        assert_eq!(response.status(), 202);
-        let job: Value = response.json().await.unwrap();
-        job["id"].as_str().unwrap().to_string()
+        self.submit_with(token, path, &[]).await
     }
 
     pub async fn job(&self, token: &str, id: &str) -> reqwest::Response {
@@ -395,6 +392,18 @@ impl Api {
         let response = self.get(token, "/v1/jobs").await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("list body")
+    }
+
+    /// The ids of the caller's jobs as `GET /v1/jobs` lists them, newest
+    /// first.
+    pub async fn listed_ids(&self, token: &str) -> Vec<String> {
+        self.list_jobs(token)
+            .await
+            .as_array()
+            .expect("a list of jobs")
+            .iter()
+            .map(|job| job["id"].as_str().expect("a job id").to_string())
+            .collect()
     }
 
     /// Polls the job until a transcoder reports progress on it.

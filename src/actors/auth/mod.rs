@@ -9,12 +9,12 @@ pub mod users;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::service::{Request, ServiceExt};
+use async_nats::service::Request;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
 use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
@@ -284,31 +284,20 @@ impl Worker for Auth {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
-            let service = self
-                .client
-                .service_builder()
-                .description("mediajet users, login and tokens")
-                .start(subject::AUTH_SERVICE, env!("CARGO_PKG_VERSION"))
-                .await
-                .map_err(|e| WorkerError::new("cannot start the auth service", e))?;
-            let group = service.group(subject::AUTH_GROUP);
-            let mut login = group
-                .endpoint(subject::LOGIN_ENDPOINT)
-                .await
-                .map_err(|e| WorkerError::new("cannot add the login endpoint", e))?;
-            let mut create = group
-                .endpoint(subject::CREATE_USER_ENDPOINT)
-                .await
-                .map_err(|e| WorkerError::new("cannot add the user endpoint", e))?;
+            let mut served = micro::start(
+                &self.client,
+                subject::AUTH_SERVICE,
+                "mediajet users, login and tokens",
+                subject::AUTH_GROUP,
+                &[subject::LOGIN_ENDPOINT, subject::CREATE_USER_ENDPOINT],
+            )
+            .await?;
             let mut in_flight = JoinSet::new();
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    Some(request) = login.next() => {
-                        in_flight.spawn(self.clone().serve(request, subject::LOGIN_ENDPOINT));
-                    }
-                    Some(request) = create.next() => {
-                        in_flight.spawn(self.clone().serve(request, subject::CREATE_USER_ENDPOINT));
+                    Some((endpoint, request)) = served.requests.next() => {
+                        in_flight.spawn(self.clone().serve(request, endpoint));
                     }
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                     else => return Err(WorkerError("auth endpoints closed".to_string())),
@@ -316,12 +305,7 @@ impl Worker for Auth {
             }
             // Answer what was already received before leaving.
             while in_flight.join_next().await.is_some() {}
-            match tokio::time::timeout(Duration::from_secs(5), service.stop()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(WorkerError::new("cannot stop the auth service", err)),
-                // NATS is gone; there is nothing left to unsubscribe from.
-                Err(_) => Ok(()),
-            }
+            served.stop().await
         })
     }
 }

@@ -630,12 +630,7 @@ async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let job = ingest.job_for(&caller.sub, &id).await?;
-    let taken = if job.state == JobState::Queued {
-        ingest.work_taken().await
-    } else {
-        None
-    };
-    Ok(Json(JobView::new(job, taken)))
+    Ok(Json(ingest.view(job).await))
 }
 
 /// Server-Sent Events of the caller's job: an event `state` whenever its

@@ -9,9 +9,9 @@ use async_nats::jetstream::kv;
 use axum::response::sse::Event;
 use futures::{Stream, StreamExt};
 
+use super::Ingest;
 use super::api::JobView;
 use super::error::ApiError;
-use super::{Ingest, queue_position};
 use crate::wire::{self, Job, JobState, subject};
 
 /// The events of `job` from now until it ends. A job that has already ended
@@ -20,34 +20,24 @@ pub(super) async fn job_events(
     ingest: Arc<Ingest>,
     job: Job,
 ) -> Result<impl Stream<Item = Result<Event, Infallible>> + use<>, ApiError> {
-    let mut follow = Follow {
-        watch: None,
-        starts: None,
-        last_state: None,
-        last_position: None,
-        queued: None,
-        ended: false,
-        ingest: ingest.clone(),
-    };
     if job.state.is_terminal() {
-        follow.ended = true;
-        let event = follow.event(JobView::new(job, None), None);
+        let event = event("state", &JobView::from(job), None);
         return Ok(futures::stream::iter([Ok(event)]).left_stream());
     }
-    follow.watch = Some(
-        ingest
-            .jobs
-            .watch_with_history(job.id.as_str())
-            .await
-            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?,
-    );
-    follow.starts = Some(
-        ingest
-            .client
-            .subscribe(subject::JOB_STARTS)
-            .await
-            .map_err(|e| ApiError::unavailable("NATS", e))?,
-    );
+    let watch = ingest
+        .jobs
+        .watch_with_history(job.id.as_str())
+        .await
+        .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+    let follow = Follow {
+        ingest,
+        watch,
+        starts: None,
+        queued: None,
+        last_state: None,
+        last_position: None,
+        ended: false,
+    };
     let events = futures::stream::unfold(follow, |mut follow| async move {
         let event = follow.next().await?;
         Some((Ok(event), follow))
@@ -55,10 +45,21 @@ pub(super) async fn job_events(
     Ok(events.right_stream())
 }
 
+/// One event carrying the job as JSON.
+fn event(name: &str, view: &JobView, revision: Option<u64>) -> Event {
+    let event = Event::default()
+        .event(name)
+        .data(serde_json::to_string(view).unwrap_or_default());
+    match revision {
+        Some(revision) => event.id(revision.to_string()),
+        None => event,
+    }
+}
+
 struct Follow {
     ingest: Arc<Ingest>,
-    watch: Option<kv::Watch>,
-    /// Starts of any job, listened to while this one is queued.
+    watch: kv::Watch,
+    /// Starts of any job, listened to until this one leaves the queue.
     starts: Option<async_nats::Subscriber>,
     /// The job as last sent, while it is queued.
     queued: Option<Job>,
@@ -75,13 +76,12 @@ impl Follow {
         loop {
             let starts = async {
                 match self.starts.as_mut() {
-                    Some(starts) if self.queued.is_some() => starts.next().await,
-                    _ => std::future::pending().await,
+                    Some(starts) => starts.next().await,
+                    None => std::future::pending().await,
                 }
             };
-            let watch = self.watch.as_mut()?;
             tokio::select! {
-                entry = watch.next() => {
+                entry = self.watch.next() => {
                     return match entry {
                         Some(Ok(entry)) => self.changed(entry).await,
                         Some(Err(err)) => {
@@ -122,26 +122,32 @@ impl Follow {
             }
         };
         self.ended = job.state.is_terminal();
-        let taken = if job.state == JobState::Queued {
-            self.ingest.work_taken().await
-        } else {
-            None
-        };
         self.queued = (job.state == JobState::Queued).then(|| job.clone());
-        Some(self.event(JobView::new(job, taken), Some(entry.revision)))
+        match (&self.queued, &self.starts) {
+            // Only a waiting job's place moves; unread starts would pile up
+            // in the subscription for the rest of the encode.
+            (None, Some(_)) => self.starts = None,
+            // Back in the queue (a retry): listen again.
+            (Some(_), None) => {
+                self.starts = self.ingest.client.subscribe(subject::JOB_STARTS).await.ok()
+            }
+            _ => {}
+        }
+        let view = self.ingest.view(job).await;
+        Some(self.send(view, Some(entry.revision)))
     }
 
     /// Another job started: tell this one's new place, if it changed.
     async fn queue_moved(&mut self) -> Option<Event> {
-        let job = self.queued.clone()?;
-        let taken = self.ingest.work_taken().await;
-        if queue_position(&job, taken) == self.last_position {
+        let view = self.ingest.view(self.queued.clone()?).await;
+        if view.queue_position() == self.last_position {
             return None;
         }
-        Some(self.event(JobView::new(job, taken), None))
+        Some(self.send(view, None))
     }
 
-    fn event(&mut self, view: JobView, revision: Option<u64>) -> Event {
+    /// The event for `view`: `state` when its state changed, else `progress`.
+    fn send(&mut self, view: JobView, revision: Option<u64>) -> Event {
         let name = if self.last_state == Some(view.state()) {
             "progress"
         } else {
@@ -149,12 +155,6 @@ impl Follow {
         };
         self.last_state = Some(view.state());
         self.last_position = view.queue_position();
-        let event = Event::default()
-            .event(name)
-            .data(serde_json::to_string(&view).unwrap_or_default());
-        match revision {
-            Some(revision) => event.id(revision.to_string()),
-            None => event,
-        }
+        event(name, &view, revision)
     }
 }

@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, Context, kv, object_store, stream::Stream};
-use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::io::AsyncRead;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
 use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
@@ -318,6 +317,17 @@ impl Ingest {
             .map(|info| info.delivered.stream_sequence)
     }
 
+    /// The job as its owner sees it, with its place in the queue while it
+    /// waits.
+    async fn view(&self, job: Job) -> api::JobView {
+        let taken = if job.state == JobState::Queued {
+            self.work_taken().await
+        } else {
+            None
+        };
+        api::JobView::new(job, taken)
+    }
+
     /// A page of the owner's jobs, newest first, in their live state, and
     /// the cursor of the next page if there may be one.
     async fn jobs_for(
@@ -443,22 +453,14 @@ impl Worker for Ingest {
                 .messages()
                 .await
                 .map_err(|e| WorkerError::new("history consumer", e))?;
-            let service = self
-                .client
-                .service_builder()
-                .description("mediajet jobs: submit uploads for conversion, ask their state")
-                .start(subject::INGEST_SERVICE, env!("CARGO_PKG_VERSION"))
-                .await
-                .map_err(|e| WorkerError::new("cannot start the jobs service", e))?;
-            let group = service.group(subject::JOBS_GROUP);
-            let mut submit = group
-                .endpoint(subject::SUBMIT_ENDPOINT)
-                .await
-                .map_err(|e| WorkerError::new("cannot add the submit endpoint", e))?;
-            let mut status = group
-                .endpoint(subject::STATUS_ENDPOINT)
-                .await
-                .map_err(|e| WorkerError::new("cannot add the status endpoint", e))?;
+            let mut served = micro::start(
+                &self.client,
+                subject::INGEST_SERVICE,
+                "mediajet jobs: submit uploads for conversion, ask their state",
+                subject::JOBS_GROUP,
+                &[subject::SUBMIT_ENDPOINT, subject::STATUS_ENDPOINT],
+            )
+            .await?;
             let mut in_flight = JoinSet::new();
             loop {
                 tokio::select! {
@@ -468,23 +470,15 @@ impl Worker for Ingest {
                         Some(Err(err)) => tracing::warn!(error = %err, "history consumer hiccup"),
                         None => return Err(WorkerError("history consumer ended".to_string())),
                     },
-                    Some(request) = submit.next() => {
-                        in_flight.spawn(service::serve(self.clone(), request, subject::SUBMIT_ENDPOINT));
-                    }
-                    Some(request) = status.next() => {
-                        in_flight.spawn(service::serve(self.clone(), request, subject::STATUS_ENDPOINT));
+                    Some((endpoint, request)) = served.requests.next() => {
+                        in_flight.spawn(service::serve(self.clone(), request, endpoint));
                     }
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 }
             }
             // Answer what was already received before leaving.
             while in_flight.join_next().await.is_some() {}
-            match tokio::time::timeout(Duration::from_secs(5), service.stop()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(WorkerError::new("cannot stop the jobs service", err)),
-                // NATS is gone; there is nothing left to unsubscribe from.
-                Err(_) => Ok(()),
-            }
+            served.stop().await
         })
     }
 }

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::{Ingest, new_job};
 use crate::storage::objects::ReadError;
 use crate::token::Claims;
-use crate::wire::{self, AudioOptions, Format, JobState, StatusRequest, SubmitRequest, subject};
+use crate::wire::{self, AudioOptions, Format, StatusRequest, SubmitRequest, subject};
 
 /// Longest `Nats-Msg-Id` kept for deduplication.
 const MAX_MESSAGE_ID: usize = 256;
@@ -89,14 +89,9 @@ async fn status(ingest: &Ingest, request: &Request) -> Result<JobReply, ApiError
 }
 
 async fn reply(ingest: &Ingest, job: wire::Job, duplicate: bool) -> Result<JobReply, ApiError> {
-    let taken = if job.state == JobState::Queued {
-        ingest.work_taken().await
-    } else {
-        None
-    };
     Ok(JobReply {
         v: wire::VERSION,
-        job: JobView::new(job, taken),
+        job: ingest.view(job).await,
         duplicate,
     })
 }
