@@ -153,6 +153,14 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::TooMany(..) | ApiError::TooLarge(_)) {
+            // Refused before the request body was read (an upload): the
+            // connection cannot carry another request, so say so rather than
+            // let the client reuse it and fail.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::TooMany(_, _, seconds) = self {
             response
                 .headers_mut()
