@@ -156,8 +156,10 @@ async fn serve(
         db: db.clone(),
         metrics,
     }));
+    // The actors' set-up futures are large; boxed, they live on the heap
+    // rather than on the stack of the thread that runs this one.
     if let (true, Some(db)) = (config.runs(ActorKind::Auth), &db) {
-        let started = Auth::build(&config, client.clone(), db.clone()).await?;
+        let started = Box::pin(Auth::build(&config, client.clone(), db.clone())).await?;
         generated_admin_password = started.generated_admin_password;
         actors.push(supervise(
             started.auth,
@@ -166,12 +168,12 @@ async fn serve(
         ));
     }
     if let (true, Some(db)) = (config.runs(ActorKind::Ingest), &db) {
-        let ingest = Ingest::build(&config, client.clone(), db.clone()).await?;
+        let ingest = Box::pin(Ingest::build(&config, client.clone(), db.clone())).await?;
         router = router.merge(api::router(ingest.clone()));
         actors.push(supervise(ingest, CancellationToken::new(), tracker.clone()));
     }
     if config.runs(ActorKind::Transcoder) {
-        let transcoder = Transcoder::build(&config, client.clone()).await?;
+        let transcoder = Box::pin(Transcoder::build(&config, client.clone())).await?;
         actors.push(supervise(
             transcoder,
             CancellationToken::new(),
@@ -179,7 +181,7 @@ async fn serve(
         ));
     }
     if config.runs(ActorKind::Mailer) {
-        let mailer = Mailer::build(&config, client.clone()).await?;
+        let mailer = Box::pin(Mailer::build(&config, client.clone())).await?;
         actors.push(supervise(mailer, CancellationToken::new(), tracker.clone()));
     }
     if config.runs(ActorKind::Auth) {

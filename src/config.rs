@@ -200,9 +200,15 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_JWT_KEY_FILE")]
     pub jwt_key_file: Option<PathBuf>,
 
-    /// Lifetime of access tokens.
-    #[arg(long, env = "MEDIAJET_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    /// Lifetime of access tokens (at most 1d); clients renew them with their
+    /// refresh token.
+    #[arg(long, env = "MEDIAJET_TOKEN_TTL", default_value = "15m", value_parser = parse_access_ttl)]
     pub token_ttl: Duration,
+
+    /// How long a login session can be renewed with refresh tokens (at most
+    /// 90d) before its user logs in again.
+    #[arg(long, env = "MEDIAJET_REFRESH_TTL", default_value = "30d", value_parser = parse_refresh_ttl)]
+    pub refresh_ttl: Duration,
 
     /// Email of an admin user ensured at start (with --admin-password).
     #[arg(long, env = "MEDIAJET_ADMIN_EMAIL")]
@@ -315,9 +321,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_bounded(text: &str, most: Duration) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() || duration > most {
+        return Err(format!(
+            "`{text}` must be more than 0 and at most {}d",
+            most.as_secs() / (24 * 3600)
+        ));
+    }
+    Ok(duration)
+}
+
+/// Access tokens must expire before their session's revocation does.
+fn parse_access_ttl(text: &str) -> Result<Duration, String> {
+    parse_bounded(text, crate::storage::jetstream::REVOKED_MAX_AGE)
+}
+
+/// Sessions must expire before their entry in the sessions bucket does.
+fn parse_refresh_ttl(text: &str) -> Result<Duration, String> {
+    parse_bounded(text, crate::storage::jetstream::SESSIONS_MAX_AGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lifetimes_are_bounded_by_their_buckets() {
+        assert_eq!(parse_access_ttl("15m"), Ok(Duration::from_secs(900)));
+        assert!(parse_access_ttl("2d").is_err());
+        assert!(parse_access_ttl("0").is_err());
+        assert!(parse_refresh_ttl("90d").is_ok());
+        assert!(parse_refresh_ttl("91d").is_err());
+    }
 
     #[test]
     fn durations_accept_units_and_plain_seconds() {

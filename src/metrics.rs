@@ -12,6 +12,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "mediajet_http_requests_total";
 pub const HTTP_DURATION: &str = "mediajet_http_request_duration_seconds";
 pub const LOGINS: &str = "mediajet_logins_total";
+pub const TOKEN_REFRESHES: &str = "mediajet_token_refreshes_total";
+pub const SESSIONS_REVOKED: &str = "mediajet_sessions_revoked_total";
 pub const JOBS_SUBMITTED: &str = "mediajet_jobs_submitted_total";
 pub const UPLOAD_BYTES: &str = "mediajet_upload_bytes_total";
 pub const JOBS_FINISHED: &str = "mediajet_jobs_finished_total";
@@ -65,6 +67,14 @@ fn describe() {
         "Time to answer an HTTP request, by route"
     );
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_counter!(
+        TOKEN_REFRESHES,
+        "Refresh token exchanges, by outcome (success, refused, replayed, unavailable)"
+    );
+    describe_counter!(
+        SESSIONS_REVOKED,
+        "Sessions ended early, by reason (logout, replay)"
+    );
     describe_counter!(JOBS_SUBMITTED, "Jobs accepted, by output format");
     describe_counter!(UPLOAD_BYTES, Unit::Bytes, "Bytes of uploaded media stored");
     describe_counter!(
@@ -99,6 +109,14 @@ pub fn http_request(route: &str, status: u16, seconds: f64) {
 
 pub fn login(success: bool) {
     counter!(LOGINS, "outcome" => if success { "success" } else { "failure" }).increment(1);
+}
+
+pub fn token_refresh(outcome: &'static str) {
+    counter!(TOKEN_REFRESHES, "outcome" => outcome).increment(1);
+}
+
+pub fn session_revoked(reason: &'static str) {
+    counter!(SESSIONS_REVOKED, "reason" => reason).increment(1);
 }
 
 pub fn job_submitted(format: &'static str, bytes: u64) {

@@ -19,8 +19,17 @@ pub mod subject {
     pub const LOGIN_ENDPOINT: &str = "login";
     /// Endpoint (inside [`AUTH_GROUP`]) that creates a user; needs an admin token.
     pub const CREATE_USER_ENDPOINT: &str = "users.create";
+    /// Endpoint (inside [`AUTH_GROUP`]) that exchanges a refresh token for
+    /// a new pair of tokens.
+    pub const REFRESH_ENDPOINT: &str = "refresh";
+    /// Endpoint (inside [`AUTH_GROUP`]) that ends a login session.
+    pub const LOGOUT_ENDPOINT: &str = "logout";
     /// Full subject of the login endpoint.
     pub const LOGIN: &str = "mediajet.auth.login";
+    /// Full subject of the refresh endpoint.
+    pub const REFRESH: &str = "mediajet.auth.refresh";
+    /// Full subject of the logout endpoint.
+    pub const LOGOUT: &str = "mediajet.auth.logout";
     /// Full subject of the user creation endpoint.
     pub const CREATE_USER: &str = "mediajet.auth.users.create";
     /// Name under which Ingest registers as a NATS micro service.
@@ -90,6 +99,10 @@ pub mod names {
     pub const JOBS_BUCKET: &str = "mediajet_jobs";
     /// Public token verification keys, one key per key id.
     pub const KEYS_BUCKET: &str = "mediajet_keys";
+    /// Login sessions, one key per session id: the refresh token in use.
+    pub const SESSIONS_BUCKET: &str = "mediajet_sessions";
+    /// Sessions ended early, whose access tokens must no longer pass.
+    pub const REVOKED_BUCKET: &str = "mediajet_revoked";
     /// Jobs whose email has gone out, so a redelivered event sends none.
     pub const MAIL_BUCKET: &str = "mediajet_mail";
     /// The job each `Nats-Msg-Id` of a NATS submission created, per owner.
@@ -171,7 +184,7 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// A freshly signed token.
+/// A freshly signed access token and the refresh token of its session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenReply {
     #[serde(default = "v")]
@@ -179,6 +192,60 @@ pub struct TokenReply {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+/// Exchanges a refresh token for a new pair; the old one is spent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub refresh_token: String,
+}
+
+/// Ends the session of either token; at least one must be given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutRequest {
+    #[serde(default = "v")]
+    pub v: u32,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// Auth's answer to a logout: the session has ended, and its access tokens
+/// are refused until `until` (Unix time; 0 when it had ended before).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutReply {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub session: String,
+    pub until: u64,
+}
+
+/// A login session: who it is for and which refresh token is current.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub email: String,
+    /// Bumped by every refresh; a token of an older generation is a replay.
+    pub generation: u64,
+    /// SHA-256 (hex) of the current refresh token's secret.
+    pub secret_sha256: String,
+    /// Unix time after which the session cannot be refreshed.
+    pub expires_at: u64,
+}
+
+/// A revoked session: its access tokens fail until `until` (Unix time),
+/// after which none of them is valid anyway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revoked {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub until: u64,
 }
 
 /// User creation request to Auth; `token` must belong to an admin.

@@ -152,3 +152,53 @@ async fn submit_exit_codes_tell_failed_refused_canceled_and_unavailable() {
     let unavailable = run(command).await;
     assert_eq!(unavailable.status.code(), Some(4), "{unavailable:?}");
 }
+
+#[tokio::test]
+async fn submit_renews_an_expired_saved_token_with_the_refresh_token() {
+    let app = common::spawn_app_with(|config| {
+        config.token_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    app.new_user("ann@example.com").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut login = mediajet(home.path());
+    login
+        .args(["login", "--server", &app.base, "--email", "ann@example.com"])
+        .env("MEDIAJET_PASSWORD", common::USER_PASSWORD);
+    assert!(run(login).await.status.success());
+    let saved = home.path().join("mediajet/credentials.json");
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap()
+    };
+    let before = read();
+    // Past the access token's life and the verifiers' leeway.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let expired = app.get(before["token"].as_str().unwrap(), "/v1/jobs").await;
+    assert_eq!(expired.status(), 401, "the saved access token has expired");
+
+    let video = common::make_video(app.dir.path(), "late.mp4", 1);
+    let out = tempfile::tempdir().unwrap();
+    let mut submit = mediajet(home.path());
+    submit
+        .arg("submit")
+        .arg(&video)
+        .arg("--output")
+        .arg(out.path());
+    let submitted = run(submit).await;
+    assert!(submitted.status.success(), "{submitted:?}");
+    assert!(out.path().join("late.mp3").exists());
+
+    let after = read();
+    assert_ne!(
+        after["refresh_token"], before["refresh_token"],
+        "not renewed"
+    );
+    let replay = app
+        .http
+        .post(app.url("/v1/tokens/refresh"))
+        .json(&serde_json::json!({ "refresh_token": before["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401, "the spent refresh token still works");
+}

@@ -58,7 +58,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 11);
+    assert_eq!(operations, 13);
 }
 
 #[tokio::test]
@@ -88,7 +88,35 @@ async fn real_answers_are_documented_and_match_their_schemas() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
-    check("post", "/v1/login", 200, &login.json().await.unwrap());
+    let tokens: Value = login.json().await.unwrap();
+    check("post", "/v1/login", 200, &tokens);
+    let refreshed = app
+        .http
+        .post(app.url("/v1/tokens/refresh"))
+        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    check("post", "/v1/tokens/refresh", 200, &refreshed);
+    let spent = app
+        .http
+        .post(app.url("/v1/tokens/refresh"))
+        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), 401);
+    check(
+        "post",
+        "/v1/tokens/refresh",
+        401,
+        &spent.json().await.unwrap(),
+    );
+    let logout = app.http.post(app.url("/v1/logout")).send().await.unwrap();
+    assert_eq!(logout.status(), 401);
+    check("post", "/v1/logout", 401, &logout.json().await.unwrap());
     let wrong = app
         .http
         .post(app.url("/v1/login"))

@@ -135,6 +135,39 @@ async fn each_actor_works_under_its_own_nats_user() {
     let job = ingest.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
 
+    // Sessions: a refresh rotates the refresh token in Auth's bucket, a
+    // logout revokes the session, and Ingest's watch refuses its token.
+    let tokens: serde_json::Value = ingest
+        .http
+        .post(ingest.url("/v1/login"))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": common::USER_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed: serde_json::Value = ingest
+        .http
+        .post(ingest.url("/v1/tokens/refresh"))
+        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = refreshed["access_token"].as_str().expect("refreshed");
+    let logout = ingest
+        .http
+        .post(ingest.url("/v1/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(ingest.get(access, "/v1/jobs").await.status(), 401);
+
     // Nothing any actor did was refused by the server.
     let log = std::fs::read_to_string(dir.path().join("nats-server.log")).unwrap();
     assert!(

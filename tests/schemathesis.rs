@@ -25,7 +25,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         // takes, ownership and the per-user job limit are not expressible
         // in the schema; `use_after_free` expects a DELETE to make the job
         // disappear, while DELETE cancels an unfinished job, which stays
-        // listed as canceled.
+        // listed as canceled. `POST /v1/logout` would revoke the session of
+        // the token every other request carries; tests/sessions.rs covers it.
+        .args(["--exclude-path", "/v1/logout"])
         .args(["--checks", "all"])
         .args([
             "--exclude-checks",
@@ -51,7 +53,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 11"),
+        stdout.contains("Tested: 12"),
         "not every operation was tested:\n{summary}"
     );
 }

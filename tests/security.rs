@@ -26,6 +26,7 @@ fn claims(exp: u64) -> Claims {
         aud: "mediajet".into(),
         iat: now(),
         exp,
+        sid: None,
     }
 }
 
@@ -135,7 +136,8 @@ async fn a_login_returns_a_bearer_token_that_says_who_and_what_the_user_is() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["expires_in"], 15 * 60);
+    assert!(body["refresh_token"].is_string());
     let token = body["access_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
@@ -151,6 +153,7 @@ async fn a_login_returns_a_bearer_token_that_says_who_and_what_the_user_is() {
     assert_eq!(claims["iss"], "mediajet");
     assert_eq!(claims["aud"], "mediajet");
     assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
+    assert!(claims["sid"].is_string(), "the token names its session");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The web page, driven in a real headless browser (Debian's Chromium via
 //! playwright-core, see `tests/web/journey.mjs`): log in, drop a video, see
 //! the job complete live, download and decode the audio, cancel a running
-//! job. The screenshot of the finished page is kept under the target dir.
+//! job, renew a refused access token, log out. The screenshot of the
+//! finished page is kept under the target dir.
 
 mod common;
 
@@ -61,12 +62,19 @@ async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
 
     assert_eq!(seen["external_requests"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
-    // The one failing request is the wrong password.
+    // The failing requests are the wrong password, the token the test made
+    // the server refuse, and the check after logging out.
     assert_eq!(
         seen["failed_requests"],
-        serde_json::json!(["401 POST /v1/login"]),
+        serde_json::json!([
+            "401 POST /v1/login",
+            "401 GET /v1/jobs?limit=50",
+            "401 GET /v1/jobs"
+        ]),
         "{seen}"
     );
+    assert_eq!(seen["still_logged_in"], true, "renewal failed: {seen}");
+    assert_eq!(seen["after_logout"], 401, "logout left the token working");
     assert!(
         seen["login_error"].as_str().unwrap().contains("wrong"),
         "{seen}"

@@ -7,10 +7,17 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credentials {
     pub server: String,
+    /// The access token.
     pub token: String,
+    /// Renews the access token; each refresh replaces it.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Unix time at which the access token expires.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 fn path() -> Option<PathBuf> {

@@ -7,11 +7,13 @@ mod credentials;
 mod events;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 use serde_json::Value;
@@ -131,18 +133,36 @@ pub async fn login(args: LoginArgs) -> Result<PathBuf, ClientError> {
     if !response.status().is_success() {
         return Err(error_of(response).await);
     }
-    #[derive(Deserialize)]
-    struct Token {
-        access_token: String,
-    }
-    let token: Token = response.json().await.map_err(unavailable(&server))?;
-    let saved = Credentials {
-        server,
-        token: token.access_token,
-    };
-    saved
+    let tokens: Tokens = response.json().await.map_err(unavailable(&server))?;
+    tokens
+        .into_credentials(server)
         .save()
         .map_err(|e| ClientError::Io("cannot save the token".into(), e))
+}
+
+/// The tokens a login or a refresh answers with.
+#[derive(Deserialize)]
+struct Tokens {
+    access_token: String,
+    expires_in: u64,
+    refresh_token: String,
+}
+
+impl Tokens {
+    fn into_credentials(self, server: String) -> Credentials {
+        Credentials {
+            server,
+            token: self.access_token,
+            refresh_token: Some(self.refresh_token),
+            expires_at: Some(unix_now() + self.expires_in),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Uploads, follows and downloads one job; returns where the audio went.
@@ -154,20 +174,28 @@ pub async fn submit(args: SubmitArgs) -> Result<PathBuf, ClientError> {
         .or_else(|| saved.as_ref().map(|c| c.server.clone()))
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
     let server = server.trim_end_matches('/').to_string();
-    let token = args
-        .token
-        .clone()
-        .or_else(|| saved.map(|c| c.token))
-        .ok_or_else(|| {
-            ClientError::Refused(
+    // A token given on the command line is used as it is; saved credentials
+    // are renewed with their refresh token when the access token runs out.
+    let credentials = match (&args.token, saved) {
+        (Some(token), _) => Credentials {
+            server: server.clone(),
+            token: token.clone(),
+            refresh_token: None,
+            expires_at: None,
+        },
+        (None, Some(saved)) => saved,
+        (None, None) => {
+            return Err(ClientError::Refused(
                 "not logged in: run `mediajet login --email …` or set MEDIAJET_TOKEN".into(),
-            )
-        })?;
+            ));
+        }
+    };
     let client = Client {
         http: http()?,
         server,
-        token,
+        credentials: Mutex::new(credentials),
     };
+    client.renew_if_expiring().await?;
     let job = client.upload(&args).await?;
     let id = job["id"].as_str().unwrap_or_default().to_string();
     println!("job {id} queued");
@@ -197,7 +225,7 @@ fn http() -> Result<reqwest::Client, ClientError> {
 struct Client {
     http: reqwest::Client,
     server: String,
-    token: String,
+    credentials: Mutex<Credentials>,
 }
 
 fn bar(length: u64, template: &str) -> ProgressBar {
@@ -211,6 +239,89 @@ fn bar(length: u64, template: &str) -> ProgressBar {
 impl Client {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server)
+    }
+
+    fn token(&self) -> String {
+        self.credentials
+            .lock()
+            .map(|c| c.token.clone())
+            .unwrap_or_default()
+    }
+
+    /// Renews the access token ahead of a request that cannot be repeated
+    /// (an upload) when it expires within a minute.
+    async fn renew_if_expiring(&self) -> Result<(), ClientError> {
+        let expiring = self
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.expires_at.filter(|_| c.refresh_token.is_some()))
+            .is_some_and(|expires_at| unix_now() + 60 >= expires_at);
+        if expiring {
+            self.renew().await?;
+        }
+        Ok(())
+    }
+
+    /// Spends the refresh token for new tokens and saves them, since the old
+    /// refresh token is now used up.
+    async fn renew(&self) -> Result<(), ClientError> {
+        let refresh_token = self
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.refresh_token.clone())
+            .ok_or_else(|| {
+                ClientError::Refused("the token is not valid; run `mediajet login` again".into())
+            })?;
+        let response = self
+            .http
+            .post(self.url("/v1/tokens/refresh"))
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .map_err(unavailable(&self.server))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Refused(
+                "your session has ended; run `mediajet login` again".into(),
+            ));
+        }
+        if !response.status().is_success() {
+            return Err(error_of(response).await);
+        }
+        let tokens: Tokens = response.json().await.map_err(unavailable(&self.server))?;
+        let renewed = tokens.into_credentials(self.server.clone());
+        if let Err(err) = renewed.save() {
+            eprintln!("warning: cannot save the renewed token: {err}");
+        }
+        if let Ok(mut credentials) = self.credentials.lock() {
+            *credentials = renewed;
+        }
+        Ok(())
+    }
+
+    /// Sends a request with the current token; when it is refused as
+    /// unauthorized and the token can be renewed, renews it and sends again.
+    async fn send(
+        &self,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request(&self.token())
+            .send()
+            .await
+            .map_err(unavailable(&self.server))?;
+        let renewable = self
+            .credentials
+            .lock()
+            .is_ok_and(|c| c.refresh_token.is_some());
+        if response.status() != StatusCode::UNAUTHORIZED || !renewable {
+            return Ok(response);
+        }
+        self.renew().await?;
+        request(&self.token())
+            .send()
+            .await
+            .map_err(unavailable(&self.server))
     }
 
     async fn upload(&self, args: &SubmitArgs) -> Result<Value, ClientError> {
@@ -246,7 +357,7 @@ impl Client {
         let response = self
             .http
             .post(self.url("/v1/jobs"))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token())
             .multipart(form.part("file", part))
             .send()
             .await
@@ -264,24 +375,22 @@ impl Client {
         let progress = bar(100, "{msg:28} [{bar:30}] {pos}%");
         let mut failures = 0;
         loop {
+            let url = self.url(&format!("/v1/jobs/{id}/events"));
             let response = self
-                .http
-                .get(self.url(&format!("/v1/jobs/{id}/events")))
-                .bearer_auth(&self.token)
-                .send()
+                .send(|token| self.http.get(&url).bearer_auth(token))
                 .await;
             let response = match response {
                 Ok(response) if response.status().is_success() => response,
                 Ok(response) if response.status().is_client_error() => {
                     return Err(error_of(response).await);
                 }
-                Ok(_) | Err(_) if failures < 30 => {
+                Ok(_) | Err(ClientError::Unavailable(_)) if failures < 30 => {
                     failures += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
                 Ok(response) => return Err(error_of(response).await),
-                Err(err) => return Err(unavailable(&self.server)(err)),
+                Err(err) => return Err(err),
             };
             let mut events = EventStream::new(response.bytes_stream().boxed());
             while let Some(job) = events.next_data().await {
@@ -321,14 +430,10 @@ impl Client {
                 path.display()
             )));
         }
-        let url = output["url"].as_str().unwrap_or_default();
+        let url = self.url(output["url"].as_str().unwrap_or_default());
         let response = self
-            .http
-            .get(self.url(url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(unavailable(&self.server))?;
+            .send(|token| self.http.get(&url).bearer_auth(token))
+            .await?;
         if !response.status().is_success() {
             return Err(error_of(response).await);
         }

@@ -184,6 +184,49 @@ pub async fn keys_bucket(js: &Context, replicas: usize) -> Result<kv::Store, Set
     .await
 }
 
+/// How long a session may go unrefreshed before its entry expires; the
+/// refresh lifetime (`--refresh-ttl`) may not exceed it.
+pub const SESSIONS_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How long a revocation is kept; access tokens (`--token-ttl`) may not live
+/// longer, so every token of a revoked session expires before its entry.
+pub const REVOKED_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Login sessions, one key per session id; only Auth reads and writes them.
+pub async fn sessions_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::SESSIONS_BUCKET.to_string(),
+            description: "login sessions and their current refresh token".to_string(),
+            history: 1,
+            max_age: SESSIONS_MAX_AGE,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::SESSIONS_BUCKET,
+    )
+    .await
+}
+
+/// Revoked sessions; Auth writes them, every token verifier watches them.
+pub async fn revoked_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::REVOKED_BUCKET.to_string(),
+            description: "sessions revoked before their tokens expire".to_string(),
+            history: 1,
+            max_age: REVOKED_MAX_AGE,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::REVOKED_BUCKET,
+    )
+    .await
+}
+
 /// Marks jobs whose notification has been sent.
 pub async fn mail_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
     ensure_kv(

@@ -1,6 +1,7 @@
 // Drives the web page in headless Chromium (Debian's package, through
 // playwright-core): log in, drop a video, watch the job complete live,
-// download the audio, cancel a second job, and take a screenshot.
+// download the audio, cancel a second job, take a screenshot, renew an
+// access token that stopped working, and log out.
 //
 // Environment: BASE_URL, EMAIL, PASSWORD, VIDEO (short), LONG_VIDEO (for the
 // cancel), OUT_DIR, and optionally CHROMIUM (default /usr/bin/chromium).
@@ -110,6 +111,33 @@ try {
 
   summary.screenshot = path.join(outDir, "finished-page.png");
   await page.screenshot({ path: summary.screenshot, fullPage: true });
+
+  // An access token the server refuses (as an expired one) is renewed with
+  // the refresh token, and the page carries on.
+  const before = await page.evaluate(() => sessionStorage.getItem("mediajet.token"));
+  await page.evaluate(() => {
+    token = "refused.by.server";
+  });
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/tokens/refresh")),
+    page.evaluate(() => loadJobs()),
+  ]);
+  await page.waitForFunction((old) => {
+    const now = sessionStorage.getItem("mediajet.token");
+    return now && now !== old;
+  }, before);
+  summary.still_logged_in = await page.isVisible("#app");
+
+  // Logging out ends the session on the server: its token stops working.
+  const renewed = await page.evaluate(() => sessionStorage.getItem("mediajet.token"));
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/logout")),
+    page.click("#logout"),
+  ]);
+  summary.after_logout = await page.evaluate(async (bearer) => {
+    const response = await fetch("/v1/jobs", { headers: { Authorization: `Bearer ${bearer}` } });
+    return response.status;
+  }, renewed);
   console.log(JSON.stringify(summary));
 } finally {
   await browser.close();

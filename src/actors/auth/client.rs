@@ -1,7 +1,8 @@
 //! How other actors talk to Auth: typed requests over its NATS endpoints.
 
 use crate::wire::{
-    self, CreateUserRequest, LoginRequest, RequestError, Role, TokenReply, UserReply, subject,
+    self, CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest, RefreshRequest,
+    RequestError, Role, TokenReply, UserReply, subject,
 };
 
 pub async fn login(
@@ -15,6 +16,31 @@ pub async fn login(
         password: password.to_string(),
     };
     wire::request(client, subject::LOGIN, &request).await
+}
+
+pub async fn refresh(
+    client: &async_nats::Client,
+    refresh_token: &str,
+) -> Result<TokenReply, RequestError> {
+    let request = RefreshRequest {
+        v: wire::VERSION,
+        refresh_token: refresh_token.to_string(),
+    };
+    wire::request(client, subject::REFRESH, &request).await
+}
+
+/// Ends the session of either token.
+pub async fn logout(
+    client: &async_nats::Client,
+    access_token: Option<&str>,
+    refresh_token: Option<&str>,
+) -> Result<LogoutReply, RequestError> {
+    let request = LogoutRequest {
+        v: wire::VERSION,
+        access_token: access_token.map(str::to_string),
+        refresh_token: refresh_token.map(str::to_string),
+    };
+    wire::request(client, subject::LOGOUT, &request).await
 }
 
 pub async fn create_user(

@@ -4,10 +4,11 @@
 
 pub mod client;
 pub mod keys;
+pub mod sessions;
 pub mod users;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::service::Request;
 use futures::StreamExt;
@@ -18,10 +19,14 @@ use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
 use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
-use crate::token::{self, Claims, Verifier};
-use crate::wire::{self, CreateUserRequest, LoginRequest, Role, TokenReply, UserReply, subject};
+use crate::token::{self, Claims, Revocations, Verifier, unix_now};
+use crate::wire::{
+    self, CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest, RefreshRequest, Role,
+    TokenReply, UserReply, subject,
+};
 use keys::{KeyError, SigningKey};
-use users::{UserError, UserStore};
+use sessions::{Issued, SessionError, Sessions};
+use users::{User, UserError, UserStore};
 
 /// A request Auth turns down, or could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("invalid or expired token")]
     InvalidToken,
+    #[error("{0}")]
+    InvalidRefreshToken(SessionError),
     #[error("this needs an admin token")]
     Forbidden,
     #[error("a user with this email already exists")]
@@ -46,10 +53,21 @@ impl AuthError {
         match self {
             AuthError::InvalidCredentials => (401, "invalid_credentials"),
             AuthError::InvalidToken => (401, "invalid_token"),
+            AuthError::InvalidRefreshToken(SessionError::Replayed) => (401, "refresh_token_reused"),
+            AuthError::InvalidRefreshToken(_) => (401, "invalid_refresh_token"),
             AuthError::Forbidden => (403, "forbidden"),
             AuthError::EmailTaken => (409, "email_taken"),
             AuthError::BadRequest(_) => (400, "bad_request"),
             AuthError::Internal(_) => (500, "internal"),
+        }
+    }
+}
+
+impl From<SessionError> for AuthError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Unavailable(detail) => AuthError::Internal(detail),
+            refused => AuthError::InvalidRefreshToken(refused),
         }
     }
 }
@@ -83,6 +101,7 @@ pub struct Auth {
     users: UserStore,
     key: SigningKey,
     verifier: Verifier,
+    sessions: Sessions,
     token_ttl: Duration,
     /// Checked against when the email is unknown, so a wrong email costs as
     /// much time as a wrong password and reveals nothing.
@@ -116,11 +135,20 @@ impl Auth {
         let decoy_hash = users::hash_password("decoy password, never valid")
             .await
             .map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+        let revocations =
+            Revocations::watch(js_setup::revoked_bucket(&js, config.replicas).await?).await;
+        let sessions = Sessions::new(
+            js_setup::sessions_bucket(&js, config.replicas).await?,
+            revocations.clone(),
+            config.refresh_ttl,
+            config.token_ttl,
+        );
         let auth = Auth {
             client,
             users,
             key,
-            verifier: Verifier::new(keys),
+            verifier: Verifier::new(keys, revocations),
+            sessions,
             token_ttl: config.token_ttl,
             decoy_hash,
         };
@@ -201,6 +229,63 @@ impl Auth {
             }
         };
         crate::metrics::login(true);
+        let session = self.sessions.start(&user.email).await?;
+        self.issue(user, session)
+    }
+
+    /// Spends a refresh token for a new access token and the session's next
+    /// refresh token. The user is read again, so a changed role or a removed
+    /// account counts from the next refresh on.
+    pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenReply, AuthError> {
+        let rotated = self.sessions.rotate(&request.refresh_token).await;
+        crate::metrics::token_refresh(match &rotated {
+            Ok(_) => "success",
+            Err(SessionError::Replayed) => "replayed",
+            Err(SessionError::Invalid) => "refused",
+            Err(SessionError::Unavailable(_)) => "unavailable",
+        });
+        let (email, session) = rotated?;
+        match self.users.find_by_email(&email).await? {
+            Some(user) => self.issue(user, session),
+            None => {
+                self.sessions.revoke(&session.session).await?;
+                Err(AuthError::InvalidRefreshToken(SessionError::Invalid))
+            }
+        }
+    }
+
+    /// Ends the session of the given access or refresh token. Ending a
+    /// session that has already ended succeeds too.
+    pub async fn logout(&self, request: LogoutRequest) -> Result<LogoutReply, AuthError> {
+        let (session, until) = match (&request.access_token, &request.refresh_token) {
+            (_, Some(refresh)) => self.sessions.end(refresh).await?,
+            (Some(access), None) => {
+                let session = self
+                    .verifier
+                    .verify(access)
+                    .await
+                    .map_err(|_| AuthError::InvalidToken)?
+                    .sid
+                    .ok_or(AuthError::InvalidToken)?;
+                let until = self.sessions.revoke(&session).await?;
+                (session, until)
+            }
+            (None, None) => {
+                return Err(AuthError::BadRequest(
+                    "give `access_token` or `refresh_token`".to_string(),
+                ));
+            }
+        };
+        crate::metrics::session_revoked("logout");
+        Ok(LogoutReply {
+            v: wire::VERSION,
+            session,
+            until,
+        })
+    }
+
+    /// Signs an access token for the user within the session.
+    fn issue(&self, user: User, session: Issued) -> Result<TokenReply, AuthError> {
         let now = unix_now();
         let claims = Claims {
             sub: user.uid,
@@ -210,6 +295,7 @@ impl Auth {
             aud: token::AUDIENCE.to_string(),
             iat: now,
             exp: now + self.token_ttl.as_secs(),
+            sid: Some(session.session),
         };
         let access_token = self
             .key
@@ -220,6 +306,8 @@ impl Auth {
             access_token,
             token_type: "Bearer".to_string(),
             expires_in: self.token_ttl.as_secs(),
+            refresh_token: session.refresh_token,
+            refresh_expires_in: session.expires_at.saturating_sub(now),
         })
     }
 
@@ -248,13 +336,24 @@ impl Auth {
     }
 
     async fn serve(self: Arc<Self>, request: Request, endpoint: &'static str) {
+        let payload = &request.message.payload;
         let result = match endpoint {
-            subject::LOGIN_ENDPOINT => match wire::decode::<LoginRequest>(&request.message.payload)
-            {
+            subject::LOGIN_ENDPOINT => match wire::decode::<LoginRequest>(payload) {
                 Ok(login) => self.login(login).await.map(|reply| wire::encode(&reply)),
                 Err(err) => Err(AuthError::BadRequest(err.to_string())),
             },
-            _ => match wire::decode::<CreateUserRequest>(&request.message.payload) {
+            subject::REFRESH_ENDPOINT => match wire::decode::<RefreshRequest>(payload) {
+                Ok(refresh) => self
+                    .refresh(refresh)
+                    .await
+                    .map(|reply| wire::encode(&reply)),
+                Err(err) => Err(AuthError::BadRequest(err.to_string())),
+            },
+            subject::LOGOUT_ENDPOINT => match wire::decode::<LogoutRequest>(payload) {
+                Ok(logout) => self.logout(logout).await.map(|reply| wire::encode(&reply)),
+                Err(err) => Err(AuthError::BadRequest(err.to_string())),
+            },
+            _ => match wire::decode::<CreateUserRequest>(payload) {
                 Ok(create) => self
                     .create_user(create)
                     .await
@@ -289,7 +388,12 @@ impl Worker for Auth {
                 subject::AUTH_SERVICE,
                 "mediajet users, login and tokens",
                 subject::AUTH_GROUP,
-                &[subject::LOGIN_ENDPOINT, subject::CREATE_USER_ENDPOINT],
+                &[
+                    subject::LOGIN_ENDPOINT,
+                    subject::REFRESH_ENDPOINT,
+                    subject::LOGOUT_ENDPOINT,
+                    subject::CREATE_USER_ENDPOINT,
+                ],
             )
             .await?;
             let mut in_flight = JoinSet::new();
@@ -341,12 +445,6 @@ fn random_password() -> Result<String, String> {
     let mut bytes = [0u8; 18];
     getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ fn documented_routes(upload_limit: usize) -> OpenApiRouter<Arc<Ingest>> {
     // Only uploads may be large: any other body is read into memory whole.
     let small_bodies = OpenApiRouter::new()
         .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
         .routes(routes!(create_user))
         .routes(routes!(get_job, cancel_or_delete_job))
         .routes(routes!(download))
@@ -140,19 +142,37 @@ fn credentials(headers: &HeaderMap, body: &Bytes) -> Result<Credentials, ApiErro
     })
 }
 
+/// A short-lived access token and the refresh token that renews it.
 #[derive(Serialize, ToSchema)]
 struct LoginResponse {
     access_token: String,
     token_type: String,
+    /// Seconds the access token is valid.
     expires_in: u64,
+    /// Spend at `POST /v1/tokens/refresh` for a new pair; each is good once.
+    refresh_token: String,
+    /// Seconds the session can still be renewed.
+    refresh_expires_in: u64,
+}
+
+impl From<crate::wire::TokenReply> for LoginResponse {
+    fn from(token: crate::wire::TokenReply) -> Self {
+        LoginResponse {
+            access_token: token.access_token,
+            token_type: token.token_type,
+            expires_in: token.expires_in,
+            refresh_token: token.refresh_token,
+            refresh_expires_in: token.refresh_expires_in,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/login", tag = "users",
-    summary = "Exchange credentials for a bearer token",
+    summary = "Exchange credentials for an access token and a refresh token",
     request_body(content = Credentials, description = "Or no body, with HTTP Basic credentials"),
     security((), ("basic" = [])),
     responses(
-        (status = 200, description = "A token", body = LoginResponse),
+        (status = 200, description = "The tokens of a new session", body = LoginResponse),
         (status = 400, description = "Malformed credentials", body = ErrorReply),
         (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
         (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorReply),
@@ -172,11 +192,84 @@ async fn login(
             ApiError::InvalidCredentials if !creds.basic => ApiError::InvalidJsonCredentials,
             other => other,
         })?;
-    Ok(Json(LoginResponse {
-        access_token: token.access_token,
-        token_type: token.token_type,
-        expires_in: token.expires_in,
-    }))
+    Ok(Json(token.into()))
+}
+
+/// A refresh token, as the body of a refresh or a logout.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefreshToken {
+    refresh_token: String,
+}
+
+fn refresh_token_of(body: &Bytes) -> Result<String, ApiError> {
+    serde_json::from_slice::<RefreshToken>(body)
+        .map(|body| body.refresh_token)
+        .map_err(|e| {
+            ApiError::BadRequest(
+                "bad_json",
+                format!("expected a JSON body {{\"refresh_token\"}}: {e}"),
+            )
+        })
+}
+
+#[utoipa::path(post, path = "/v1/tokens/refresh", tag = "users",
+    summary = "Spend a refresh token for a new access token and refresh token",
+    description = "Each refresh token is good once. Presenting a spent one again \
+        revokes its whole session (code `refresh_token_reused`): someone else holds a copy.",
+    request_body = RefreshToken,
+    security(()),
+    responses(
+        (status = 200, description = "The session's next tokens", body = LoginResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorReply),
+        (status = 401, description = "Invalid, expired, spent or revoked refresh token", body = ErrorReply),
+        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+    ))]
+async fn refresh(
+    State(ingest): State<Arc<Ingest>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let refresh_token = refresh_token_of(&body?)?;
+    let token = auth::refresh(&ingest.client, &refresh_token).await?;
+    Ok(Json(token.into()))
+}
+
+#[utoipa::path(post, path = "/v1/logout", tag = "users",
+    summary = "End a session",
+    description = "Revokes the session of the refresh token in the body or, without a \
+        body, of the bearer token: its refresh token stops working and so do its \
+        access tokens, at once.",
+    request_body(content = Option<RefreshToken>, description = "Or no body, with a bearer token"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 400, description = "Malformed JSON", body = ErrorReply),
+        (status = 401, description = "Neither token is valid", body = ErrorReply),
+        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+    ))]
+async fn logout(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let body = body?;
+    let refresh_token = if body.is_empty() {
+        None
+    } else {
+        Some(refresh_token_of(&body)?)
+    };
+    let access_token = bearer_token(&headers);
+    if refresh_token.is_none() && access_token.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
+    let ended = auth::logout(&ingest.client, access_token, refresh_token.as_deref()).await?;
+    // This process refuses the session's tokens from now on; others do once
+    // their revocation watch delivers.
+    ingest
+        .verifier
+        .revocations()
+        .note(&ended.session, ended.until);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects::{self, Bucket};
-use crate::token::Verifier;
+use crate::token::{Revocations, Verifier};
 use crate::wire::{self, Job, JobState, WorkItem, names, subject};
 use error::ApiError;
 use history::{History, StateFilter};
@@ -73,7 +73,10 @@ impl Ingest {
             submissions: js_setup::submissions_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, config.retention).await?,
             outputs: objects::outputs_bucket(&js, r, config.retention).await?,
-            verifier: Verifier::new(js_setup::keys_bucket(&js, r).await?),
+            verifier: Verifier::new(
+                js_setup::keys_bucket(&js, r).await?,
+                Revocations::watch(js_setup::revoked_bucket(&js, r).await?).await,
+            ),
             history: History::open(db).await?,
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,

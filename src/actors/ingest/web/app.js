@@ -1,8 +1,9 @@
 // The mediajet web page: log in, upload (picker or drag and drop) with a
 // progress bar, and a live list of the user's jobs fed by each job's
-// Server-Sent Events. The token lives in sessionStorage, so it ends with the
-// tab. Requests carry it in an Authorization header, which is why events and
-// downloads are read with fetch rather than EventSource or plain links.
+// Server-Sent Events. The tokens live in sessionStorage, so they end with the
+// tab. Requests carry the access token in an Authorization header, which is
+// why events and downloads are read with fetch rather than EventSource or
+// plain links; when it runs out, the refresh token renews it.
 "use strict";
 
 const TERMINAL = new Set(["completed", "failed", "canceled"]);
@@ -10,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const jobs = new Map();
 const following = new Set();
 let token = sessionStorage.getItem("mediajet.token");
+let renewing = null;
 
 function show() {
   $("login").hidden = Boolean(token);
@@ -18,11 +20,49 @@ function show() {
   if (token) loadJobs();
 }
 
+function keep(tokens) {
+  token = tokens.access_token;
+  sessionStorage.setItem("mediajet.token", token);
+  sessionStorage.setItem("mediajet.refresh", tokens.refresh_token);
+  sessionStorage.setItem("mediajet.expires", String(Date.now() + tokens.expires_in * 1000));
+}
+
+// Spends the refresh token for new tokens. A refresh token is good once, so
+// requests that find the token expired at the same moment share one renewal.
+function renew() {
+  renewing ??= (async () => {
+    try {
+      const response = await fetch("/v1/tokens/refresh", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: sessionStorage.getItem("mediajet.refresh") }),
+      });
+      if (!response.ok) return false;
+      keep(await response.json());
+      return true;
+    } catch {
+      return false;
+    } finally {
+      renewing = null;
+    }
+  })();
+  return renewing;
+}
+
+// Renews ahead of a request that cannot simply be sent again (an upload).
+async function renewIfExpiring() {
+  if (Number(sessionStorage.getItem("mediajet.expires")) - Date.now() < 60_000) await renew();
+}
+
 async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token}` };
-  const response = await fetch(path, { ...options, headers });
+  const send = () => fetch(path, {
+    ...options,
+    headers: { ...(options.headers || {}), Authorization: `Bearer ${token}` },
+  });
+  let response = await send();
+  if (response.status === 401 && token && (await renew())) response = await send();
   if (response.status === 401) {
-    logout();
+    forgetSession();
     throw new Error("Your session has ended; log in again.");
   }
   return response;
@@ -37,9 +77,11 @@ async function errorText(response) {
   }
 }
 
-function logout() {
+function forgetSession() {
   token = null;
-  sessionStorage.removeItem("mediajet.token");
+  for (const key of ["mediajet.token", "mediajet.refresh", "mediajet.expires"]) {
+    sessionStorage.removeItem(key);
+  }
   jobs.clear();
   $("jobs").replaceChildren();
   show();
@@ -57,12 +99,23 @@ $("login-form").addEventListener("submit", async (event) => {
     $("login-error").textContent = await errorText(response);
     return;
   }
-  token = (await response.json()).access_token;
-  sessionStorage.setItem("mediajet.token", token);
+  keep(await response.json());
   $("password").value = "";
   show();
 });
-$("logout").addEventListener("click", logout);
+
+// Ends the session on the server too, so its tokens stop working at once.
+$("logout").addEventListener("click", () => {
+  const refresh = sessionStorage.getItem("mediajet.refresh");
+  if (refresh) {
+    fetch("/v1/logout", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: refresh }),
+    }).catch(() => {});
+  }
+  forgetSession();
+});
 
 async function loadJobs() {
   try {
@@ -101,8 +154,9 @@ $("file-input").addEventListener("change", () => {
 });
 
 // XMLHttpRequest, because fetch cannot report upload progress.
-function upload(file) {
+async function upload(file) {
   $("app-error").textContent = "";
+  await renewIfExpiring();
   const form = new FormData();
   form.append("format", $("format").value);
   if ($("bitrate").value && !["flac", "wav"].includes($("format").value)) {
@@ -129,7 +183,7 @@ function upload(file) {
     if (request.status === 202 && body) {
       update(body);
     } else if (request.status === 401) {
-      logout();
+      forgetSession();
     } else {
       $("app-error").textContent = body?.error?.message || `Upload failed (${request.status})`;
     }
