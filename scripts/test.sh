@@ -29,11 +29,13 @@ if [ "$(pip_version schemathesis)" != "4.32.5" ]; then
 fi
 # The web page test drives Debian's Chromium through playwright-core (npm,
 # pinned in tests/web/package-lock.json; it downloads no browser of its own).
+# The network partition test cuts a transcoder off with an nftables rule.
 missing=""
 command -v chromium >/dev/null || missing="chromium"
 command -v npm >/dev/null || missing="$missing nodejs npm"
+command -v nft >/dev/null || missing="$missing nftables"
 if [ -n "$missing" ]; then
-  echo "test: installing $missing (for the web page test)"
+  echo "test: installing $missing (for the web page and network partition tests)"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   # shellcheck disable=SC2086 # a list of package names

@@ -219,16 +219,31 @@ async fn a_full_work_disk_is_a_transient_error_and_the_job_completes_once_space_
 }
 
 /// A `mediajet run --actors transcoder` process, as a separate node would
-/// run it; `kill_on_drop` ends it with the test.
+/// run it (inside the network namespace `netns`, if given, serving HTTP on
+/// every address there); `kill_on_drop` ends it with the test. Returns it
+/// and its HTTP base URL.
 async fn transcoder_process(
     nats_url: &str,
     ffmpeg: &std::path::Path,
     data_dir: &std::path::Path,
-) -> tokio::process::Child {
+    netns: Option<&str>,
+    slots: u32,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mediajet"))
-        .args(["run", "--actors", "transcoder", "--transcoders", "1"])
-        .args(["--http", "127.0.0.1:0", "--nats-url", nats_url])
+    let bin = env!("CARGO_BIN_EXE_mediajet");
+    let http = netns.map_or("127.0.0.1:0", |_| "0.0.0.0:0");
+    let mut command = match netns {
+        Some(name) => {
+            let mut command = tokio::process::Command::new("ip");
+            command.args(["netns", "exec", name, bin]);
+            command
+        }
+        None => tokio::process::Command::new(bin),
+    };
+    let mut child = command
+        .args(["run", "--actors", "transcoder"])
+        .args(["--transcoders", &slots.to_string()])
+        .args(["--http", http, "--nats-url", nats_url])
         .arg("--ffmpeg")
         .arg(ffmpeg)
         .arg("--data-dir")
@@ -246,8 +261,11 @@ async fn transcoder_process(
         .ok()
         .flatten()
         .unwrap_or_default();
-    assert!(up.starts_with("mediajet is up"), "{up}");
-    child
+    let address = up
+        .strip_prefix("mediajet is up: ")
+        .unwrap_or_else(|| panic!("the transcoder did not start: {up}"))
+        .to_string();
+    (child, address)
 }
 
 #[tokio::test]
@@ -262,13 +280,14 @@ async fn a_transcoder_killed_mid_encode_leaves_its_job_to_be_done_once_elsewhere
     let token = front.new_user("ann@example.com").await;
     let video = common::make_video(front.dir.path(), "clip.mp4", 6);
 
-    let mut first = transcoder_process(&front.ready.nats_url, &slow, &tools.path().join("a")).await;
+    let url = &front.ready.nats_url;
+    let (mut first, _) = transcoder_process(url, &slow, &tools.path().join("a"), None, 1).await;
     let id = front.submit(&token, &video).await;
     front.wait_until_running(&token, &id).await;
     first.kill().await.unwrap();
 
     // Another node takes the job once its ack wait has run out.
-    let _second = transcoder_process(&front.ready.nats_url, &slow, &tools.path().join("b")).await;
+    let _second = transcoder_process(url, &slow, &tools.path().join("b"), None, 1).await;
     let job = front.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["attempts"], 2, "{job}");
@@ -281,4 +300,244 @@ async fn a_transcoder_killed_mid_encode_leaves_its_job_to_be_done_once_elsewhere
     assert_eq!(common::mails_about(&front.outbox(1).await, &id), 1);
     let job: serde_json::Value = front.job(&token, &id).await.json().await.unwrap();
     assert_eq!(job["attempts"], 2, "{job}");
+}
+
+/// A network namespace joined to the host by a veth pair, whose traffic with
+/// the host an nftables rule can drop and let through again. Removed (with
+/// its veth pair and rules) when dropped.
+struct Netns {
+    name: String,
+    /// The host's end of the pair, reachable from inside.
+    host_ip: String,
+    /// The namespace's end, reachable from the host.
+    inside_ip: String,
+}
+
+impl Netns {
+    /// `None` where this process may not create namespaces.
+    fn create() -> Option<Netns> {
+        let id = std::process::id();
+        let name = format!("mediajet-{id}");
+        let run = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !run(&["netns", "add", &name]) {
+            return None;
+        }
+        let netns = Netns {
+            name,
+            host_ip: format!("10.231.{}.1", id % 250),
+            inside_ip: format!("10.231.{}.2", id % 250),
+        };
+        let inside_ip = format!("{}/30", netns.inside_ip);
+        let (host_end, inside_end) = (format!("mjh{id}"), format!("mjn{id}"));
+        let ns = netns.name.as_str();
+        let steps: [&[&str]; 7] = [
+            &[
+                "link",
+                "add",
+                &host_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &inside_end,
+            ],
+            &["link", "set", &inside_end, "netns", ns],
+            &[
+                "addr",
+                "add",
+                &format!("{}/30", netns.host_ip),
+                "dev",
+                &host_end,
+            ],
+            &["link", "set", &host_end, "up"],
+            &["-n", ns, "addr", "add", &inside_ip, "dev", &inside_end],
+            &["-n", ns, "link", "set", &inside_end, "up"],
+            &["-n", ns, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            assert!(
+                run(step),
+                "cannot set up the namespace: ip {}",
+                step.join(" ")
+            );
+        }
+        Some(netns)
+    }
+
+    fn nft(&self, script: &str) {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", script])
+            .status()
+            .expect("run nft (scripts/test.sh installs nftables)");
+        assert!(status.success(), "nft {script}");
+    }
+
+    /// Drops every packet between the namespace and the host, both ways,
+    /// so connections hang rather than fail (as when a cable is cut).
+    fn cut(&self) {
+        let host = &self.host_ip;
+        self.nft(&format!(
+            "add table inet partition; \
+             add chain inet partition out {{ type filter hook output priority 0; }}; \
+             add chain inet partition in {{ type filter hook input priority 0; }}; \
+             add rule inet partition out ip daddr {host} drop; \
+             add rule inet partition in ip saddr {host} drop"
+        ));
+    }
+
+    fn heal(&self) {
+        self.nft("delete table inet partition");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and so the pair.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_transcoder_cut_off_from_nats_longer_than_the_ack_wait_loses_and_duplicates_nothing() {
+    use mediajet::config::ActorKind;
+    use mediajet::storage::jetstream::WORK_ACK_WAIT;
+    use mediajet::wire::names;
+    let Some(netns) = Netns::create() else {
+        println!("skipped: creating a network namespace is not permitted here");
+        return;
+    };
+    // A NATS server on the host's end of the pair, so the namespace reaches
+    // it and the partition can cut it off.
+    let store = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let _nats = KillOnDrop(
+        std::process::Command::new("nats-server")
+            .args(["-js", "-a", &netns.host_ip, "-p", &port.to_string()])
+            .arg("-sd")
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed for the tests"),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect((netns.host_ip.as_str(), port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "NATS did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("nats://{}:{port}", netns.host_ip);
+    let front = common::spawn_app_on(&url, |config| {
+        config.actors = vec![ActorKind::Auth, ActorKind::Ingest, ActorKind::Mailer];
+    })
+    .await;
+    let token = front.new_user("ann@example.com").await;
+    let video = common::make_video(front.dir.path(), "clip.mp4", 20);
+
+    // The transcoder in the namespace takes both jobs and encodes in real
+    // time, so both are mid-encode when the cable is cut.
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let (_cut_off, cut_off_http) =
+        transcoder_process(&url, &slow, &tools.path().join("a"), Some(&netns.name), 2).await;
+    let inside = cut_off_http.replace("0.0.0.0", &netns.inside_ip);
+    let ids = front.submit_many(&token, &video, 2).await;
+    for id in &ids {
+        front.wait_until_running(&token, id).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    netns.cut();
+
+    // Past the ack wait, the jobs go to a transcoder on the host side.
+    let _host = common::spawn_app_on(&url, |config| {
+        config.actors = vec![ActorKind::Transcoder];
+    })
+    .await;
+    let cut_at = Instant::now();
+    for id in &ids {
+        let job = front.wait_until_finished(&token, id).await;
+        assert_eq!(job["state"], "completed", "{job}");
+    }
+    assert!(
+        cut_at.elapsed() + Duration::from_secs(3) > WORK_ACK_WAIT,
+        "the jobs finished before the ack wait ran out"
+    );
+    // What the finished jobs look like in NATS: the late transcoder must
+    // change none of it.
+    let nats = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let jobs = js.get_key_value(names::JOBS_BUCKET).await.unwrap();
+    let outputs = js.get_object_store(names::OUTPUTS_BUCKET).await.unwrap();
+    let mut finished = Vec::new();
+    for id in &ids {
+        let entry = jobs.entry(id.as_str()).await.unwrap().unwrap();
+        let job: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
+        let object = job["output"]["object"].as_str().unwrap().to_string();
+        let stored = outputs.info(&object).await.unwrap();
+        finished.push((entry.revision, object, stored.nuid));
+    }
+
+    // Heal, and wait until the cut-off transcoder talks to NATS again (its
+    // readiness checks that), then give it time to act on what it held.
+    netns.heal();
+    let readiness = format!("{inside}/readyz");
+    let healed = Instant::now();
+    loop {
+        let ready = front.http.get(&readiness).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(120),
+            "the cut-off transcoder never reached NATS again"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    // Every job completed once, by the host transcoder (attempt 2), with
+    // all of its audio and one email; nothing was written over it.
+    let mails = front.outbox(ids.len()).await;
+    for (id, (revision, object, nuid)) in ids.iter().zip(&finished) {
+        let entry = jobs.entry(id.as_str()).await.unwrap().unwrap();
+        assert_eq!(
+            entry.revision, *revision,
+            "job {id} was written after it finished"
+        );
+        let stored = outputs.info(object).await.unwrap();
+        assert_eq!(&stored.nuid, nuid, "the audio of job {id} was replaced");
+        let job: serde_json::Value = front.job(&token, id).await.json().await.unwrap();
+        assert_eq!(job["state"], "completed", "{job}");
+        assert_eq!(job["attempts"], 2, "{job}");
+        assert_eq!(common::mails_about(&mails, id), 1, "job {id}");
+        let audio = front.get(&token, &format!("/v1/jobs/{id}/output")).await;
+        assert_eq!(audio.status(), 200);
+        let path = front.dir.path().join(format!("{id}.mp3"));
+        std::fs::write(&path, audio.bytes().await.unwrap()).unwrap();
+        let duration = common::probe(&path).duration;
+        assert!(
+            (duration - 20.0).abs() < 0.3,
+            "job {id}: {duration} s of audio"
+        );
+    }
+    assert_eq!(mails.len(), ids.len(), "duplicated mail");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -42,6 +42,31 @@ enum AttemptError {
     /// The owner canceled the job.
     #[error("canceled by its owner")]
     Canceled,
+    /// A later attempt took the job over: this one's result is not wanted.
+    #[error("taken over by a later attempt")]
+    Superseded,
+}
+
+/// What can end an attempt early, besides shutdown.
+#[derive(Default)]
+struct Stops {
+    /// The owner canceled the job.
+    canceled: CancellationToken,
+    /// A later attempt has started the job: this one's ack wait ran out (it
+    /// was cut off from NATS, say) and the work item went to another
+    /// transcoder, whose result counts.
+    superseded: CancellationToken,
+}
+
+/// Where an attempt stands with its job, as the jobs bucket has it now.
+enum Standing {
+    /// The job is still this attempt's, at this revision (possibly with an
+    /// earlier write of this attempt's whose acknowledgement was lost).
+    Holds(u64),
+    /// The owner canceled the job while this attempt ran, at this revision.
+    Canceled(u64),
+    /// A later attempt has started the job, or it is gone.
+    Superseded,
 }
 
 impl From<MediaError> for AttemptError {
@@ -291,8 +316,9 @@ impl Transcoder {
         };
         crate::metrics::transcodes_in_flight(1.0);
         let _ = js_setup::publish_job_event(&self.js, &job).await;
-        let cancel = CancellationToken::new();
-        self.running_jobs().insert(job.id.clone(), cancel.clone());
+        let stops = Stops::default();
+        self.running_jobs()
+            .insert(job.id.clone(), stops.canceled.clone());
 
         // Keep the work item ours while we encode.
         let keepalive = {
@@ -320,7 +346,7 @@ impl Transcoder {
             })
         };
         let outcome = self
-            .convert(&mut job, &mut revision, &interrupt, &cancel)
+            .convert(&mut job, &mut revision, &interrupt, &stops)
             .await;
         // Speed and ETA describe a running encode only.
         job.speed = None;
@@ -336,24 +362,32 @@ impl Transcoder {
                 job.state = JobState::Completed;
                 job.progress = 100.0;
                 job.output = Some(output);
-                self.finish(&message, job, started, delivered).await;
+                self.finish(&message, job, revision, started, delivered)
+                    .await;
             }
             Err(AttemptError::Rejected(reason)) => {
                 job.state = JobState::Failed;
                 job.error = Some(reason);
-                self.finish(&message, job, started, delivered).await;
+                self.finish(&message, job, revision, started, delivered)
+                    .await;
             }
             Err(AttemptError::Canceled) => {
                 tracing::info!(job = %job.id, "stopped: canceled by its owner");
                 job.state = JobState::Canceled;
-                self.finish(&message, job, started, delivered).await;
+                self.finish(&message, job, revision, started, delivered)
+                    .await;
+            }
+            Err(AttemptError::Superseded) => {
+                // The work item is another transcoder's now: settling it
+                // from here would settle theirs.
+                tracing::info!(job = %job.id, "a later attempt has taken the job over; leaving it");
             }
             Err(AttemptError::Interrupted) => {
                 tracing::info!(job = %job.id, "handing an unfinished encode back to the queue");
                 job.state = JobState::Queued;
                 job.progress = 0.0;
                 if self
-                    .requeue(&message, job, revision, &cancel, started, delivered)
+                    .requeue(&message, job, revision, &stops, started, delivered)
                     .await
                 {
                     let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -366,7 +400,8 @@ impl Transcoder {
                     "conversion failed after {delivered} attempts: {reason}"
                 ));
                 self.copy_to_dead_letter(&message, &reason).await;
-                self.finish(&message, job, started, delivered).await;
+                self.finish(&message, job, revision, started, delivered)
+                    .await;
             }
             Err(AttemptError::Transient(reason)) => {
                 tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
@@ -374,7 +409,7 @@ impl Transcoder {
                 job.state = JobState::Queued;
                 job.error = Some(format!("retrying: {reason}"));
                 if self
-                    .requeue(&message, job, revision, &cancel, started, delivered)
+                    .requeue(&message, job, revision, &stops, started, delivered)
                     .await
                 {
                     let _ = message
@@ -387,45 +422,67 @@ impl Transcoder {
 
     /// Writes a job going back to the queue over this attempt's last state;
     /// true if the caller should now hand the work item back. If the owner
-    /// canceled it meanwhile, the job ends canceled instead (false).
+    /// canceled it meanwhile, the job ends canceled instead (false); if a
+    /// later attempt has taken it over, it is left to that one (false).
     async fn requeue(
         &self,
         message: &jetstream::Message,
         mut job: Job,
         revision: Option<u64>,
-        cancel: &CancellationToken,
+        stops: &Stops,
         started: Instant,
         delivered: i64,
     ) -> bool {
-        self.save_over(&mut job, revision, cancel).await;
-        if !cancel.is_cancelled() {
+        let revision = self.save_over(&mut job, revision, stops).await;
+        if stops.superseded.is_cancelled() {
+            return false;
+        }
+        if !stops.canceled.is_cancelled() {
             return true;
         }
         job.state = JobState::Canceled;
         job.error = None;
-        self.finish(message, job, started, delivered).await;
+        self.finish(message, job, revision, started, delivered)
+            .await;
         false
     }
 
     /// Records a terminal state, announces it and settles the work item. The
-    /// upload is no longer needed either way.
+    /// upload is no longer needed either way. A result the job has moved on
+    /// from (a later attempt started it) is dropped, and the work item, now
+    /// that attempt's, is left alone.
     async fn finish(
         &self,
         message: &jetstream::Message,
         mut job: Job,
+        revision: Option<u64>,
         started: Instant,
         delivered: i64,
     ) {
         job.finished_at = Some(OffsetDateTime::now_utc());
-        if let Err(err) = self.store(&mut job).await {
-            // A redelivery decides by this state. Without it, the next
-            // delivery would convert again from an upload deleted below, and
-            // fail a job that had completed.
-            tracing::warn!(job = %job.id, error = %err, "cannot record the result; retrying");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
-                .await;
-            return;
+        match self.write_result(&mut job, revision).await {
+            Ok(Standing::Holds(_)) => {}
+            Ok(Standing::Canceled(_)) => {
+                // The owner's cancel came first and stays: announce that.
+                tracing::info!(job = %job.id, "canceled by its owner as it ended");
+                job.state = JobState::Canceled;
+                job.output = None;
+                job.error = None;
+            }
+            Ok(Standing::Superseded) => {
+                tracing::info!(job = %job.id, "a later attempt has taken the job over; dropping this result");
+                return;
+            }
+            Err(err) => {
+                // A redelivery decides by this state. Without it, the next
+                // delivery would convert again from an upload deleted below,
+                // and fail a job that had completed.
+                tracing::warn!(job = %job.id, error = %err, "cannot record the result; retrying");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
+                    .await;
+                return;
+            }
         }
         if let Err(err) = js_setup::publish_job_event(&self.js, &job).await {
             // Without the event there is no email and no history: try again.
@@ -448,7 +505,7 @@ impl Transcoder {
         job: &mut Job,
         revision: &mut Option<u64>,
         interrupt: &CancellationToken,
-        cancel: &CancellationToken,
+        stops: &Stops,
     ) -> Result<Output, AttemptError> {
         let object = format!("{}.{}", job.id, job.format.extension());
         let stem = job
@@ -512,14 +569,19 @@ impl Transcoder {
                         job.eta_seconds = job.speed.map(|speed| {
                             ((total - progress.seconds).max(0.0) / speed).round()
                         });
-                        *revision = self.save_over(job, *revision, cancel).await;
+                        *revision = self.save_over(job, *revision, stops).await;
                         last_saved = Instant::now();
                     }
                 }
-                _ = cancel.cancelled() => {
+                _ = stops.canceled.cancelled() => {
                     encode.kill();
                     let _ = encode.finish().await;
                     return Err(AttemptError::Canceled);
+                }
+                _ = stops.superseded.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Superseded);
                 }
                 _ = interrupt.cancelled() => {
                     encode.kill();
@@ -548,6 +610,14 @@ impl Transcoder {
                 "only {duration:.1} of {expected:.1} seconds of audio could be read; \
                  the file is damaged or incomplete"
             )));
+        }
+        // Storing would replace the audio a later attempt may have stored
+        // and be serving: check the job is still this attempt's first. Not
+        // knowing (NATS unreachable) is a reason to try again later.
+        match self.standing(job).await {
+            Ok(Standing::Superseded) => return Err(AttemptError::Superseded),
+            Ok(_) => {}
+            Err(err) => return Err(transient("check the job")(&err)),
         }
         let file = tokio::fs::File::open(&output_path)
             .await
@@ -607,64 +677,88 @@ impl Transcoder {
 
     /// Writes the job over the state this attempt wrote last (`revision`),
     /// so that a cancel written in between wins and stops the encode even if
-    /// the cancel message was lost. Returns the revision to write over next;
-    /// `None` (not known) writes unconditionally.
-    async fn save_over(
-        &self,
-        job: &mut Job,
-        revision: Option<u64>,
-        cancel: &CancellationToken,
-    ) -> Option<u64> {
+    /// the cancel message was lost, and a later attempt's state is never
+    /// overwritten (this attempt is then told to stop). Returns the revision
+    /// to write over next; `None` when not known.
+    async fn save_over(&self, job: &mut Job, revision: Option<u64>, stops: &Stops) -> Option<u64> {
         job.updated_at = OffsetDateTime::now_utc();
         let key = job.id.as_str();
-        match revision {
-            Some(current) => match self.jobs.update(key, wire::encode(job), current).await {
+        if let Some(current) = revision {
+            match self.jobs.update(key, wire::encode(job), current).await {
                 Ok(next) => return Some(next),
                 Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
                 Err(err) => {
                     tracing::warn!(job = %key, error = %err, "cannot update the progress");
                     return revision;
                 }
-            },
-            None => {
-                return match self.jobs.put(key, wire::encode(job)).await {
-                    Ok(next) => Some(next),
-                    Err(err) => {
-                        tracing::warn!(job = %key, error = %err, "cannot update the progress");
-                        None
-                    }
-                };
             }
         }
-        // Someone else wrote: the owner's cancel, which stops the encode,
-        // or our own earlier write whose acknowledgement was lost, which this
-        // write may replace.
-        match self.jobs.entry(key).await {
-            Ok(Some(entry)) => {
-                if wire::decode::<Job>(&entry.value).is_ok_and(|j| j.state == JobState::Canceled) {
-                    cancel.cancel();
-                    return Some(entry.revision);
-                }
-                match self
-                    .jobs
-                    .update(key, wire::encode(job), entry.revision)
-                    .await
-                {
-                    Ok(next) => Some(next),
-                    Err(_) => Some(entry.revision),
-                }
+        // Someone else wrote, or what we wrote last is not known.
+        match self.standing(job).await {
+            Ok(Standing::Holds(at)) => match self.jobs.update(key, wire::encode(job), at).await {
+                Ok(next) => Some(next),
+                Err(_) => Some(at),
+            },
+            Ok(Standing::Canceled(at)) => {
+                stops.canceled.cancel();
+                Some(at)
             }
-            _ => None,
+            Ok(Standing::Superseded) => {
+                stops.superseded.cancel();
+                revision
+            }
+            Err(err) => {
+                tracing::warn!(job = %key, error = %err, "cannot update the progress");
+                revision
+            }
         }
     }
 
-    /// Writes the job's live state.
-    async fn store(&self, job: &mut Job) -> Result<(), async_nats::jetstream::kv::PutError> {
+    /// Where this attempt (`job` as it last wrote it) stands with the job
+    /// as stored now.
+    async fn standing(&self, job: &Job) -> Result<Standing, kv::EntryError> {
+        let entry = self.jobs.entry(job.id.as_str()).await?;
+        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+            return Ok(Standing::Superseded);
+        };
+        let Ok(stored) = wire::decode::<Job>(&entry.value) else {
+            return Ok(Standing::Superseded);
+        };
+        // Every attempt counts itself in `attempts` when it starts, with a
+        // compare-and-set: a higher count is a later attempt.
+        Ok(if stored.attempts != job.attempts {
+            Standing::Superseded
+        } else if stored.state == JobState::Canceled {
+            Standing::Canceled(entry.revision)
+        } else {
+            Standing::Holds(entry.revision)
+        })
+    }
+
+    /// Writes this attempt's result over the job, unless the job has moved
+    /// on without it (then says how and writes nothing).
+    async fn write_result(&self, job: &mut Job, revision: Option<u64>) -> Result<Standing, String> {
         job.updated_at = OffsetDateTime::now_utc();
-        self.jobs
-            .put(job.id.as_str(), wire::encode(job))
-            .await
-            .map(|_| ())
+        let mut over = revision;
+        for _ in 0..3 {
+            let at = match over {
+                Some(at) => at,
+                None => match self.standing(job).await.map_err(|e| e.to_string())? {
+                    Standing::Holds(at) => at,
+                    moved_on => return Ok(moved_on),
+                },
+            };
+            match self
+                .jobs
+                .update(job.id.as_str(), wire::encode(job), at)
+                .await
+            {
+                Ok(written) => return Ok(Standing::Holds(written)),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => over = None,
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Err("the job kept changing while its result was written".to_string())
     }
 
     /// Keeps a copy of a work item for an operator, then removes it from the
