@@ -541,3 +541,111 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Fills what is left of a filesystem; the space comes back when dropped.
+struct Filler(std::path::PathBuf);
+
+impl Filler {
+    fn fill(dir: &std::path::Path) -> Filler {
+        use std::io::Write;
+        let path = dir.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for size in [1 << 20, 4096, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
+        let _ = file.sync_all();
+        Filler(path)
+    }
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_full_jetstream_disk_refuses_uploads_with_503_and_delays_audio_until_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("small"), 64 * 1024 * 1024) else {
+        println!("skipped: mounting a tmpfs is not permitted here");
+        return;
+    };
+    // A NATS server whose JetStream store is the small disk.
+    let port = common::free_port();
+    let log = dir.path().join("nats.log");
+    let _nats = KillOnDrop(
+        std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-sd")
+            .arg(disk.0.join("store"))
+            .arg("-l")
+            .arg(&log)
+            .spawn()
+            .expect("nats-server must be installed for the tests"),
+    );
+    common::wait_for_port(port);
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let app = common::spawn_app_on(&format!("nats://127.0.0.1:{port}"), |config| {
+        config.ffmpeg = slow;
+    })
+    .await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 6);
+    let id = app.submit(&token, &video).await;
+    app.wait_until_running(&token, &id).await;
+
+    // The disk fills while the job encodes: storing its audio fails.
+    let filler = Filler::fill(&disk.0);
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains("OBJ_mediajet_outputs") && l.contains("no space left"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the audio was never refused by the full disk"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // While it is full: no partial audio, and a new upload gets a 503 with a
+    // JSON reason (never a 202), and nothing of it stays.
+    let job: serde_json::Value = app.job(&token, &id).await.json().await.unwrap();
+    assert_ne!(job["state"], "completed", "{job}");
+    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+    assert_eq!(output.status(), 409);
+    let refused = app.upload(&token, &video, None).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let login = app
+        .http
+        .post(app.url("/v1/login"))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": common::USER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    // Small writes may still fit the server's write buffer: a login either
+    // works or is unavailable, never an internal error.
+    assert!([200, 503].contains(&login.status().as_u16()), "{login:?}");
+    assert_eq!(app.listed_ids(&token).await, vec![id.clone()]);
+
+    // Space frees: the job is retried and completes with all of its audio,
+    // once, and uploads are taken again.
+    drop(filler);
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
+    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
+    assert!((duration - 6.0).abs() < 0.3, "{duration}");
+    assert_eq!(common::mails_about(&app.outbox(1).await, &id), 1);
+    let again = app.upload(&token, &video, None).await;
+    assert_eq!(again.status(), 202);
+}

@@ -43,6 +43,9 @@ pub enum AuthError {
     EmailTaken,
     #[error("{0}")]
     BadRequest(String),
+    /// A dependency (JetStream) failed: try again later.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -58,6 +61,7 @@ impl AuthError {
             AuthError::Forbidden => (403, "forbidden"),
             AuthError::EmailTaken => (409, "email_taken"),
             AuthError::BadRequest(_) => (400, "bad_request"),
+            AuthError::Unavailable(_) => (503, "unavailable"),
             AuthError::Internal(_) => (500, "internal"),
         }
     }
@@ -66,7 +70,7 @@ impl AuthError {
 impl From<SessionError> for AuthError {
     fn from(err: SessionError) -> Self {
         match err {
-            SessionError::Unavailable(detail) => AuthError::Internal(detail),
+            SessionError::Unavailable(detail) => AuthError::Unavailable(detail),
             refused => AuthError::InvalidRefreshToken(refused),
         }
     }
@@ -76,6 +80,9 @@ impl From<UserError> for AuthError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::Duplicate => AuthError::EmailTaken,
+            UserError::Db(err @ (DbError::Timeout | DbError::Connect { .. })) => {
+                AuthError::Unavailable(err.to_string())
+            }
             other => AuthError::Internal(other.to_string()),
         }
     }
@@ -364,8 +371,14 @@ impl Auth {
         let sent = match result {
             Ok(body) => request.respond(Ok(body)).await,
             Err(err) => {
-                if let AuthError::Internal(detail) = &err {
-                    tracing::error!(endpoint, error = %detail, "auth request failed");
+                match &err {
+                    AuthError::Internal(detail) => {
+                        tracing::error!(endpoint, error = %detail, "auth request failed");
+                    }
+                    AuthError::Unavailable(detail) => {
+                        tracing::warn!(endpoint, error = %detail, "auth request failed");
+                    }
+                    _ => {}
                 }
                 let (status, code) = err.status_and_code();
                 let (headers, body) = wire::error_reply(status, code, &err.to_string());
