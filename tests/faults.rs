@@ -7,6 +7,76 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+/// How the jobs a test was told were accepted ended, once the system has
+/// settled: what every fault test is judged by.
+#[derive(Debug, Default)]
+struct Tally {
+    completed: usize,
+    failed_with_reason: usize,
+    /// Accepted, but gone, never finished, failed without a reason, or
+    /// completed with less audio than the video had.
+    lost: Vec<String>,
+    /// Listed or emailed more than once.
+    duplicated: Vec<String>,
+    /// Finished without an email.
+    unmailed: Vec<String>,
+}
+
+impl Tally {
+    /// Waits (two minutes at most) for every job to finish, then counts.
+    /// `seconds` is the length of the videos; `mails` what the owner got.
+    async fn of(
+        app: &common::Api,
+        token: &str,
+        ids: &[String],
+        seconds: f64,
+        mails: &[String],
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let listed = app.listed_ids(token).await;
+        let started = Instant::now();
+        for id in ids {
+            let job = loop {
+                let response = app.job(token, id).await;
+                let job: serde_json::Value = response.json().await.unwrap_or_default();
+                let state = job["state"].as_str().unwrap_or_default();
+                if ["completed", "failed", "canceled"].contains(&state)
+                    || started.elapsed() > Duration::from_secs(120)
+                {
+                    break job;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let whole = job["output"]["duration_seconds"]
+                .as_f64()
+                .is_some_and(|d| (d - seconds).abs() < 0.3);
+            match job["state"].as_str() {
+                Some("completed") if whole => tally.completed += 1,
+                Some("failed") if job["error"].as_str().is_some_and(|e| !e.is_empty()) => {
+                    tally.failed_with_reason += 1
+                }
+                _ => tally.lost.push(format!("{id}: {job}")),
+            }
+            if listed.iter().filter(|l| *l == id).count() > 1 || common::mails_about(mails, id) > 1
+            {
+                tally.duplicated.push(id.clone());
+            }
+            if common::mails_about(mails, id) == 0 {
+                tally.unmailed.push(id.clone());
+            }
+        }
+        println!("{tally:?}");
+        tally
+    }
+
+    /// Nothing lost, nothing twice, every owner told once.
+    fn assert_sound(&self) {
+        assert!(self.lost.is_empty(), "lost: {self:?}");
+        assert!(self.duplicated.is_empty(), "duplicated: {self:?}");
+        assert!(self.unmailed.is_empty(), "not mailed: {self:?}");
+    }
+}
+
 #[tokio::test]
 async fn mail_held_up_by_an_smtp_outage_goes_out_once_after_recovery() {
     let maildir = tempfile::tempdir().unwrap();
@@ -40,9 +110,9 @@ async fn mail_held_up_by_an_smtp_outage_goes_out_once_after_recovery() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mails = common::SmtpServer::mails(maildir.path());
     assert_eq!(mails.len(), ids.len(), "duplicated mail");
-    for id in &ids {
-        assert_eq!(common::mails_about(&mails, id), 1, "job {id}");
-    }
+    let tally = Tally::of(&app, &token, &ids, 1.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, ids.len());
 }
 
 #[tokio::test]
@@ -86,28 +156,14 @@ async fn a_nats_crash_during_an_upload_burst_loses_no_accepted_job() {
     assert_eq!(down.status(), 503);
 
     app.restart_test_nats().await;
-    let mut completed = 0;
     for id in &accepted {
-        let job = app.wait_until_finished(&token, id).await;
-        assert_eq!(job["state"], "completed", "accepted job {id}: {job}");
-        completed += 1;
-    }
-    let listed = app.listed_ids(&token).await;
-    for id in &accepted {
-        assert_eq!(
-            listed.iter().filter(|l| *l == id).count(),
-            1,
-            "job {id} listed once"
-        );
+        app.wait_until_finished(&token, id).await;
     }
     let mails = app.outbox(accepted.len()).await;
-    for id in &accepted {
-        assert_eq!(common::mails_about(&mails, id), 1, "one email for {id}");
-    }
-    println!(
-        "{} accepted and completed, {refused} refused with 503, lost 0",
-        completed
-    );
+    let tally = Tally::of(&app, &token, &accepted, 1.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, accepted.len());
+    println!("{} accepted, {refused} refused with 503", accepted.len());
 }
 
 #[tokio::test]
@@ -173,7 +229,7 @@ impl Drop for SmallDisk {
 }
 
 #[tokio::test]
-async fn a_full_work_disk_is_a_transient_error_and_the_job_completes_once_space_frees() {
+async fn a_full_work_disk_is_a_transient_error_and_the_jobs_complete_once_space_frees() {
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = SmallDisk::mount(&dir.path().join("small"), 4 * 1024 * 1024) else {
         println!("skipped: mounting a tmpfs is not permitted here");
@@ -187,35 +243,39 @@ async fn a_full_work_disk_is_a_transient_error_and_the_job_completes_once_space_
     let token = app.new_user("ann@example.com").await;
     let video = common::make_video(app.dir.path(), "clip.mp4", 8);
     assert!(std::fs::metadata(&video).unwrap().len() > 64 * 1024);
-    let id = app.submit(&token, &video).await;
+    let ids = app.submit_many(&token, &video, 2).await;
 
-    // The job is retried, saying why, and serves no partial audio.
-    let started = Instant::now();
-    loop {
-        let job: serde_json::Value = app.job(&token, &id).await.json().await.unwrap();
-        let error = job["error"].as_str().unwrap_or_default();
-        if error.contains("No space left") {
-            assert!(error.starts_with("retrying"), "{job}");
-            assert_ne!(job["state"], "failed", "{job}");
-            break;
+    // The jobs are retried, saying why, and serve no partial audio.
+    for id in &ids {
+        let started = Instant::now();
+        loop {
+            let job: serde_json::Value = app.job(&token, id).await.json().await.unwrap();
+            let error = job["error"].as_str().unwrap_or_default();
+            if error.contains("No space left") {
+                assert!(error.starts_with("retrying"), "{job}");
+                assert_ne!(job["state"], "failed", "{job}");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no disk error seen: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no disk error seen: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+        assert_eq!(output.status(), 409);
     }
-    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
-    assert_eq!(output.status(), 409);
 
-    // Space frees: the next attempt succeeds, with all of the audio.
+    // Space frees: the next attempts succeed, with all of the audio.
     std::fs::remove_file(&filler).unwrap();
-    let job = app.wait_until_finished(&token, &id).await;
-    assert_eq!(job["state"], "completed", "{job}");
-    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
-    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
-    assert!((duration - 8.0).abs() < 0.3, "{duration}");
-    assert_eq!(common::mails_about(&app.outbox(1).await, &id), 1);
+    for id in &ids {
+        let job = app.wait_until_finished(&token, id).await;
+        assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
+    }
+    let mails = app.outbox(ids.len()).await;
+    let tally = Tally::of(&app, &token, &ids, 8.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, ids.len());
 }
 
 /// A `mediajet run --actors transcoder` process, as a separate node would
@@ -269,7 +329,7 @@ async fn transcoder_process(
 }
 
 #[tokio::test]
-async fn a_transcoder_killed_mid_encode_leaves_its_job_to_be_done_once_elsewhere() {
+async fn a_transcoder_killed_mid_encode_leaves_its_jobs_to_be_done_once_elsewhere() {
     use mediajet::config::ActorKind;
     let tools = tempfile::tempdir().unwrap();
     let slow = common::realtime_ffmpeg(tools.path());
@@ -280,26 +340,29 @@ async fn a_transcoder_killed_mid_encode_leaves_its_job_to_be_done_once_elsewhere
     let token = front.new_user("ann@example.com").await;
     let video = common::make_video(front.dir.path(), "clip.mp4", 6);
 
+    // Two jobs encoding on the first node and one waiting when it dies.
     let url = &front.ready.nats_url;
-    let (mut first, _) = transcoder_process(url, &slow, &tools.path().join("a"), None, 1).await;
-    let id = front.submit(&token, &video).await;
-    front.wait_until_running(&token, &id).await;
+    let (mut first, _) = transcoder_process(url, &slow, &tools.path().join("a"), None, 2).await;
+    let ids = front.submit_many(&token, &video, 3).await;
+    front.wait_until_running(&token, &ids[0]).await;
+    front.wait_until_running(&token, &ids[1]).await;
     first.kill().await.unwrap();
 
-    // Another node takes the job once its ack wait has run out.
-    let _second = transcoder_process(url, &slow, &tools.path().join("b"), None, 1).await;
-    let job = front.wait_until_finished(&token, &id).await;
-    assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(job["attempts"], 2, "{job}");
-    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
-    assert!((duration - 6.0).abs() < 0.3, "{duration}");
-    let mails = front.outbox(1).await;
-    assert_eq!(common::mails_about(&mails, &id), 1, "one email");
-    // Settle, then nothing more: no second completion, no second email.
+    // Another node takes the jobs once their ack wait has run out.
+    let _second = transcoder_process(url, &slow, &tools.path().join("b"), None, 2).await;
+    for id in &ids {
+        front.wait_until_finished(&token, id).await;
+    }
+    // Settle, then count: no second completion, no second email.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(common::mails_about(&front.outbox(1).await, &id), 1);
-    let job: serde_json::Value = front.job(&token, &id).await.json().await.unwrap();
-    assert_eq!(job["attempts"], 2, "{job}");
+    let mails = front.outbox(ids.len()).await;
+    let tally = Tally::of(&front, &token, &ids, 6.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, ids.len());
+    for id in &ids[..2] {
+        let job: serde_json::Value = front.job(&token, id).await.json().await.unwrap();
+        assert_eq!(job["attempts"], 2, "the killed attempt and one more: {job}");
+    }
 }
 
 /// A network namespace joined to the host by a veth pair, whose traffic with
@@ -531,6 +594,9 @@ async fn a_transcoder_cut_off_from_nats_longer_than_the_ack_wait_loses_and_dupli
         );
     }
     assert_eq!(mails.len(), ids.len(), "duplicated mail");
+    let tally = Tally::of(&front, &token, &ids, 20.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, ids.len());
 }
 
 struct KillOnDrop(std::process::Child);
@@ -594,10 +660,12 @@ async fn a_full_jetstream_disk_refuses_uploads_with_503_and_delays_audio_until_s
     .await;
     let token = app.new_user("ann@example.com").await;
     let video = common::make_video(app.dir.path(), "clip.mp4", 6);
-    let id = app.submit(&token, &video).await;
-    app.wait_until_running(&token, &id).await;
+    let ids = app.submit_many(&token, &video, 2).await;
+    for id in &ids {
+        app.wait_until_running(&token, id).await;
+    }
 
-    // The disk fills while the job encodes: storing its audio fails.
+    // The disk fills while the jobs encode: storing their audio fails.
     let filler = Filler::fill(&disk.0);
     let started = Instant::now();
     loop {
@@ -617,10 +685,12 @@ async fn a_full_jetstream_disk_refuses_uploads_with_503_and_delays_audio_until_s
 
     // While it is full: no partial audio, and a new upload gets a 503 with a
     // JSON reason (never a 202), and nothing of it stays.
-    let job: serde_json::Value = app.job(&token, &id).await.json().await.unwrap();
-    assert_ne!(job["state"], "completed", "{job}");
-    let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
-    assert_eq!(output.status(), 409);
+    for id in &ids {
+        let job: serde_json::Value = app.job(&token, id).await.json().await.unwrap();
+        assert_ne!(job["state"], "completed", "{job}");
+        let output = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+        assert_eq!(output.status(), 409);
+    }
     let refused = app.upload(&token, &video, None).await;
     assert_eq!(refused.status(), 503);
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -635,17 +705,23 @@ async fn a_full_jetstream_disk_refuses_uploads_with_503_and_delays_audio_until_s
     // Small writes may still fit the server's write buffer: a login either
     // works or is unavailable, never an internal error.
     assert!([200, 503].contains(&login.status().as_u16()), "{login:?}");
-    assert_eq!(app.listed_ids(&token).await, vec![id.clone()]);
+    let mut listed = app.listed_ids(&token).await;
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "the refused upload left a job behind");
 
-    // Space frees: the job is retried and completes with all of its audio,
-    // once, and uploads are taken again.
+    // Space frees: the jobs are retried and complete with all of their
+    // audio, once, and uploads are taken again.
     drop(filler);
-    let job = app.wait_until_finished(&token, &id).await;
-    assert_eq!(job["state"], "completed", "{job}");
-    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
-    let duration = job["output"]["duration_seconds"].as_f64().unwrap();
-    assert!((duration - 6.0).abs() < 0.3, "{duration}");
-    assert_eq!(common::mails_about(&app.outbox(1).await, &id), 1);
+    for id in &ids {
+        let job = app.wait_until_finished(&token, id).await;
+        assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
+    }
+    let mails = app.outbox(ids.len()).await;
+    let tally = Tally::of(&app, &token, &ids, 6.0, &mails).await;
+    tally.assert_sound();
+    assert_eq!(tally.completed, ids.len());
     let again = app.upload(&token, &video, None).await;
     assert_eq!(again.status(), 202);
 }
