@@ -14,9 +14,10 @@ up *ARGS:
 test *ARGS:
     bash scripts/test.sh {{ARGS}}
 
-# Upload throughput and memory, release build.
-bench:
-    cargo bench --bench upload
+# Benchmarks B1-B5 against bare ffmpeg and NATS (release build); writes
+# bench/results.md. See BENCHMARKS.md.
+bench *ARGS:
+    bash scripts/bench.sh {{ARGS}}
 
 # Format and lint as CI expects.
 check:

@@ -29,13 +29,15 @@ if [ "$(pip_version schemathesis)" != "4.32.5" ]; then
 fi
 # The web page test drives Debian's Chromium through playwright-core (npm,
 # pinned in tests/web/package-lock.json; it downloads no browser of its own).
-# The network partition test cuts a transcoder off with an nftables rule.
+# The network partition test cuts a transcoder off with an nftables rule;
+# the benchmark's B5 puts load on the API with wrk.
 missing=""
 command -v chromium >/dev/null || missing="chromium"
 command -v npm >/dev/null || missing="$missing nodejs npm"
 command -v nft >/dev/null || missing="$missing nftables"
+command -v wrk >/dev/null || missing="$missing wrk"
 if [ -n "$missing" ]; then
-  echo "test: installing $missing (for the web page and network partition tests)"
+  echo "test: installing $missing (for the web page, network partition and benchmark runs)"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   # shellcheck disable=SC2086 # a list of package names
@@ -46,7 +48,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
 # The SurrealDB server the remote-database tests start; it lands next to the
 # mediajet binary in the shared target dir, where the tests look for it.
 cargo build --manifest-path tools/surreal-server/Cargo.toml
-# A quick run of the upload benchmark (small files, debug build) first, so
-# the test summary stays the last thing printed.
-cargo test --bench upload
+# A quick run of the benchmarks (small inputs, debug build) first, so the
+# test summary stays the last thing printed.
+cargo test --bench service
 cargo test "$@"

@@ -45,11 +45,20 @@ pub enum TokenError {
     Unavailable(String),
 }
 
+/// Tokens remembered as verified, at most; the memory is emptied when full.
+const VERIFIED_TOKENS: usize = 10_000;
+
+/// Seconds a token may be past its `exp` and still pass (clock skew).
+const LEEWAY: u64 = 5;
+
 /// Verifies tokens against the published keys, caching each key by id, and
-/// refuses tokens of revoked sessions.
+/// refuses tokens of revoked sessions. A token verified once is remembered
+/// until it expires, so a client that sends the same token with every
+/// request costs a map lookup rather than a signature check.
 pub struct Verifier {
     keys: kv::Store,
     cache: RwLock<HashMap<String, DecodingKey>>,
+    verified: RwLock<HashMap<String, Claims>>,
     validation: Validation,
     revocations: Revocations,
 }
@@ -60,10 +69,11 @@ impl Verifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY;
         Verifier {
             keys,
             cache: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
             validation,
             revocations,
         }
@@ -75,6 +85,23 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let remembered = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|verified| verified.get(token).cloned());
+        let claims = match remembered {
+            Some(claims) if unix_now() <= claims.exp.saturating_add(LEEWAY) => claims,
+            _ => self.check_signature(token).await?,
+        };
+        match &claims.sid {
+            Some(sid) if self.revocations.is_revoked(sid) => Err(TokenError::Invalid),
+            _ => Ok(claims),
+        }
+    }
+
+    /// Verifies a token's signature and claims, and remembers it if valid.
+    async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -84,10 +111,13 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)?;
-        match &claims.sid {
-            Some(sid) if self.revocations.is_revoked(sid) => Err(TokenError::Invalid),
-            _ => Ok(claims),
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.to_string(), claims.clone());
         }
+        Ok(claims)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {

@@ -173,3 +173,45 @@ async fn options_a_format_cannot_take_are_a_400_and_create_no_job() {
     let list = app.list_jobs(&token).await;
     assert_eq!(list, serde_json::json!([]), "a rejected upload left a job");
 }
+
+/// Top-level MP4 boxes in file order, as (type, offset).
+fn mp4_boxes(bytes: &[u8]) -> Vec<(String, usize)> {
+    let mut boxes = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        boxes.push((
+            String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned(),
+            at,
+        ));
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    boxes
+}
+
+#[tokio::test]
+async fn an_mp4_whose_index_comes_after_its_media_converts_whole() {
+    // ffmpeg writes the `moov` index after the `mdat` media unless told to
+    // move it: read from a pipe, such a file would give an almost empty
+    // mp3 and exit 0.
+    let app = common::spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "late-index.mp4", 12);
+    let boxes = mp4_boxes(&std::fs::read(&video).unwrap());
+    let offset = |kind: &str| boxes.iter().find(|(k, _)| k == kind).map(|(_, at)| *at);
+    assert!(
+        offset("moov").unwrap() > offset("mdat").unwrap(),
+        "the test video has its index first: {boxes:?}"
+    );
+    let id = app.submit(&token, &video).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let download = app.get(&token, &format!("/v1/jobs/{id}/output")).await;
+    let path = app.dir.path().join("late-index.mp3");
+    std::fs::write(&path, download.bytes().await.unwrap()).unwrap();
+    let probed = common::probe(&path);
+    assert!((probed.duration - 12.0).abs() < 0.3, "{}", probed.duration);
+}

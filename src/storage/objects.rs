@@ -1,8 +1,6 @@
 //! The object store: media buckets, streamed writes in whole chunks, and
 //! reads that any live replica can serve.
 
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use async_nats::jetstream::{
@@ -15,7 +13,7 @@ use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::jetstream::SetupError;
 use crate::wire::names;
@@ -250,8 +248,10 @@ pub fn chunk_size(client: &async_nats::Client) -> usize {
 
 /// Stores everything `data` yields as object `name`. The object store
 /// publishes one chunk per read and waits for its acknowledgement, so reads
-/// are coalesced into full chunks first: a network body that arrives in
-/// 8 KiB pieces still travels in chunks of `chunk_size`.
+/// are coalesced into full chunks first (a network body that arrives in
+/// 8 KiB pieces still travels in chunks of `chunk_size`), and the next chunk
+/// is gathered while the last one is published and acknowledged, so the
+/// source and NATS are busy at the same time. At most three chunks are held.
 pub async fn put_object(
     bucket: &Bucket,
     name: &str,
@@ -265,50 +265,46 @@ pub async fn put_object(
         metadata,
         ..Default::default()
     };
-    let mut reader = Coalesce {
-        inner: data,
-        buffer: BytesMut::with_capacity(chunk_size),
-        target: chunk_size,
-        eof: false,
-    };
-    bucket.store.put(meta, &mut reader).await
-}
-
-/// Gathers reads of `inner` until `target` bytes (or the end) are buffered.
-struct Coalesce<R> {
-    inner: R,
-    buffer: BytesMut,
-    target: usize,
-    eof: bool,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Coalesce<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
+    let (chunks, ready) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let gather = async move {
+        let mut data = data;
         loop {
-            if this.buffer.len() >= this.target || (this.eof && !this.buffer.is_empty()) {
-                let n = out.remaining().min(this.buffer.len());
-                out.put_slice(&this.buffer.split_to(n));
-                return Poll::Ready(Ok(()));
+            let mut chunk = BytesMut::with_capacity(chunk_size);
+            let outcome = loop {
+                match data.read_buf(&mut chunk).await {
+                    Ok(0) => break Ok(true),
+                    Ok(_) if chunk.len() >= chunk_size => break Ok(false),
+                    Ok(_) => {}
+                    Err(err) => break Err(err),
+                }
+            };
+            let (end, failed) = match outcome {
+                Ok(end) => (end, None),
+                Err(err) => (true, Some(err)),
+            };
+            if !chunk.is_empty() && chunks.send(Ok(chunk.freeze())).await.is_err() {
+                // The put gave up: nothing more is wanted.
+                return;
             }
-            if this.eof {
-                return Poll::Ready(Ok(()));
+            if let Some(err) = failed {
+                let _ = chunks.send(Err(err)).await;
             }
-            if this.buffer.capacity() == this.buffer.len() {
-                this.buffer.reserve(this.target - this.buffer.len());
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buffer) {
-                Poll::Ready(Ok(0)) => this.eof = true,
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => return Poll::Pending,
+            if end {
+                return;
             }
         }
-    }
+    };
+    let chunks = futures::stream::unfold(ready, |mut ready| async move {
+        ready.recv().await.map(|chunk| (chunk, ready))
+    });
+    let put = async move {
+        let mut reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
+        // The reader goes when the put ends, however it ends, which stops
+        // the gathering.
+        bucket.store.put(meta, &mut reader).await
+    };
+    let ((), stored) = futures::future::join(gather, put).await;
+    stored
 }
 
 #[cfg(test)]

@@ -599,7 +599,15 @@ impl Transcoder {
             }
         };
         result?;
-        let duration = ffmpeg::output_duration(&self.media, &output_path).await?;
+        // ffmpeg's last report says how much audio it wrote. Each ffprobe run
+        // costs about as much CPU as a short encode (mostly loading its
+        // libraries), so the output is probed only when ffmpeg did not say.
+        let written = encode.progress.borrow().seconds;
+        let duration = if written > 0.0 {
+            written
+        } else {
+            ffmpeg::output_duration(&self.media, &output_path).await?
+        };
         // ffmpeg can exit 0 having read only part of an input (an mp4 whose
         // index is missing or damaged): a short output is a failed job, not
         // audio to hand out.
