@@ -541,8 +541,13 @@ impl Transcoder {
         let output_path = dir.join(format!("output.{}", job.format.extension()));
 
         // ffmpeg needs a seekable file for containers such as MP4.
+        let phase = Instant::now();
         self.download(job.upload_object(), &input).await?;
+        tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "upload copied");
+        let phase = Instant::now();
         let probe = ffmpeg::probe(&self.media, &input).await?;
+        tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "upload probed");
+        let phase = Instant::now();
         let mut encode = Encode::start(
             &self.media,
             &probe,
@@ -599,6 +604,7 @@ impl Transcoder {
             }
         };
         result?;
+        tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "encoded");
         // ffmpeg's last report says how much audio it wrote. Each ffprobe run
         // costs about as much CPU as a short encode (mostly loading its
         // libraries), so the output is probed only when ffmpeg did not say.
@@ -631,9 +637,11 @@ impl Transcoder {
             .await
             .map_err(|e| transient("open output")(&e))?;
         let metadata = [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        let phase = Instant::now();
         let info = objects::put_object(&self.outputs, &object, file, self.chunk_size, metadata)
             .await
             .map_err(|e| transient("store output")(&e))?;
+        tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "audio stored");
         Ok(output(info.size as u64, duration))
     }
 
@@ -648,7 +656,7 @@ impl Transcoder {
             }
             Err(err) => return Err(transient("read upload")(&err)),
         };
-        let mut object = tokio_util::io::StreamReader::new(chunks);
+        let mut object = tokio_util::io::StreamReader::new(objects::read_ahead(chunks, 2));
         let mut file = tokio::fs::File::create(path)
             .await
             .map_err(|e| transient("create input file")(&e))?;
