@@ -741,8 +741,10 @@ impl Transcoder {
             return Ok(Standing::Superseded);
         };
         // Every attempt counts itself in `attempts` when it starts, with a
-        // compare-and-set: a higher count is a later attempt.
-        Ok(if stored.attempts != job.attempts {
+        // compare-and-set: a higher count is a later attempt. A lower one is
+        // a replica that has not caught up with this attempt's writes (in a
+        // cluster, a read may be served by any replica): still ours.
+        Ok(if stored.attempts > job.attempts {
             Standing::Superseded
         } else if stored.state == JobState::Canceled {
             Standing::Canceled(entry.revision)
