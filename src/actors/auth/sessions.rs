@@ -110,14 +110,10 @@ impl Sessions {
     /// the session's next token.
     pub async fn rotate(&self, token: &str) -> Result<(String, Issued), SessionError> {
         let presented = Presented::parse(token).ok_or(SessionError::Invalid)?;
-        let entry = self
-            .store
-            .entry(presented.session)
-            .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?
-            .filter(|entry| entry.operation == kv::Operation::Put)
+        let (mut record, revision) = self
+            .record(presented.session)
+            .await?
             .ok_or(SessionError::Invalid)?;
-        let mut record: Session = wire::decode(&entry.value).map_err(|_| SessionError::Invalid)?;
         if unix_now() >= record.expires_at {
             return Err(SessionError::Invalid);
         }
@@ -140,7 +136,7 @@ impl Sessions {
         record.secret_sha256 = sha256_hex(&secret);
         match self
             .store
-            .update(presented.session, wire::encode(&record), entry.revision)
+            .update(presented.session, wire::encode(&record), revision)
             .await
         {
             Ok(_) => {}
@@ -166,16 +162,9 @@ impl Sessions {
     /// ended without complaint (until 0).
     pub async fn end(&self, token: &str) -> Result<(String, u64), SessionError> {
         let presented = Presented::parse(token).ok_or(SessionError::Invalid)?;
-        let entry = self
-            .store
-            .entry(presented.session)
-            .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?
-            .filter(|entry| entry.operation == kv::Operation::Put);
-        let Some(entry) = entry else {
+        let Some((record, _)) = self.record(presented.session).await? else {
             return Ok((presented.session.to_string(), 0));
         };
-        let record: Session = wire::decode(&entry.value).map_err(|_| SessionError::Invalid)?;
         let genuine = presented.generation < record.generation
             || (presented.generation == record.generation
                 && same(&sha256_hex(presented.secret), &record.secret_sha256));
@@ -184,6 +173,22 @@ impl Sessions {
         }
         let until = self.revoke(presented.session).await?;
         Ok((presented.session.to_string(), until))
+    }
+
+    /// The stored record of a session that has not ended, and its revision.
+    async fn record(&self, session: &str) -> Result<Option<(Session, u64)>, SessionError> {
+        let entry = self
+            .store
+            .entry(session)
+            .await
+            .map_err(|e| SessionError::Unavailable(e.to_string()))?
+            .filter(|entry| entry.operation == kv::Operation::Put);
+        match entry {
+            None => Ok(None),
+            Some(entry) => wire::decode::<Session>(&entry.value)
+                .map(|record| Some((record, entry.revision)))
+                .map_err(|_| SessionError::Invalid),
+        }
     }
 
     /// Ends a session: its access tokens stop passing and it cannot be
