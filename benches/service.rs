@@ -709,6 +709,12 @@ fn version(tool: &str, flag: &str) -> String {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.lines().next().map(str::to_string))
+        .map(|line| {
+            line.split(" Copyright")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
