@@ -282,17 +282,7 @@ impl Service {
     }
 
     async fn token(&self) -> String {
-        let body: Value = self
-            .http
-            .post(self.url("/v1/login"))
-            .json(&serde_json::json!({"email": EMAIL, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["access_token"].as_str().unwrap().to_string()
+        common::Api::new(&self.base).login(EMAIL, PASSWORD).await
     }
 
     /// Uploads a file as an mp3 job (192 kbit/s, 44.1 kHz: the defaults)

@@ -193,12 +193,6 @@ async fn submit_renews_an_expired_saved_token_with_the_refresh_token() {
         after["refresh_token"], before["refresh_token"],
         "not renewed"
     );
-    let replay = app
-        .http
-        .post(app.url("/v1/tokens/refresh"))
-        .json(&serde_json::json!({ "refresh_token": before["refresh_token"] }))
-        .send()
-        .await
-        .unwrap();
+    let replay = app.refresh(&before["refresh_token"]).await;
     assert_eq!(replay.status(), 401, "the spent refresh token still works");
 }

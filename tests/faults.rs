@@ -491,14 +491,7 @@ async fn a_transcoder_cut_off_from_nats_longer_than_the_ack_wait_loses_and_dupli
             .spawn()
             .expect("nats-server must be installed for the tests"),
     );
-    let started = Instant::now();
-    while std::net::TcpStream::connect((netns.host_ip.as_str(), port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "NATS did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_port_on(&netns.host_ip, port);
     let url = format!("nats://{}:{port}", netns.host_ip);
     let front = common::spawn_app_on(&url, |config| {
         config.actors = vec![ActorKind::Auth, ActorKind::Ingest, ActorKind::Mailer];
@@ -696,12 +689,8 @@ async fn a_full_jetstream_disk_refuses_uploads_with_503_and_delays_audio_until_s
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
     let login = app
-        .http
-        .post(app.url("/v1/login"))
-        .json(&serde_json::json!({"email": "ann@example.com", "password": common::USER_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .try_login("ann@example.com", common::USER_PASSWORD)
+        .await;
     // Small writes may still fit the server's write buffer: a login either
     // works or is unavailable, never an internal error.
     assert!([200, 503].contains(&login.status().as_u16()), "{login:?}");

@@ -90,23 +90,11 @@ async fn real_answers_are_documented_and_match_their_schemas() {
     assert_eq!(login.status(), 200);
     let tokens: Value = login.json().await.unwrap();
     check("post", "/v1/login", 200, &tokens);
-    let refreshed = app
-        .http
-        .post(app.url("/v1/tokens/refresh"))
-        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
-        .send()
-        .await
-        .unwrap();
+    let refreshed = app.refresh(&tokens["refresh_token"]).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     check("post", "/v1/tokens/refresh", 200, &refreshed);
-    let spent = app
-        .http
-        .post(app.url("/v1/tokens/refresh"))
-        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
-        .send()
-        .await
-        .unwrap();
+    let spent = app.refresh(&tokens["refresh_token"]).await;
     assert_eq!(spent.status(), 401);
     check(
         "post",

@@ -137,23 +137,12 @@ async fn each_actor_works_under_its_own_nats_user() {
 
     // Sessions: a refresh rotates the refresh token in Auth's bucket, a
     // logout revokes the session, and Ingest's watch refuses its token.
-    let tokens: serde_json::Value = ingest
-        .http
-        .post(ingest.url("/v1/login"))
-        .json(&serde_json::json!({"email": "ann@example.com", "password": common::USER_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = ingest
+        .tokens("ann@example.com", common::USER_PASSWORD)
+        .await;
     let refreshed: serde_json::Value = ingest
-        .http
-        .post(ingest.url("/v1/tokens/refresh"))
-        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
-        .send()
+        .refresh(&tokens["refresh_token"])
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -11,25 +11,11 @@ use serde_json::Value;
 
 /// Logs in and returns the whole token answer.
 async fn login(api: &Api) -> Value {
-    let response = api
-        .http
-        .post(api.url("/v1/login"))
-        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    api.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await
 }
 
 async fn refresh(api: &Api, refresh_token: &Value) -> (u16, Value) {
-    let response = api
-        .http
-        .post(api.url("/v1/tokens/refresh"))
-        .json(&serde_json::json!({ "refresh_token": refresh_token }))
-        .send()
-        .await
-        .unwrap();
+    let response = api.refresh(refresh_token).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -8,7 +8,7 @@ mod events;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use crate::token::unix_now;
 pub use credentials::Credentials;
 use events::EventStream;
 
@@ -157,12 +158,6 @@ impl Tokens {
             expires_at: Some(unix_now() + self.expires_in),
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Uploads, follows and downloads one job; returns where the audio went.

@@ -266,21 +266,41 @@ impl Api {
         ids
     }
 
-    /// Logs in over the JSON API and returns the access token.
-    pub async fn login(&self, email: &str, password: &str) -> String {
-        let response = self
-            .http
-            .post(self.url("/v1/login"))
-            .json(&serde_json::json!({"email": email, "password": password}))
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
             .send()
             .await
-            .expect("login request");
+            .expect("POST request")
+    }
+
+    /// `POST /v1/login` with JSON credentials (the answer, whatever it is).
+    pub async fn try_login(&self, email: &str, password: &str) -> reqwest::Response {
+        let credentials = serde_json::json!({"email": email, "password": password});
+        self.post_json("/v1/login", &credentials).await
+    }
+
+    /// Logs in over the JSON API and returns the whole token answer.
+    pub async fn tokens(&self, email: &str, password: &str) -> Value {
+        let response = self.try_login(email, password).await;
         assert_eq!(response.status(), 200, "login of {email} failed");
-        let body: Value = response.json().await.expect("login body");
-        body["access_token"]
+        response.json().await.expect("login body")
+    }
+
+    /// Logs in over the JSON API and returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        self.tokens(email, password).await["access_token"]
             .as_str()
             .expect("access_token")
             .to_string()
+    }
+
+    /// Spends a refresh token at `POST /v1/tokens/refresh`.
+    pub async fn refresh(&self, refresh_token: &Value) -> reqwest::Response {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.post_json("/v1/tokens/refresh", &body).await
     }
 
     pub async fn admin_token(&self) -> String {
@@ -625,10 +645,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits up to ten seconds until something listens on `port`.
+/// Waits up to ten seconds until something listens on `port` on loopback.
 pub fn wait_for_port(port: u16) {
+    wait_for_port_on("127.0.0.1", port);
+}
+
+/// Waits up to ten seconds until something listens on `host:port`.
+pub fn wait_for_port_on(host: &str, port: u16) {
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect((host, port)).is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "port {port} never opened"
