@@ -198,14 +198,15 @@ async fn serve(
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::track));
     let stop_http = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop_http.clone().cancelled_owned())
-        .into_future(),
-    );
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        router,
+        crate::server::Limits {
+            header_timeout: config.http_header_timeout,
+            max_connections: config.max_connections,
+        },
+        stop_http.clone(),
+    ));
     // Poll the shutdown future once before announcing readiness: signal
     // handlers are installed on first poll, and a SIGTERM sent right after
     // the announcement must find them in place.

@@ -210,6 +210,11 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_REFRESH_TTL", default_value = "30d", value_parser = parse_refresh_ttl)]
     pub refresh_ttl: Duration,
 
+    /// How long after a refresh the refresh token it spent is still taken
+    /// as a client retrying (its answer was lost) rather than as a replay.
+    #[arg(long, env = "MEDIAJET_REFRESH_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub refresh_grace: Duration,
+
     /// Email of an admin user ensured at start (with --admin-password).
     #[arg(long, env = "MEDIAJET_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -221,6 +226,36 @@ pub struct Config {
     /// JetStream replicas for streams and buckets (1 on one node, 3 in a cluster).
     #[arg(long, env = "MEDIAJET_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+
+    /// Password checks Auth runs at once (argon2id: ~19 MiB each); logins
+    /// beyond wait up to 5 s, then get 503 `busy`.
+    #[arg(long, env = "MEDIAJET_MAX_PASSWORD_CHECKS", default_value_t = 4)]
+    pub max_password_checks: usize,
+
+    /// Addresses (or networks, `10.0.0.0/8`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client; comma-separated. Without it the
+    /// connection's address is the client's.
+    #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::actors::ingest::peer::parse_network)]
+    pub trusted_proxies: Vec<crate::actors::ingest::peer::Network>,
+
+    /// How long a client may take to send a request's headers; an idle
+    /// keep-alive connection is closed after the same time.
+    #[arg(long, env = "MEDIAJET_HTTP_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// How long any request but an upload may take to be answered (an
+    /// event stream or a download may then take as long as it needs).
+    #[arg(long, env = "MEDIAJET_HTTP_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_request_timeout: Duration,
+
+    /// HTTP connections served at once; more are closed as they arrive.
+    #[arg(long, env = "MEDIAJET_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Slowest upload accepted, in bytes per second, averaged over 30 s: a
+    /// slower one (or one that stalls for 30 s) is cut off.
+    #[arg(long, env = "MEDIAJET_UPLOAD_MIN_RATE", default_value_t = 4096)]
+    pub upload_min_rate: u64,
 
     /// The ffmpeg binary.
     #[arg(long, env = "MEDIAJET_FFMPEG", default_value = "ffmpeg")]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod metrics;
 pub mod nats_server;
 pub mod ops;
+pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod token;

@@ -22,6 +22,7 @@ pub const TRANSCODES_IN_FLIGHT: &str = "mediajet_transcodes_in_flight";
 pub const TRANSCODE_RETRIES: &str = "mediajet_transcode_retries_total";
 pub const EMAILS: &str = "mediajet_emails_total";
 pub const ACTOR_RESTARTS: &str = "mediajet_actor_restarts_total";
+pub const REFUSED: &str = "mediajet_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -93,6 +94,10 @@ fn describe() {
     );
     describe_counter!(EMAILS, "Notification emails, by transport and outcome");
     describe_counter!(ACTOR_RESTARTS, "Actor restarts by the supervisor, by actor");
+    describe_counter!(
+        REFUSED,
+        "Connections and requests refused by a limit, by the limit"
+    );
 }
 
 pub fn http_request(route: &str, status: u16, seconds: f64) {
@@ -144,4 +149,14 @@ pub fn email(transport: &'static str, sent: bool) {
 
 pub fn actor_restart(actor: &'static str) {
     counter!(ACTOR_RESTARTS, "actor" => actor).increment(1);
+}
+
+/// A connection or request refused by one of the abuse limits (`limit`
+/// names which: a handful of fixed values).
+pub fn refused(limit: &'static str) {
+    counter!(REFUSED, "limit" => limit).increment(1);
+}
+
+pub fn http_connection_refused() {
+    refused("connections");
 }

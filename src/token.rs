@@ -51,30 +51,44 @@ const VERIFIED_TOKENS: usize = 10_000;
 /// Seconds a token may be past its `exp` and still pass (clock skew).
 const LEEWAY: u64 = 5;
 
-/// Verifies tokens against the published keys, caching each key by id, and
-/// refuses tokens of revoked sessions. A token verified once is remembered
-/// until it expires, so a client that sends the same token with every
-/// request costs a map lookup rather than a signature check.
+/// Longest token looked at. Auth's are about 600 bytes; anything much
+/// longer is forged, and its parts must not reach a subject or a key.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Unknown key ids remembered as unknown, at most, and for how long: a
+/// flood of forged kids costs one bucket read each per minute at most.
+const UNKNOWN_KEYS: usize = 1024;
+const UNKNOWN_KEY_MEMORY: Duration = Duration::from_secs(60);
+
+/// Verifies tokens against the keys Auth currently publishes, which it
+/// mirrors from the keys bucket, and refuses tokens of revoked sessions. A
+/// token verified once is remembered until it expires (or its key is
+/// retired), so a client that sends the same token with every request costs
+/// a map lookup rather than a signature check.
 pub struct Verifier {
-    keys: kv::Store,
-    cache: RwLock<HashMap<String, DecodingKey>>,
-    verified: RwLock<HashMap<String, Claims>>,
+    keys: PublishedKeys,
+    verified: RwLock<HashMap<String, (String, Claims)>>,
     validation: Validation,
+    /// Longest a token may live (`exp - iat`): the configured access token
+    /// lifetime plus the leeway.
+    max_lifetime: u64,
     revocations: Revocations,
 }
 
 impl Verifier {
-    pub fn new(keys: kv::Store, revocations: Revocations) -> Self {
+    /// A verifier of tokens that live at most `token_ttl`. Waits (a few
+    /// seconds at most) until the published keys are known.
+    pub async fn watch(keys: kv::Store, revocations: Revocations, token_ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY;
         Verifier {
-            keys,
-            cache: RwLock::new(HashMap::new()),
+            keys: PublishedKeys::watch(keys).await,
             verified: RwLock::new(HashMap::new()),
             validation,
+            max_lifetime: token_ttl.as_secs().saturating_add(LEEWAY),
             revocations,
         }
     }
@@ -85,18 +99,25 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
         let remembered = self
             .verified
             .read()
             .ok()
             .and_then(|verified| verified.get(token).cloned());
         let claims = match remembered {
-            Some(claims) if unix_now() <= claims.exp.saturating_add(LEEWAY) => claims,
+            Some((kid, claims))
+                if unix_now() <= claims.exp.saturating_add(LEEWAY) && self.keys.has(&kid) =>
+            {
+                claims
+            }
             _ => self.check_signature(token).await?,
         };
         match &claims.sid {
-            Some(sid) if self.revocations.is_revoked(sid) => Err(TokenError::Invalid),
-            _ => Ok(claims),
+            Some(sid) if !self.revocations.is_revoked(sid) => Ok(claims),
+            _ => Err(TokenError::Invalid),
         }
     }
 
@@ -107,40 +128,112 @@ impl Verifier {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.ok_or(TokenError::Invalid)?;
-        let key = self.key(&kid).await?;
+        let key = self.keys.get(&kid).await?;
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)?;
+        // A token valid for longer than Auth ever issues was not issued by
+        // it, whoever signed it.
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime || claims.sid.is_none() {
+            return Err(TokenError::Invalid);
+        }
         if let Ok(mut verified) = self.verified.write() {
             if verified.len() >= VERIFIED_TOKENS {
                 verified.clear();
             }
-            verified.insert(token.to_string(), claims.clone());
+            verified.insert(token.to_string(), (kid, claims.clone()));
         }
         Ok(claims)
     }
+}
 
-    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        if let Some(key) = self.cache.read().ok().and_then(|c| c.get(kid).cloned()) {
+/// Whether `kid` has the form of the key ids Auth makes (16 hex digits,
+/// see `auth::keys`): only such an id may become part of a bucket key.
+pub fn is_key_id(kid: &str) -> bool {
+    kid.len() == 16 && kid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The public keys Auth currently publishes, mirrored from the keys bucket:
+/// a key Auth retires (deletes) stops verifying anything within
+/// milliseconds. A key id the mirror does not know yet (published a moment
+/// ago) is read from the bucket once; one the bucket does not know either
+/// is remembered as unknown for a minute.
+struct PublishedKeys {
+    store: kv::Store,
+    known: Arc<RwLock<HashMap<String, DecodingKey>>>,
+    unknown: RwLock<HashMap<String, std::time::Instant>>,
+    _watching: DropGuard,
+}
+
+impl PublishedKeys {
+    async fn watch(store: kv::Store) -> Self {
+        let known = Arc::new(RwLock::new(HashMap::new()));
+        let mirrored = Arc::clone(&known);
+        let watching = mirror_bucket(store.clone(), "token keys", move |entry| {
+            let Ok(mut known) = mirrored.write() else {
+                return;
+            };
+            match decoding_key(entry) {
+                Some(key) => known.insert(entry.key.clone(), key),
+                None => known.remove(&entry.key),
+            };
+        })
+        .await;
+        PublishedKeys {
+            store,
+            known,
+            unknown: RwLock::new(HashMap::new()),
+            _watching: watching,
+        }
+    }
+
+    fn has(&self, kid: &str) -> bool {
+        self.known.read().is_ok_and(|known| known.contains_key(kid))
+    }
+
+    async fn get(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        if !is_key_id(kid) {
+            return Err(TokenError::Invalid);
+        }
+        if let Some(key) = self.known.read().ok().and_then(|k| k.get(kid).cloned()) {
             return Ok(key);
         }
-        // Key ids are hex; anything else cannot be a bucket key and is forged.
-        if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_hexdigit()) {
+        let recently_unknown = self.unknown.read().ok().and_then(|u| u.get(kid).copied());
+        if recently_unknown.is_some_and(|at| at.elapsed() < UNKNOWN_KEY_MEMORY) {
             return Err(TokenError::Invalid);
         }
         let entry = self
-            .keys
-            .get(kid)
+            .store
+            .entry(kid)
             .await
-            .map_err(|err| TokenError::Unavailable(err.to_string()))?
-            .ok_or(TokenError::Invalid)?;
-        let public: wire::PublicKey = wire::decode(&entry).map_err(|_| TokenError::Invalid)?;
-        let key = DecodingKey::from_ed_components(&public.x).map_err(|_| TokenError::Invalid)?;
-        if let Ok(mut cache) = self.cache.write() {
-            cache.insert(kid.to_string(), key.clone());
+            .map_err(|err| TokenError::Unavailable(err.to_string()))?;
+        match entry.as_ref().and_then(decoding_key) {
+            Some(key) => {
+                if let Ok(mut known) = self.known.write() {
+                    known.insert(kid.to_string(), key.clone());
+                }
+                Ok(key)
+            }
+            None => {
+                if let Ok(mut unknown) = self.unknown.write() {
+                    if unknown.len() >= UNKNOWN_KEYS {
+                        unknown.clear();
+                    }
+                    unknown.insert(kid.to_string(), std::time::Instant::now());
+                }
+                Err(TokenError::Invalid)
+            }
         }
-        Ok(key)
     }
+}
+
+/// The verification key a keys bucket entry publishes, if it publishes one.
+fn decoding_key(entry: &kv::Entry) -> Option<DecodingKey> {
+    if entry.operation != kv::Operation::Put {
+        return None;
+    }
+    let public: wire::PublicKey = wire::decode(&entry.value).ok()?;
+    DecodingKey::from_ed_components(&public.x).ok()
 }
 
 /// Revoked sessions, mirrored in memory from the revoked bucket. A revocation
@@ -161,26 +254,19 @@ impl Revocations {
     /// process that just started does not accept a revoked token.
     pub async fn watch(store: kv::Store) -> Self {
         let revoked = Arc::new(RwLock::new(HashMap::new()));
-        let stop = CancellationToken::new();
-        let (caught_up, known) = tokio::sync::oneshot::channel();
-        tokio::spawn(mirror(
-            store.clone(),
-            Arc::clone(&revoked),
-            caught_up,
-            stop.clone(),
-        ));
-        if tokio::time::timeout(Duration::from_secs(5), known)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "revoked sessions not loaded yet; carrying on while the watch catches up"
-            );
-        }
+        let mirrored = Arc::clone(&revoked);
+        let watching = mirror_bucket(store.clone(), "revoked sessions", move |entry| {
+            if entry.operation == kv::Operation::Put
+                && let Ok(value) = wire::decode::<wire::Revoked>(&entry.value)
+            {
+                remember(&mirrored, &entry.key, value.until);
+            }
+        })
+        .await;
         Revocations {
             store,
             revoked,
-            _watching: Arc::new(stop.drop_guard()),
+            _watching: Arc::new(watching),
         }
     }
 
@@ -223,12 +309,32 @@ fn remember(revoked: &RwLock<HashMap<String, u64>>, session: &str, until: u64) {
     }
 }
 
-/// Follows the revoked bucket from its first entry, starting over whenever
-/// the watch ends, until `stop` fires. Says so on `caught_up` once it has
-/// seen every entry that existed when it started.
-async fn mirror(
+/// Mirrors a bucket into memory: `apply` sees every entry from the first
+/// on, then every change, in a background task that starts over whenever
+/// the watch ends, until the returned guard is dropped. Waits (5 s at most)
+/// until the entries that existed at the start have been applied, so a
+/// process that just started does not act on a stale picture.
+async fn mirror_bucket(
     store: kv::Store,
-    revoked: Arc<RwLock<HashMap<String, u64>>>,
+    what: &'static str,
+    apply: impl Fn(&kv::Entry) + Send + 'static,
+) -> DropGuard {
+    let stop = CancellationToken::new();
+    let (caught_up, known) = tokio::sync::oneshot::channel();
+    tokio::spawn(follow_bucket(store, what, apply, caught_up, stop.clone()));
+    if tokio::time::timeout(Duration::from_secs(5), known)
+        .await
+        .is_err()
+    {
+        tracing::warn!(bucket = what, "not loaded yet; carrying on while the watch catches up");
+    }
+    stop.drop_guard()
+}
+
+async fn follow_bucket(
+    store: kv::Store,
+    what: &'static str,
+    apply: impl Fn(&kv::Entry),
     caught_up: tokio::sync::oneshot::Sender<()>,
     stop: CancellationToken,
 ) {
@@ -256,11 +362,7 @@ async fn mirror(
                 };
                 match entry {
                     Some(Ok(entry)) => {
-                        if entry.operation == kv::Operation::Put
-                            && let Ok(value) = wire::decode::<wire::Revoked>(&entry.value)
-                        {
-                            remember(&revoked, &entry.key, value.until);
-                        }
+                        apply(&entry);
                         if entry.delta == 0
                             && let Some(caught_up) = caught_up.take()
                         {
@@ -268,13 +370,13 @@ async fn mirror(
                         }
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(error = %err, "revocation watch broke off; starting over");
+                        tracing::warn!(bucket = what, error = %err, "watch broke off; starting over");
                         break;
                     }
                     None => break,
                 }
             },
-            Err(err) => tracing::warn!(error = %err, "cannot watch revoked sessions; retrying"),
+            Err(err) => tracing::warn!(bucket = what, error = %err, "cannot watch; retrying"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -231,10 +231,19 @@ pub struct Session {
     #[serde(default = "v")]
     pub v: u32,
     pub email: String,
-    /// Bumped by every refresh; a token of an older generation is a replay.
+    /// Bumped by every refresh.
     pub generation: u64,
     /// SHA-256 (hex) of the current refresh token's secret.
     pub secret_sha256: String,
+    /// SHA-256 (hex) of the secrets the last refreshes spent, oldest first
+    /// (a few at most): one of them coming back is a replay, or, for the
+    /// last one within seconds of its refresh, a client retrying a refresh
+    /// whose answer it never got.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent_sha256: Vec<String>,
+    /// Unix time of the last refresh.
+    #[serde(default)]
+    pub rotated_at: u64,
     /// Unix time after which the session cannot be refreshed.
     pub expires_at: u64,
 }
@@ -586,16 +595,34 @@ pub fn error_reply(
     code: &str,
     message: &str,
 ) -> (async_nats::HeaderMap, bytes::Bytes) {
+    let message = header_safe(message);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(ERROR_CODE_HEADER, status.to_string().as_str());
-    headers.insert(ERROR_HEADER, message);
+    headers.insert(ERROR_HEADER, message.as_str());
     let body = encode(&ErrorReply {
         error: ErrorBody {
             code: code.to_string(),
-            message: message.to_string(),
+            message,
         },
     });
     (headers, body)
+}
+
+/// Longest error message sent in a reply header.
+const MAX_ERROR_MESSAGE: usize = 512;
+
+/// `text` fit for a NATS header value, which may hold no line breaks (the
+/// client refuses to send one and panics): control characters become
+/// spaces, and a long text is cut at a character boundary.
+pub fn header_safe(text: &str) -> String {
+    let mut safe = String::with_capacity(text.len().min(MAX_ERROR_MESSAGE));
+    for c in text.chars() {
+        if safe.len() + c.len_utf8() > MAX_ERROR_MESSAGE {
+            break;
+        }
+        safe.push(if c.is_control() { ' ' } else { c });
+    }
+    safe
 }
 
 /// Sends a request and decodes the reply, or the error reply, of a service.

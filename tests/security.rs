@@ -26,7 +26,8 @@ fn claims(exp: u64) -> Claims {
         aud: "mediajet".into(),
         iat: now(),
         exp,
-        sid: None,
+        // Tokens belong to a session and live no longer than Auth issues them.
+        sid: Some("0123456789abcdef0123456789abcdef".into()),
     }
 }
 
@@ -60,12 +61,12 @@ async fn requests_without_a_valid_token_are_rejected_with_401() {
     // Signed by a key of our own making, under an unknown key id.
     let other_dir = tempfile::tempdir().unwrap();
     let forger = SigningKey::load_or_generate(&other_dir.path().join("key.pem")).unwrap();
-    let forged = forger.sign(&claims(now() + 3600)).unwrap();
+    let forged = forger.sign(&claims(now() + 600)).unwrap();
     let (status, _) = status_of_listing(&app, Some(&forged)).await;
     assert_eq!(status, 401, "a token from another key");
 
     // The real key id on the header, the signature of another key.
-    let valid = real_key.sign(&claims(now() + 3600)).unwrap();
+    let valid = real_key.sign(&claims(now() + 600)).unwrap();
     let forged_parts: Vec<&str> = forged.split('.').collect();
     let valid_parts: Vec<&str> = valid.split('.').collect();
     let spliced = format!("{}.{}.{}", valid_parts[0], valid_parts[1], forged_parts[2]);
@@ -269,7 +270,7 @@ async fn forged_and_malformed_tokens_are_all_rejected_with_401() {
         header.kid = Some(kid.clone());
         jsonwebtoken::encode(&header, payload, &encoding).unwrap()
     };
-    let good = serde_json::to_value(claims(now() + 3600)).unwrap();
+    let good = serde_json::to_value(claims(now() + 600)).unwrap();
     let with = |key: &str, value: Value| {
         let mut payload = good.clone();
         payload[key] = value;
@@ -321,7 +322,7 @@ async fn forged_and_malformed_tokens_are_all_rejected_with_401() {
         ),
         (
             "string exp",
-            real_sign(&with("exp", (now() + 3600).to_string().into())),
+            real_sign(&with("exp", (now() + 600).to_string().into())),
         ),
         ("no exp", {
             let mut payload = good.clone();

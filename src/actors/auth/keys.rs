@@ -110,9 +110,10 @@ fn der_to_pem(der: &[u8]) -> String {
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN PRIVATE KEY-----")?;
-    let end = pem.find("-----END PRIVATE KEY-----")?;
-    let body: String = pem[start + 27..end].split_whitespace().collect();
+    const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+    let (_, rest) = pem.split_once(BEGIN)?;
+    let (body, _) = rest.split_once("-----END PRIVATE KEY-----")?;
+    let body: String = body.split_whitespace().collect();
     STANDARD.decode(body).ok()
 }
 
@@ -146,10 +147,20 @@ mod tests {
     fn a_file_that_is_not_a_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.pem");
-        std::fs::write(&path, "hello").unwrap();
-        assert!(matches!(
-            SigningKey::load_or_generate(&path),
-            Err(KeyError::Malformed { .. })
-        ));
+        for content in [
+            "hello",
+            // The end marker before the start marker.
+            "-----END PRIVATE KEY-----\n-----BEGIN PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----",
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert!(
+                matches!(
+                    SigningKey::load_or_generate(&path),
+                    Err(KeyError::Malformed { .. })
+                ),
+                "{content:?}"
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ use crate::wire::{
     TokenReply, UserReply, subject,
 };
 use keys::{KeyError, SigningKey};
-use sessions::{Issued, SessionError, Sessions};
+use sessions::{NextToken, SessionError, Sessions};
 use users::{User, UserError, UserStore};
 
 /// A request Auth turns down, or could not serve.
@@ -43,8 +43,12 @@ pub enum AuthError {
     EmailTaken,
     #[error("{0}")]
     BadRequest(String),
-    /// A dependency (JetStream) failed: try again later.
-    #[error("temporarily unavailable: {0}")]
+    /// Too many password checks are waiting: try again later.
+    #[error("too many logins at once; try again shortly")]
+    Busy,
+    /// A dependency (JetStream, SurrealDB) failed: try again later. The
+    /// cause goes to the log, not to the caller.
+    #[error("temporarily unavailable; try again later")]
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
@@ -61,6 +65,7 @@ impl AuthError {
             AuthError::Forbidden => (403, "forbidden"),
             AuthError::EmailTaken => (409, "email_taken"),
             AuthError::BadRequest(_) => (400, "bad_request"),
+            AuthError::Busy => (503, "busy"),
             AuthError::Unavailable(_) => (503, "unavailable"),
             AuthError::Internal(_) => (500, "internal"),
         }
@@ -113,7 +118,19 @@ pub struct Auth {
     /// Checked against when the email is unknown, so a wrong email costs as
     /// much time as a wrong password and reveals nothing.
     decoy_hash: String,
+    /// Password checks running at once (each takes ~19 MiB and a core for
+    /// a moment): a flood of logins waits here, then is turned away,
+    /// instead of growing memory.
+    password_checks: tokio::sync::Semaphore,
 }
+
+/// How long a login waits for a password check to be free before it is
+/// turned away as busy.
+const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest password checked; a longer one cannot be right (see
+/// `check_password`) and is refused without hashing it.
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// What start-up did that the operator must hear about.
 pub struct AuthStarted {
@@ -136,9 +153,7 @@ impl Auth {
             .unwrap_or_else(|| config.data_dir.join("auth").join("signing-key.pem"));
         let key = SigningKey::load_or_generate(&key_path)?;
         let keys = js_setup::keys_bucket(&js, config.replicas).await?;
-        keys.put(key.public().kid.as_str(), wire::encode(key.public()))
-            .await
-            .map_err(|e| AuthSetupError::Publish(e.to_string()))?;
+        publish_key(&keys, &key).await?;
         let decoy_hash = users::hash_password("decoy password, never valid")
             .await
             .map_err(|e| AuthSetupError::Admin(e.to_string()))?;
@@ -149,15 +164,17 @@ impl Auth {
             revocations.clone(),
             config.refresh_ttl,
             config.token_ttl,
+            config.refresh_grace,
         );
         let auth = Auth {
             client,
             users,
             key,
-            verifier: Verifier::new(keys, revocations),
+            verifier: Verifier::watch(keys, revocations, config.token_ttl).await,
             sessions,
             token_ttl: config.token_ttl,
             decoy_hash,
+            password_checks: tokio::sync::Semaphore::new(config.max_password_checks.max(1)),
         };
         let generated_admin_password = auth
             .ensure_admin(
@@ -223,10 +240,22 @@ impl Auth {
 
     pub async fn login(&self, request: LoginRequest) -> Result<TokenReply, AuthError> {
         let email = normalize_email(&request.email).unwrap_or_default();
+        if request.password.len() > MAX_PASSWORD_BYTES {
+            crate::metrics::login(false);
+            return Err(AuthError::InvalidCredentials);
+        }
         let user = self.users.find_by_email(&email).await?;
         let hash = user
             .as_ref()
             .map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
+        let _checking = tokio::time::timeout(PASSWORD_CHECK_WAIT, self.password_checks.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                crate::metrics::refused("password_checks");
+                AuthError::Busy
+            })?;
         let matches = users::verify_password(&request.password, hash).await;
         let user = match user {
             Some(user) if matches => user,
@@ -244,21 +273,26 @@ impl Auth {
     /// refresh token. The user is read again, so a changed role or a removed
     /// account counts from the next refresh on.
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenReply, AuthError> {
-        let rotated = self.sessions.rotate(&request.refresh_token).await;
-        crate::metrics::token_refresh(match &rotated {
+        let refreshed = self.renew(&request.refresh_token).await;
+        crate::metrics::token_refresh(match &refreshed {
             Ok(_) => "success",
-            Err(SessionError::Replayed) => "replayed",
-            Err(SessionError::Invalid) => "refused",
-            Err(SessionError::Unavailable(_)) => "unavailable",
+            Err(AuthError::InvalidRefreshToken(SessionError::Replayed)) => "replayed",
+            Err(AuthError::InvalidRefreshToken(_)) => "refused",
+            Err(_) => "unavailable",
         });
-        let (email, session) = rotated?;
-        match self.users.find_by_email(&email).await? {
-            Some(user) => self.issue(user, session),
-            None => {
-                self.sessions.revoke(&session.session).await?;
-                Err(AuthError::InvalidRefreshToken(SessionError::Invalid))
-            }
-        }
+        refreshed
+    }
+
+    /// Everything a refresh reads comes before the token is spent: a
+    /// failure on the way (SurrealDB slow) leaves the token good for a retry.
+    async fn renew(&self, refresh_token: &str) -> Result<TokenReply, AuthError> {
+        let renewal = self.sessions.check(refresh_token).await?;
+        let Some(user) = self.users.find_by_email(renewal.email()).await? else {
+            self.sessions.revoke(renewal.session()).await?;
+            return Err(AuthError::InvalidRefreshToken(SessionError::Invalid));
+        };
+        let next = self.sessions.rotate(refresh_token, renewal).await?;
+        self.issue(user, next)
     }
 
     /// Ends the session of the given access or refresh token. Ending a
@@ -292,7 +326,7 @@ impl Auth {
     }
 
     /// Signs an access token for the user within the session.
-    fn issue(&self, user: User, session: Issued) -> Result<TokenReply, AuthError> {
+    fn issue(&self, user: User, session: NextToken) -> Result<TokenReply, AuthError> {
         let now = unix_now();
         let claims = Claims {
             sub: user.uid,
@@ -425,6 +459,31 @@ impl Worker for Auth {
             served.stop().await
         })
     }
+}
+
+/// Publishes the signing key's public half and retires every other key in
+/// the bucket: tokens signed with a key that is no longer configured stop
+/// passing everywhere, and their holders renew them with their refresh
+/// token. Every Auth process of a deployment therefore uses the same key
+/// file.
+async fn publish_key(keys: &async_nats::jetstream::kv::Store, key: &SigningKey) -> Result<(), AuthSetupError> {
+    let publish = |e: &dyn std::fmt::Display| AuthSetupError::Publish(e.to_string());
+    let current = key.public().kid.as_str();
+    keys.put(current, wire::encode(key.public()))
+        .await
+        .map_err(|e| publish(&e))?;
+    let published: Vec<String> = keys
+        .keys()
+        .await
+        .map_err(|e| publish(&e))?
+        .filter_map(|kid| async move { kid.ok() })
+        .collect()
+        .await;
+    for retired in published.iter().filter(|kid| kid.as_str() != current) {
+        keys.delete(retired).await.map_err(|e| publish(&e))?;
+        tracing::info!(kid = %retired, "retired a signing key that is no longer configured");
+    }
+    Ok(())
 }
 
 /// Trims and lowercases an email and checks it looks like one.

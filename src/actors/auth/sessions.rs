@@ -1,10 +1,15 @@
 //! Login sessions and their refresh tokens.
 //!
 //! A refresh token reads `<session>.<generation>.<secret>`. Each refresh
-//! spends it and hands out the next generation; only a hash of the current
-//! secret is stored. A spent token presented again means someone kept a
-//! copy, so the whole session is revoked: the thief and the owner both lose
-//! it, and the owner logs in again (rotation with reuse detection).
+//! spends it and hands out the next generation; only hashes of the current
+//! and the previous secret are stored. The previous token presented again
+//! means someone kept a copy, so the whole session is revoked: the thief and
+//! the owner both lose it, and the owner logs in again (rotation with reuse
+//! detection). Within a few seconds of a refresh the previous token is
+//! instead taken as a client retrying a refresh whose answer was lost, and
+//! renewed once more. A token whose secret matches neither hash was never
+//! issued: it is refused and changes nothing, so knowing a session's id
+//! (every access token carries it) is not enough to end the session.
 
 use std::time::Duration;
 
@@ -27,12 +32,16 @@ pub enum SessionError {
 }
 
 /// A session's next refresh token.
-pub struct Issued {
+pub struct NextToken {
     pub session: String,
     pub refresh_token: String,
     /// Unix time after which the session cannot be refreshed.
     pub expires_at: u64,
 }
+
+/// Spent secrets remembered per session: older ones are no longer told
+/// from made-up ones, and are refused without ending the session.
+const SPENT_REMEMBERED: usize = 8;
 
 pub struct Sessions {
     store: kv::Store,
@@ -40,6 +49,9 @@ pub struct Sessions {
     refresh_ttl: Duration,
     /// A revocation must outlive every access token issued before it.
     access_ttl: Duration,
+    /// How long after a refresh the token it spent may be spent once more
+    /// (the client did not get the answer and asks again).
+    retry_grace: Duration,
 }
 
 /// A refresh token taken apart.
@@ -74,17 +86,19 @@ impl Sessions {
         revocations: Revocations,
         refresh_ttl: Duration,
         access_ttl: Duration,
+        retry_grace: Duration,
     ) -> Self {
         Sessions {
             store,
             revocations,
             refresh_ttl,
             access_ttl,
+            retry_grace,
         }
     }
 
     /// Starts a session for a user who just logged in.
-    pub async fn start(&self, email: &str) -> Result<Issued, SessionError> {
+    pub async fn start(&self, email: &str) -> Result<NextToken, SessionError> {
         let session = hex(&random_bytes::<16>()?);
         let secret = secret()?;
         let expires_at = unix_now() + self.refresh_ttl.as_secs();
@@ -93,82 +107,119 @@ impl Sessions {
             email: email.to_string(),
             generation: 0,
             secret_sha256: sha256_hex(&secret),
+            spent_sha256: Vec::new(),
+            rotated_at: unix_now(),
             expires_at,
         };
         self.store
             .create(&session, wire::encode(&record))
             .await
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
-        Ok(Issued {
+        Ok(NextToken {
             refresh_token: format!("{session}.0.{secret}"),
             session,
             expires_at,
         })
     }
 
-    /// Spends a refresh token: returns the email of the session's user and
-    /// the session's next token.
-    pub async fn rotate(&self, token: &str) -> Result<(String, Issued), SessionError> {
+    /// Checks a refresh token without spending it: the caller reads what it
+    /// needs (the user) first, then spends it with [`Sessions::rotate`], so
+    /// a failure in between leaves the token good. A replayed token revokes
+    /// its session here.
+    pub async fn check(&self, token: &str) -> Result<Renewal, SessionError> {
         let presented = Presented::parse(token).ok_or(SessionError::Invalid)?;
-        let (mut record, revision) = self
+        let (record, revision) = self
             .record(presented.session)
             .await?
             .ok_or(SessionError::Invalid)?;
         if unix_now() >= record.expires_at {
             return Err(SessionError::Invalid);
         }
-        if presented.generation < record.generation {
-            self.revoke(presented.session).await?;
-            crate::metrics::session_revoked("replay");
-            tracing::warn!(
-                session = presented.session,
-                "a spent refresh token came back; session revoked"
-            );
-            return Err(SessionError::Replayed);
-        }
-        if presented.generation > record.generation
-            || !same(&sha256_hex(presented.secret), &record.secret_sha256)
-        {
-            return Err(SessionError::Invalid);
-        }
-        let secret = secret()?;
-        record.generation += 1;
-        record.secret_sha256 = sha256_hex(&secret);
-        match self
-            .store
-            .update(presented.session, wire::encode(&record), revision)
-            .await
-        {
-            Ok(_) => {}
-            // The same token won a refresh a moment ago: it was used twice.
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+        let retry = match issued_as(&presented, &record) {
+            Some(Issued::Current) => false,
+            Some(Issued::Previous) if unix_now() < record.rotated_at + self.retry_grace.as_secs() => {
+                tracing::info!(
+                    session = presented.session,
+                    "a refresh token spent a moment ago came back; taken as a retry"
+                );
+                true
+            }
+            Some(Issued::Previous | Issued::Older) => {
                 self.revoke(presented.session).await?;
                 crate::metrics::session_revoked("replay");
+                tracing::warn!(
+                    session = presented.session,
+                    "a spent refresh token came back; session revoked"
+                );
                 return Err(SessionError::Replayed);
             }
-            Err(err) => return Err(SessionError::Unavailable(err.to_string())),
-        }
-        let issued = Issued {
-            refresh_token: format!("{}.{}.{secret}", presented.session, record.generation),
-            session: presented.session.to_string(),
-            expires_at: record.expires_at,
+            None => return Err(SessionError::Invalid),
         };
-        Ok((record.email, issued))
+        Ok(Renewal {
+            session: presented.session.to_string(),
+            record,
+            revision,
+            retry,
+        })
     }
 
-    /// Ends the session of a refresh token (its current one, or a spent one,
-    /// which would revoke it anyway) and returns the session and until when
-    /// its access tokens are refused. A session that has already ended stays
-    /// ended without complaint (until 0).
+    /// Spends a checked refresh token and returns the session's next one.
+    /// Two refreshes with the same token at once both get an answer: the
+    /// second finds the token just spent, within the grace.
+    pub async fn rotate(&self, token: &str, renewal: Renewal) -> Result<NextToken, SessionError> {
+        let mut renewal = renewal;
+        for _ in 0..2 {
+            let Renewal {
+                session,
+                mut record,
+                revision,
+                retry,
+            } = renewal;
+            let secret = secret()?;
+            // A retried token renews from the generation it was, and stays
+            // the previous one: a copy of it still revokes the session once
+            // the grace has passed, which is not extended.
+            if !retry {
+                record.spent_sha256.push(record.secret_sha256.clone());
+                let forget = record.spent_sha256.len().saturating_sub(SPENT_REMEMBERED);
+                record.spent_sha256.drain(..forget);
+                record.rotated_at = unix_now();
+            }
+            record.generation += 1;
+            record.secret_sha256 = sha256_hex(&secret);
+            match self
+                .store
+                .update(&session, wire::encode(&record), revision)
+                .await
+            {
+                Ok(_) => {
+                    return Ok(NextToken {
+                        refresh_token: format!("{session}.{}.{secret}", record.generation),
+                        session,
+                        expires_at: record.expires_at,
+                    });
+                }
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    renewal = self.check(token).await?;
+                }
+                Err(err) => return Err(SessionError::Unavailable(err.to_string())),
+            }
+        }
+        Err(SessionError::Unavailable(
+            "the session kept changing while it was refreshed".into(),
+        ))
+    }
+
+    /// Ends the session of a refresh token (its current one, or the one just
+    /// spent) and returns the session and until when its access tokens are
+    /// refused. A session that has already ended stays ended without
+    /// complaint (until 0). A token that was never issued is refused.
     pub async fn end(&self, token: &str) -> Result<(String, u64), SessionError> {
         let presented = Presented::parse(token).ok_or(SessionError::Invalid)?;
         let Some((record, _)) = self.record(presented.session).await? else {
             return Ok((presented.session.to_string(), 0));
         };
-        let genuine = presented.generation < record.generation
-            || (presented.generation == record.generation
-                && same(&sha256_hex(presented.secret), &record.secret_sha256));
-        if !genuine {
+        if issued_as(&presented, &record).is_none() {
             return Err(SessionError::Invalid);
         }
         let until = self.revoke(presented.session).await?;
@@ -207,6 +258,53 @@ impl Sessions {
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
         Ok(until)
     }
+}
+
+/// A refresh token checked and not yet spent.
+pub struct Renewal {
+    session: String,
+    record: Session,
+    revision: u64,
+    /// The token is the one the last refresh spent, back within the grace.
+    retry: bool,
+}
+
+impl Renewal {
+    /// The email of the session's user.
+    pub fn email(&self) -> &str {
+        &self.record.email
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+}
+
+/// Which of a session's tokens a presented one really is.
+enum Issued {
+    Current,
+    /// The one the last refresh spent.
+    Previous,
+    /// One spent before that.
+    Older,
+}
+
+/// Which token of the session `presented` is, or `None` for one never
+/// issued (or spent too long ago to tell).
+fn issued_as(presented: &Presented<'_>, record: &Session) -> Option<Issued> {
+    let hash = sha256_hex(presented.secret);
+    if presented.generation == record.generation && same(&hash, &record.secret_sha256) {
+        return Some(Issued::Current);
+    }
+    if presented.generation >= record.generation {
+        return None;
+    }
+    let spent = record.spent_sha256.iter().rposition(|spent| same(&hash, spent))?;
+    Some(if spent + 1 == record.spent_sha256.len() {
+        Issued::Previous
+    } else {
+        Issued::Older
+    })
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], SessionError> {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::MultipartRejection;
@@ -43,7 +44,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     // room for the multipart framing.
     let upload_limit =
         usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
-    let (router, document) = documented_routes(upload_limit)
+    let (router, document) = documented_routes(upload_limit, ingest.request_timeout)
         .with_state(ingest)
         .split_for_parts();
     let document = document.to_json().unwrap_or_default();
@@ -55,8 +56,10 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .merge(super::web::router())
 }
 
-fn documented_routes(upload_limit: usize) -> OpenApiRouter<Arc<Ingest>> {
+fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiRouter<Arc<Ingest>> {
     // Only uploads may be large: any other body is read into memory whole.
+    // Only uploads may take long, too: anything else has `request_timeout`
+    // to answer (a stream's answer is its first line, not its end).
     let small_bodies = OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(refresh))
@@ -67,7 +70,8 @@ fn documented_routes(upload_limit: usize) -> OpenApiRouter<Arc<Ingest>> {
         .routes(routes!(job_events))
         .routes(routes!(seed_login))
         .routes(routes!(seed_download))
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
     let uploads = OpenApiRouter::new()
         .routes(routes!(create_job, list_jobs))
         .routes(routes!(seed_upload))
@@ -79,7 +83,19 @@ fn documented_routes(upload_limit: usize) -> OpenApiRouter<Arc<Ingest>> {
 
 /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes(JSON_BODY_LIMIT).into_openapi()
+    documented_routes(JSON_BODY_LIMIT, Duration::from_secs(60)).into_openapi()
+}
+
+/// Answers 503 for a request that is not answered within `limit`.
+async fn time_limit(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut.into_response(),
+    }
 }
 
 /// The verified bearer of the request's token.
@@ -186,7 +202,7 @@ async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let creds = credentials(&headers, &body?)?;
     let token = ingest
-        .login(&creds.email, &creds.password, peer.ip())
+        .login(&creds.email, &creds.password, ingest.client_address(peer, &headers))
         .await
         .map_err(|err| match err {
             ApiError::InvalidCredentials if !creds.basic => ApiError::InvalidJsonCredentials,
@@ -461,6 +477,7 @@ impl From<Job> for JobView {
         (status = 202, description = "The job, queued", body = JobView),
         (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
         (status = 413, description = "Larger than the upload limit", body = ErrorReply),
         (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
@@ -483,7 +500,8 @@ async fn accept_upload(
     mut multipart: Multipart,
 ) -> Result<Job, ApiError> {
     // Before a byte of the upload is read: a refused upload keeps nothing.
-    ingest.check_unfinished(&caller.sub).await?;
+    // The upload counts as an unfinished job until it is one (or refused).
+    let _uploading = ingest.start_upload(&caller.sub).await?;
     let job_id = uuid::Uuid::now_v7().to_string();
     let mut stored: Option<(String, u64)> = None;
     let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
@@ -531,6 +549,14 @@ async fn read_form(
                     seen.store(e.status().as_u16(), Ordering::Relaxed);
                     std::io::Error::other(e.body_text())
                 });
+                let slow = failure.clone();
+                let body = super::rate::at_least(body, ingest.upload_min_rate).map_err(move |e| {
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        slow.store(StatusCode::REQUEST_TIMEOUT.as_u16(), Ordering::Relaxed);
+                    }
+                    e
+                });
+                let body = Box::pin(body);
                 match ingest.store_upload(job_id, StreamReader::new(body)).await {
                     Ok(0) => {
                         ingest.discard_upload(job_id).await;
@@ -547,6 +573,7 @@ async fn read_form(
                                 "the upload is larger than the limit of {} bytes",
                                 ingest.max_upload_bytes
                             )),
+                            408 => ApiError::TooSlow(ingest.upload_min_rate),
                             status => multipart_error(
                                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                                 err.to_string(),
@@ -557,10 +584,7 @@ async fn read_form(
             }
             Some(name @ ("format" | "bitrate" | "sample_rate")) => {
                 let name = name.to_string();
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| multipart_error(e.status(), e.body_text()))?;
+                let text = bounded_text(field, &name).await?;
                 let text = text.trim();
                 match name.as_str() {
                     "format" => format = parse_format(text)?,
@@ -568,8 +592,14 @@ async fn read_form(
                     _ => options.sample_rate = Some(parse_number(&name, text, None)?),
                 }
             }
-            // Unknown fields, and further files, are skipped.
-            _ => {}
+            // Further files are skipped: the parser reads past them without
+            // keeping them.
+            _ if field.file_name().is_some() => {}
+            // Unknown fields are skipped too, but only short ones.
+            _ => {
+                let name = field.name().unwrap_or_default().chars().take(32).collect::<String>();
+                bounded_text(field, &name).await?;
+            }
         }
     }
     format
@@ -578,14 +608,44 @@ async fn read_form(
     Ok((format, options))
 }
 
+/// Longest value of a form field other than the file.
+const MAX_FIELD_BYTES: usize = 256;
+
+/// The text of a form field, read a chunk at a time and refused (413) as
+/// soon as it is longer than [`MAX_FIELD_BYTES`]: a field is never held
+/// whole unless it is short.
+async fn bounded_text(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
+        if text.len() + chunk.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::TooLarge(format!(
+                "the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
+            )));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text).map_err(|_| {
+        ApiError::BadRequest("invalid_options", format!("`{name}` is not UTF-8 text"))
+    })
+}
+
 /// A format the caller named, or a 400 that lists the formats there are.
 pub(super) fn parse_format(text: &str) -> Result<Format, ApiError> {
     Format::parse(text).ok_or_else(|| {
         let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
+        // Echo a short name back, not whatever a client sent.
+        let asked: String = text.chars().take(32).collect();
         ApiError::BadRequest(
             "unsupported_format",
             format!(
-                "unsupported format `{text}`; use one of {}",
+                "unsupported format `{asked}`; use one of {}",
                 names.join(", ")
             ),
         )
@@ -673,16 +733,14 @@ async fn list_jobs(
             "`limit` must be 1 to 500".into(),
         ));
     }
-    if let Some(before) = &query.before
-        && uuid::Uuid::parse_str(before).is_err()
-    {
-        return Err(ApiError::BadRequest(
-            "bad_query",
-            "`before` must be a job id".into(),
-        ));
-    }
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(before) => Some(super::canonical_job_id(before).ok_or_else(|| {
+            ApiError::BadRequest("bad_query", "`before` must be a job id".into())
+        })?),
+    };
     let (jobs, next) = ingest
-        .jobs_for(&caller.sub, query.state, query.before.as_deref(), limit)
+        .jobs_for(&caller.sub, query.state, before.as_deref(), limit)
         .await?;
     let taken = if jobs.iter().any(|job| job.state == JobState::Queued) {
         ingest.work_taken().await
@@ -763,6 +821,7 @@ async fn job_events(
         (status = 204, description = "The finished job and its audio are gone"),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 409, description = "The job ended before it could be canceled", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
     ))]
 async fn cancel_or_delete_job(
@@ -959,7 +1018,7 @@ async fn seed_login(
 ) -> Result<String, ApiError> {
     let creds = credentials(&headers, &body?)?;
     Ok(ingest
-        .login(&creds.email, &creds.password, peer.ip())
+        .login(&creds.email, &creds.password, ingest.client_address(peer, &headers))
         .await?
         .access_token)
 }
@@ -973,6 +1032,7 @@ async fn seed_login(
         (status = 200, description = "The job id", body = String),
         (status = 400, description = "No file, or bad options", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
         (status = 413, description = "Larger than the upload limit", body = ErrorReply),
         (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),

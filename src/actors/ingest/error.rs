@@ -35,6 +35,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("{0}")]
     TooLarge(String),
+    /// An upload arrived slower than this many bytes per second.
+    #[error("the upload was slower than {0} bytes per second over 30 seconds")]
+    TooSlow(u64),
     /// Too many requests of this kind: try again after this many seconds.
     #[error("{1}")]
     TooMany(&'static str, String, u64),
@@ -45,8 +48,12 @@ pub enum ApiError {
     #[error("the range is outside the file's {0} bytes")]
     RangeNotSatisfiable(u64),
     /// A dependency (NATS, JetStream, SurrealDB, Auth) is down: retry later.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The client hears which one; only the log hears why.
+    #[error("{what} is unavailable; try again later")]
+    Unavailable { what: &'static str, detail: String },
+    /// Not answered in time (a dependency is slow): retry later.
+    #[error("the request took too long to answer; try again later")]
+    TimedOut,
     /// Answered by another actor with its own status and code.
     #[error("{}", .1.message)]
     Remote(u16, ErrorBody),
@@ -59,8 +66,11 @@ impl ApiError {
         ApiError::Internal(err.to_string())
     }
 
-    pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
-        ApiError::Unavailable(format!("{what} is unavailable: {err}"))
+    pub fn unavailable(what: &'static str, err: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable {
+            what,
+            detail: err.to_string(),
+        }
     }
 
     pub fn status_and_code(&self) -> (StatusCode, &str) {
@@ -76,12 +86,14 @@ impl ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
             ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Gone(_) => (StatusCode::GONE, "output_expired"),
             ApiError::RangeNotSatisfiable(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             ApiError::Remote(status, body) => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 body.code.as_str(),
@@ -141,8 +153,8 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
-            ApiError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "dependency unavailable")
+            ApiError::Unavailable { what, detail } => {
+                tracing::warn!(dependency = what, error = %detail, "dependency unavailable")
             }
             _ => {}
         }
@@ -153,7 +165,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if matches!(self, ApiError::TooMany(..) | ApiError::TooLarge(_)) {
+        if matches!(
+            self,
+            ApiError::TooMany(..) | ApiError::TooLarge(_) | ApiError::TooSlow(_)
+        ) {
             // Refused before the request body was read (an upload): the
             // connection cannot carry another request, so say so rather than
             // let the client reuse it and fail.

@@ -3,12 +3,16 @@
 //! and projects terminal job events into the history.
 
 pub mod api;
+pub mod cancel;
 pub mod error;
 mod follow;
 pub mod history;
 mod openapi;
+pub mod peer;
+mod rate;
 mod service;
 mod throttle;
+mod uploads;
 mod web;
 
 use std::sync::Arc;
@@ -53,9 +57,19 @@ pub struct Ingest {
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
-    /// Failed logins by account and by client address.
+    /// How long a request other than an upload may take to be answered.
+    request_timeout: Duration,
+    /// Slowest upload accepted, in bytes per second.
+    upload_min_rate: u64,
+    /// Failed logins by account and client address, by account, and by
+    /// client address.
+    login_pairs: throttle::Throttle,
     login_accounts: throttle::Throttle,
     login_addresses: throttle::Throttle,
+    /// Uploads in progress in this process, by owner.
+    uploading: uploads::InProgress,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<peer::Network>,
 }
 
 impl Ingest {
@@ -73,19 +87,29 @@ impl Ingest {
             submissions: js_setup::submissions_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, config.retention).await?,
             outputs: objects::outputs_bucket(&js, r, config.retention).await?,
-            verifier: Verifier::new(
+            verifier: Verifier::watch(
                 js_setup::keys_bucket(&js, r).await?,
                 Revocations::watch(js_setup::revoked_bucket(&js, r).await?).await,
-            ),
+                config.token_ttl,
+            )
+            .await,
             history: History::open(db).await?,
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,
             max_unfinished_jobs: config.max_unfinished_jobs,
-            login_accounts: throttle::Throttle::new(config.login_failures, config.login_window),
+            request_timeout: config.http_request_timeout,
+            upload_min_rate: config.upload_min_rate,
+            login_pairs: throttle::Throttle::new(config.login_failures, config.login_window),
+            login_accounts: throttle::Throttle::new(
+                config.login_failures.saturating_mul(20),
+                config.login_window,
+            ),
             login_addresses: throttle::Throttle::new(
                 config.login_failures.saturating_mul(4),
                 config.login_window,
             ),
+            trusted_proxies: config.trusted_proxies.clone(),
+            uploading: uploads::InProgress::default(),
             work,
             events,
             client,
@@ -113,19 +137,23 @@ impl Ingest {
     }
 
     /// Refuses a new job while the owner already has the most unfinished
-    /// jobs allowed.
-    async fn check_unfinished(&self, owner: &str) -> Result<(), ApiError> {
+    /// jobs allowed, counting `also` more (uploads in progress, or the job
+    /// about to be created).
+    async fn check_unfinished(&self, owner: &str, also: u64) -> Result<(), ApiError> {
         let unfinished = self
             .history
             .unfinished(owner)
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
-        if unfinished >= self.max_unfinished_jobs {
+        if unfinished.saturating_add(also) > self.max_unfinished_jobs {
+            crate::metrics::refused("unfinished_jobs");
             return Err(ApiError::TooMany(
                 "too_many_jobs",
                 format!(
-                    "you have {unfinished} unfinished jobs, the most allowed; \
-                     wait for some to end or cancel some"
+                    "you have {unfinished} unfinished jobs and {} uploads in progress; at most {} \
+                     are allowed: wait for some to end or cancel some",
+                    also.saturating_sub(1),
+                    self.max_unfinished_jobs
                 ),
                 30,
             ));
@@ -133,41 +161,78 @@ impl Ingest {
         Ok(())
     }
 
-    /// Logs in through Auth, unless the account or the client address has
-    /// failed too often lately.
+    /// Counts an upload of `owner`'s as in progress, unless that would take
+    /// them past their cap on unfinished jobs.
+    async fn start_upload(&self, owner: &str) -> Result<uploads::Slot<'_>, ApiError> {
+        let (slot, in_progress) = self.uploading.start(owner);
+        self.check_unfinished(owner, in_progress).await?;
+        Ok(slot)
+    }
+
+    /// Logs in through Auth, unless this account from this address, the
+    /// account from anywhere, or this address for any account has failed
+    /// too often lately. The attempt counts against all three before Auth
+    /// checks the password, and is forgiven if the password was right.
+    ///
+    /// The account's own limit is per address: a stranger guessing from
+    /// elsewhere does not lock the owner out. Across all addresses an
+    /// account may fail twenty times as often before it is locked for
+    /// everyone, which bounds guessing spread over many addresses at the
+    /// cost of letting such a spread attack lock the owner out until the
+    /// window passes.
     async fn login(
         &self,
         email: &str,
         password: &str,
         address: std::net::IpAddr,
     ) -> Result<wire::TokenReply, ApiError> {
-        let account = email.trim().to_lowercase();
-        let address = address.to_string();
-        let wait = self
-            .login_accounts
-            .blocked(&account)
-            .max(self.login_addresses.blocked(&address));
-        if let Some(wait) = wait {
-            return Err(ApiError::TooMany(
-                "too_many_logins",
-                "too many failed logins; try again later".into(),
-                wait.as_secs() + 1,
-            ));
-        }
-        match crate::actors::auth::client::login(&self.client, email, password).await {
-            Ok(token) => {
-                self.login_accounts.succeeded(&account);
-                Ok(token)
-            }
-            Err(err) => {
-                let err = ApiError::from(err);
-                if matches!(err, ApiError::InvalidCredentials) {
-                    self.login_accounts.failed(&account);
-                    self.login_addresses.failed(&address);
+        let account: String = email.trim().to_lowercase().chars().take(320).collect();
+        let keys = [
+            (&self.login_pairs, format!("{account}\n{address}")),
+            (&self.login_accounts, account.clone()),
+            (&self.login_addresses, address.to_string()),
+        ];
+        let mut reserved = Vec::with_capacity(keys.len());
+        for (throttle, key) in &keys {
+            match throttle.reserve(key) {
+                Ok(at) => reserved.push((*throttle, key, at)),
+                Err(wait) => {
+                    for (throttle, key, at) in reserved {
+                        throttle.forgive(key, at);
+                    }
+                    crate::metrics::refused("login_throttle");
+                    return Err(ApiError::TooMany(
+                        "too_many_logins",
+                        "too many failed logins; try again later".into(),
+                        wait.as_secs() + 1,
+                    ));
                 }
-                Err(err)
             }
         }
+        let outcome = crate::actors::auth::client::login(&self.client, email, password)
+            .await
+            .map_err(ApiError::from);
+        match &outcome {
+            Err(ApiError::InvalidCredentials) => {}
+            Ok(_) => {
+                self.login_pairs.succeeded(&keys[0].1);
+                for (throttle, key, at) in reserved {
+                    throttle.forgive(key, at);
+                }
+            }
+            // Undecided (Auth unavailable or busy): not a failed guess.
+            Err(_) => {
+                for (throttle, key, at) in reserved {
+                    throttle.forgive(key, at);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The client's address, as login throttling counts it.
+    fn client_address(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+        peer::client_address(peer.ip(), headers, &self.trusted_proxies)
     }
 
     /// Removes an upload whose job could not be created.
@@ -240,7 +305,9 @@ impl Ingest {
     /// Cancels the caller's unfinished job, or deletes a finished one with its
     /// audio. Returns the canceled job, or `None` once the job is gone.
     async fn cancel_or_delete(&self, owner: &str, job_id: &str) -> Result<Option<Job>, ApiError> {
-        let mut job = self.job_for(owner, job_id).await?;
+        let job = self.job_for(owner, job_id).await?;
+        let job_id = job.id.clone();
+        let job_id = job_id.as_str();
         if job.state.is_terminal() {
             if let Some(output) = &job.output {
                 match self.outputs.delete(&output.object).await {
@@ -261,14 +328,22 @@ impl Ingest {
                 .map_err(|e| ApiError::unavailable("the job history", e))?;
             return Ok(None);
         }
-        let now = OffsetDateTime::now_utc();
-        job.state = JobState::Canceled;
-        job.finished_at = Some(now);
-        job.updated_at = now;
-        self.jobs
-            .put(job_id, wire::encode(&job))
+        let job = match cancel::cancel(&self.jobs, job_id)
             .await
-            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?
+        {
+            cancel::Canceled::Now(job) => job,
+            cancel::Canceled::AlreadyEnded(ended) => {
+                return Err(ApiError::Conflict(
+                    "already_ended",
+                    format!(
+                        "the job was {} before it could be canceled; delete it to remove it",
+                        ended.state.as_str()
+                    ),
+                ));
+            }
+            cancel::Canceled::Gone => return Err(ApiError::NotFound),
+        };
         // The jobs bucket now says canceled, which a transcoder checks before it
         // starts and at every progress write; this message makes one that is
         // encoding the job stop at once.
@@ -288,9 +363,10 @@ impl Ingest {
 
     /// The caller's job, or `NotFound` if it is someone else's or unknown.
     async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
-        if uuid::Uuid::parse_str(job_id).is_err() {
-            return Err(ApiError::NotFound);
-        }
+        // Any spelling of a UUID (braces, `urn:uuid:`, capitals) names the
+        // same job; only the canonical one is a key.
+        let job_id = canonical_job_id(job_id).ok_or(ApiError::NotFound)?;
+        let job_id = job_id.as_str();
         let live = self
             .jobs
             .get(job_id)
@@ -390,6 +466,18 @@ impl Ingest {
             tracing::warn!(job = %job.id, error = %err, "cannot acknowledge a job event");
         }
     }
+}
+
+/// The canonical spelling of a job id (lowercase, hyphenated), if `text`
+/// spells a UUID at all.
+fn canonical_job_id(text: &str) -> Option<String> {
+    // The longest spelling `uuid` accepts is `urn:uuid:` and 36 characters.
+    if text.len() > 45 {
+        return None;
+    }
+    uuid::Uuid::parse_str(text)
+        .ok()
+        .map(|id| id.hyphenated().to_string())
 }
 
 /// A queued job's place in the queue (1: next to start): the work items

@@ -21,6 +21,9 @@ use crate::wire::{self, AudioOptions, Format, StatusRequest, SubmitRequest, subj
 /// Longest `Nats-Msg-Id` kept for deduplication.
 const MAX_MESSAGE_ID: usize = 256;
 
+/// Longest object name a submission may give.
+const MAX_OBJECT_NAME: usize = 512;
+
 /// The answer to both endpoints.
 #[derive(Serialize)]
 struct JobReply {
@@ -45,8 +48,8 @@ pub(super) async fn serve(ingest: Arc<Ingest>, request: Request, endpoint: &'sta
                 ApiError::Internal(detail) => {
                     tracing::error!(endpoint, error = %detail, "request failed")
                 }
-                ApiError::Unavailable(detail) => {
-                    tracing::warn!(endpoint, error = %detail, "dependency unavailable")
+                ApiError::Unavailable { what, detail } => {
+                    tracing::warn!(endpoint, dependency = what, error = %detail, "dependency unavailable")
                 }
                 _ => {}
             }
@@ -188,7 +191,17 @@ async fn checked_job(
     claims: &Claims,
     asked: SubmitRequest,
 ) -> Result<wire::Job, ApiError> {
-    ingest.check_unfinished(&claims.sub).await?;
+    let uploading = ingest.uploading.of(&claims.sub);
+    ingest.check_unfinished(&claims.sub, uploading + 1).await?;
+    // The name becomes part of a subject: bounded before it is looked up.
+    if asked.object.len() > MAX_OBJECT_NAME || asked.object.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "bad_object_name",
+            format!(
+                "object names are at most {MAX_OBJECT_NAME} bytes, without control characters"
+            ),
+        ));
+    }
     let prefix = format!("{}/", claims.email);
     let name = asked
         .object

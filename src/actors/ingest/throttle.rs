@@ -1,9 +1,11 @@
-//! Login throttling: after too many failed logins for one account, or from
-//! one client address, within a window, further attempts are refused with
-//! 429 and `Retry-After` until the oldest failure leaves the window. The
-//! password is not even checked then, so guessing gets no faster by
-//! spreading attempts over time. Counts live in this process: several Ingest
-//! instances each enforce the limit.
+//! Login throttling: after too many failed logins within a window, further
+//! attempts are refused with 429 and `Retry-After` until the oldest failure
+//! leaves the window. The password is not even checked then, so guessing
+//! gets no faster by spreading attempts over time. An attempt is counted as
+//! a failure *before* the password is checked and forgiven when it turns
+//! out right, so parallel guesses cannot all slip in before the first one
+//! is counted. Counts live in this process: several Ingest instances each
+//! enforce the limit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -46,7 +48,30 @@ impl Throttle {
         Some(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    pub fn failed(&self, key: &str) {
+    /// Counts an attempt for `key` as failed now, unless `key` is blocked:
+    /// then says how long to wait. The attempt is forgiven with
+    /// [`Throttle::forgive`] if it succeeds or was never decided.
+    pub fn reserve(&self, key: &str) -> Result<Instant, Duration> {
+        if let Some(wait) = self.blocked(key) {
+            return Err(wait);
+        }
+        Ok(self.failed(key))
+    }
+
+    /// Takes back the attempt [`Throttle::reserve`] counted at `at`.
+    pub fn forgive(&self, key: &str, at: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(recent) = failures.get_mut(key) {
+            if let Some(position) = recent.iter().position(|t| *t == at) {
+                recent.remove(position);
+            }
+            if recent.is_empty() {
+                failures.remove(key);
+            }
+        }
+    }
+
+    pub fn failed(&self, key: &str) -> Instant {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() >= MAX_KEYS && !failures.contains_key(key) {
@@ -66,6 +91,7 @@ impl Throttle {
         while recent.len() > self.limit {
             recent.pop_front();
         }
+        now
     }
 
     pub fn succeeded(&self, key: &str) {

@@ -396,8 +396,11 @@ impl Transcoder {
             Err(AttemptError::Transient(reason)) if delivered >= WORK_MAX_DELIVER => {
                 tracing::error!(job = %job.id, error = %reason, "giving up after {delivered} attempts");
                 job.state = JobState::Failed;
+                // The reason names internals (a bucket, a disk): it goes to
+                // the log and the dead letter, the owner hears what happened.
                 job.error = Some(format!(
-                    "conversion failed after {delivered} attempts: {reason}"
+                    "the conversion failed {delivered} times for a reason on our side; \
+                     it was not retried further"
                 ));
                 self.copy_to_dead_letter(&message, &reason).await;
                 self.finish(&message, job, revision, started, delivered)
@@ -407,7 +410,7 @@ impl Transcoder {
                 tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
                 crate::metrics::transcode_retry();
                 job.state = JobState::Queued;
-                job.error = Some(format!("retrying: {reason}"));
+                job.error = Some("retrying after a temporary failure on our side".into());
                 if self
                     .requeue(&message, job, revision, &stops, started, delivered)
                     .await
@@ -791,7 +794,7 @@ impl Transcoder {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             "Mediajet-Dead-Reason",
-            reason.replace(['\r', '\n'], " ").as_str(),
+            wire::header_safe(reason).as_str(),
         );
         let published = match self
             .js

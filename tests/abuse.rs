@@ -1,0 +1,585 @@
+//! What a stranger or one logged-in user can throw at the service without
+//! taking it down, filling it or getting past a limit: hostile tokens,
+//! oversized form fields, slow and idle connections, malformed NATS
+//! requests, odd job ids, parallel uploads and guesses, forged refresh
+//! tokens and retired keys.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app, spawn_app_with};
+use mediajet::wire::subject;
+use serde_json::Value;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A token of any header and claims, with a signature of zeros.
+fn unsigned_token(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(&[0; 64])
+    )
+}
+
+/// The claims inside a token (not checked).
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn status_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_alone() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let claims = claims_of(&token);
+    let long_kid = "ab".repeat(2500);
+    let forged = unsigned_token(
+        &serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": long_kid}),
+        &claims,
+    );
+    for path in ["/v1/jobs", "/v1/jobs/0193aa8e-8c1e-7000-8000-000000000000"] {
+        let (status, body) = status_of(app.get(&forged, path).await).await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let logout = app
+        .http
+        .post(app.url("/v1/logout"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 401, "logout with the forged token");
+    let oversized = format!("{}.{}", forged, "A".repeat(8000));
+    let (status, _) = status_of(app.get(&oversized, "/v1/jobs").await).await;
+    assert_eq!(status, 401, "a token longer than any Auth issues");
+
+    // The connection to NATS survived: the real token still works, and so
+    // do logins and NATS requests.
+    let (status, _) = status_of(app.get(&token, "/v1/jobs").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.readiness().await["status"], "ready");
+    app.admin_token().await;
+
+    // Object names in NATS submissions are bounded before they are looked up.
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let object = format!("{ADMIN_EMAIL}/{}", "x".repeat(5000));
+    let reply = submit_over_nats(&nats, &token, &serde_json::json!({"v": 1, "object": object})).await;
+    assert_eq!(reply["error"]["code"], "bad_object_name", "{reply}");
+    let (status, _) = status_of(app.get(&token, "/v1/jobs").await).await;
+    assert_eq!(status, 200);
+}
+
+async fn submit_over_nats(nats: &async_nats::Client, token: &str, request: &Value) -> Value {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {token}").as_str());
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        nats.request_with_headers(subject::SUBMIT, headers, request.to_string().into()),
+    )
+    .await
+    .expect("Ingest answers within 10 s")
+    .expect("a reply");
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test]
+async fn a_nats_submission_with_control_characters_gets_an_error_reply() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    for request in [
+        serde_json::json!({"v": 1, "object": format!("{ADMIN_EMAIL}/clip.mp4"), "format": "mp3\r\nX-Evil: 1"}),
+        serde_json::json!({"v": 1, "object": "someone/else\nclip.mp4"}),
+        serde_json::json!({"v": 1, "object": format!("{ADMIN_EMAIL}/no\nsuch.mp4")}),
+    ] {
+        let reply = submit_over_nats(&nats, &token, &request).await;
+        let code = reply["error"]["code"].as_str().unwrap_or_default();
+        assert!(!code.is_empty(), "{request} got {reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains('\n'), "{message:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_form_field_is_refused_while_it_streams() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    for field in ["format", "bitrate", "comment"] {
+        let huge = "m".repeat(20 * 1024 * 1024);
+        let form = reqwest::multipart::Form::new()
+            .text(field, huge)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(std::fs::read(&video).unwrap())
+                    .file_name("clip.mp4"),
+            );
+        let response = app
+            .http
+            .post(app.url("/v1/jobs"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await;
+        // The server may close the connection before the client has sent
+        // it all; what it answered, if the client saw it, is a 413.
+        if let Ok(response) = response {
+            let (status, body) = status_of(response).await;
+            assert_eq!(status, 413, "{field}: {body}");
+            assert_eq!(body["error"]["code"], "too_large");
+        }
+    }
+    assert!(
+        app.list_jobs(&token).await.as_array().unwrap().is_empty(),
+        "no job was created"
+    );
+    // A short field is still read.
+    let id = app.submit_with(&token, &video, &[("format", "opus")]).await;
+    assert_eq!(app.wait_until_finished(&token, &id).await["state"], "completed");
+}
+
+/// Reads from `stream` until the server closes it, for at most `limit`;
+/// returns what arrived and whether it was closed.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (String::from_utf8_lossy(&received).into_owned(), true),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&received).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&received).into_owned(), false)
+}
+
+/// Sends a health check on `stream` and reads its answer, leaving the
+/// connection open.
+fn health_check(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mediajet\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = stream.read(&mut buffer).unwrap_or(0);
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_half_sent_header_and_an_idle_connection_are_cut_off_and_connections_are_capped() {
+    let app = spawn_app_with(|config| {
+        config.http_header_timeout = Duration::from_secs(2);
+        config.max_connections = 3;
+    })
+    .await;
+    let addr = app.ready.http_addr;
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut half = TcpStream::connect(addr).unwrap();
+        half.write_all(b"GET /healthz HTTP/1.1\r\nHost: mediajet\r\nX-Slow: ")
+            .unwrap();
+        let (_, closed) = read_until_closed(&mut half, Duration::from_secs(20));
+        assert!(closed, "a half-sent header block kept its connection");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+
+        let mut idle = TcpStream::connect(addr).unwrap();
+        assert!(health_check(&mut idle).starts_with("HTTP/1.1 200"));
+        let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(20));
+        assert!(closed, "an idle keep-alive connection stayed open");
+
+        // Three connections are served; a fourth is closed at once.
+        let mut held: Vec<TcpStream> = Vec::new();
+        for _ in 0..3 {
+            let mut connection = TcpStream::connect(addr).unwrap();
+            let answer = health_check(&mut connection);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            held.push(connection);
+        }
+        let mut extra = TcpStream::connect(addr).unwrap();
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: mediajet\r\n\r\n");
+        let (answer, closed) = read_until_closed(&mut extra, Duration::from_secs(5));
+        assert!(closed && answer.is_empty(), "a fourth connection was served: {answer}");
+        // Once one of them ends, a new connection is served.
+        drop(held.pop());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut again = TcpStream::connect(addr).unwrap();
+            if health_check(&mut again).starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no connection was served again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_the_floor_is_cut_off_with_408_and_leaves_no_job() {
+    let app = spawn_app_with(|config| config.upload_min_rate = 64 * 1024).await;
+    let token = app.admin_token().await;
+    let addr = app.ready.http_addr;
+    let auth = token.clone();
+    // A multipart upload that sends its first part, then a byte a second.
+    let answer = tokio::task::spawn_blocking(move || {
+        let boundary = "mediajet-slow-upload";
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /v1/jobs HTTP/1.1\r\nHost: mediajet\r\nAuthorization: Bearer {auth}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\n\
+             Content-Length: 100000\r\n\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\
+             Content-Type: video/mp4\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(90) {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(_) => {
+                    if !received.is_empty() {
+                        break;
+                    }
+                    // Nothing back yet: one more byte of the upload.
+                    let _ = stream.write_all(b"x");
+                }
+            }
+        }
+        (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+    })
+    .await
+    .unwrap();
+    let (answer, took) = answer;
+    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer}");
+    assert!(answer.contains("upload_too_slow"), "{answer}");
+    assert!(app.list_jobs(&token).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_id_spelled_another_way_names_the_same_job_or_none() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    for spelling in [
+        format!("urn:uuid:{id}"),
+        format!("{{{id}}}"),
+        id.to_uppercase(),
+        id.replace('-', ""),
+    ] {
+        let (status, body) = status_of(app.job(&token, &spelling).await).await;
+        assert_eq!(status, 200, "{spelling}: {body}");
+        assert_eq!(body["id"], id.as_str());
+    }
+    for unknown in [
+        "urn:uuid:0193aa8e-8c1e-7000-8000-000000000000".to_string(),
+        "{0193aa8e-8c1e-7000-8000-000000000000}".to_string(),
+        "x".repeat(300),
+    ] {
+        let (status, body) = status_of(app.job(&token, &unknown).await).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
+    let (status, _) = status_of(
+        app.get(&token, "/v1/jobs?before=urn:uuid:0193aa8e-8c1e-7000-8000-000000000000")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn parallel_uploads_cannot_pass_the_cap_on_unfinished_jobs() {
+    let app = spawn_app_with(|config| {
+        config.max_unfinished_jobs = 2;
+        // Nothing converts, so nothing finishes while the uploads arrive.
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 20);
+    let uploads = (0..6).map(|_| app.upload(&token, &video, None));
+    let statuses: Vec<u16> = futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    assert!(accepted <= 2, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 429), "{statuses:?}");
+    assert_eq!(
+        app.list_jobs(&token).await.as_array().unwrap().len(),
+        accepted
+    );
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
+    let app = spawn_app().await;
+    app.new_user("ann@example.com").await;
+    let wrong: Vec<String> = (0..30).map(|i| format!("guess-{i}")).collect();
+    let guesses = wrong.iter().map(|guess| app.try_login("ann@example.com", guess));
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 5, "{checked} of 30 guesses were checked: {statuses:?}");
+    assert_eq!(checked + statuses.iter().filter(|s| **s == 429).count(), 30);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_guesses_lock_out_their_own_address_only() {
+    let app = spawn_app_with(|config| {
+        config.login_failures = 3;
+        config.trusted_proxies = vec![mediajet::actors::ingest::peer::parse_network("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.new_user("ann@example.com").await;
+    let login_from = |address: &'static str, password: &'static str| {
+        app.http
+            .post(app.url("/v1/login"))
+            .header("x-forwarded-for", address)
+            .json(&serde_json::json!({"email": "ann@example.com", "password": password}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(login_from("203.0.113.7", "wrong").await.unwrap().status(), 401);
+    }
+    let locked = login_from("203.0.113.7", common::USER_PASSWORD).await.unwrap();
+    assert_eq!(locked.status(), 429, "the guessing address is locked");
+    let owner = login_from("198.51.100.2", common::USER_PASSWORD).await.unwrap();
+    assert_eq!(owner.status(), 200, "the owner elsewhere is not");
+    // A client not behind the proxy cannot pick its address.
+    let spoofed = app
+        .http
+        .post(app.url("/v1/login"))
+        .header("x-forwarded-for", "198.51.100.99, 203.0.113.7")
+        .json(&serde_json::json!({"email": "ann@example.com", "password": common::USER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 429, "the right-most hop is the one counted");
+}
+
+#[tokio::test]
+async fn a_session_id_alone_neither_refreshes_nor_ends_a_session() {
+    let app = spawn_app().await;
+    let tokens = app.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let sid = claims_of(tokens["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for generation in ["0", "1", "7"] {
+        let made_up = Value::from(format!("{sid}.{generation}.bm90LWEtc2VjcmV0"));
+        let (status, body) = status_of(app.refresh(&made_up).await).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_refresh_token");
+        let logout = app
+            .post_json("/v1/logout", &serde_json::json!({ "refresh_token": made_up }))
+            .await;
+        assert_eq!(logout.status(), 401);
+    }
+    let (status, _) = status_of(
+        app.get(tokens["access_token"].as_str().unwrap(), "/v1/jobs")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "the session was ended by a made-up token");
+    let (status, _) = status_of(app.refresh(&tokens["refresh_token"]).await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_can_be_retried_once_within_the_grace() {
+    let app = spawn_app().await;
+    let first = app.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // The answer to this refresh never reaches the client ...
+    let (status, _lost) = status_of(app.refresh(&first["refresh_token"]).await).await;
+    assert_eq!(status, 200);
+    // ... which asks again with the same token, and gets a working pair.
+    let (status, retried) = status_of(app.refresh(&first["refresh_token"]).await).await;
+    assert_eq!(status, 200, "{retried}");
+    let (status, _) = status_of(app.get(retried["access_token"].as_str().unwrap(), "/v1/jobs").await).await;
+    assert_eq!(status, 200);
+    let (status, next) = status_of(app.refresh(&retried["refresh_token"]).await).await;
+    assert_eq!(status, 200, "{next}");
+}
+
+#[tokio::test]
+async fn tokens_of_a_retired_key_or_too_long_a_life_or_no_session_are_refused() {
+    let mut app = spawn_app().await;
+    let key_path = app.data_dir().join("auth/signing-key.pem");
+    let key = mediajet::actors::auth::keys::SigningKey::load_or_generate(&key_path).unwrap();
+    let good = claims_of(&app.admin_token().await);
+    let with = |field: &str, value: Value| {
+        let mut raw = good.clone();
+        raw[field] = value;
+        let claims: mediajet::token::Claims = serde_json::from_value(raw).unwrap();
+        key.sign(&claims).unwrap()
+    };
+    let ten_years = with("exp", (now() + 10 * 365 * 24 * 3600).into());
+    let (status, _) = status_of(app.get(&ten_years, "/v1/jobs").await).await;
+    assert_eq!(status, 401, "a token valid for ten years");
+    let no_session = with("sid", Value::Null);
+    let (status, _) = status_of(app.get(&no_session, "/v1/jobs").await).await;
+    assert_eq!(status, 401, "a token of no session");
+    let control = with("exp", (now() + 600).into());
+    let (status, _) = status_of(app.get(&control, "/v1/jobs").await).await;
+    assert_eq!(status, 200, "the control");
+
+    // A new signing key retires the old one: its tokens stop passing, and
+    // their sessions renew with the new key.
+    let tokens = app.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    app.stop().await;
+    std::fs::remove_file(&key_path).unwrap();
+    app.restart().await;
+    let old = tokens["access_token"].as_str().unwrap();
+    let (status, _) = status_of(app.get(old, "/v1/jobs").await).await;
+    assert_eq!(status, 401, "a token signed with a retired key");
+    let (status, _) = status_of(app.get(&control, "/v1/jobs").await).await;
+    assert_eq!(status, 401);
+    let (status, renewed) = status_of(app.refresh(&tokens["refresh_token"]).await).await;
+    assert_eq!(status, 200, "{renewed}");
+    let (status, _) = status_of(app.get(renewed["access_token"].as_str().unwrap(), "/v1/jobs").await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
+    use mediajet::actors::ingest::cancel::{Canceled, cancel};
+    use mediajet::wire::{Job, JobState};
+    let app = spawn_app_with(|config| {
+        config.actors = vec![mediajet::config::ActorKind::Auth, mediajet::config::ActorKind::Ingest];
+    })
+    .await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let jobs = async_nats::jetstream::new(nats)
+        .get_key_value(mediajet::wire::names::JOBS_BUCKET)
+        .await
+        .unwrap();
+    let read = |entry: Option<async_nats::jetstream::kv::Entry>| {
+        let entry = entry.unwrap();
+        (serde_json::from_slice::<Job>(&entry.value).unwrap(), entry.revision)
+    };
+    // A transcoder's writes (progress, then the result), each over the
+    // revision it knows, racing a cancel, many times over.
+    let mut completed_first = 0;
+    for _ in 0..100 {
+        let (mut job, revision) = read(jobs.entry(id.as_str()).await.unwrap());
+        job.state = JobState::Running;
+        job.finished_at = None;
+        let revision = jobs
+            .update(id.as_str(), serde_json::to_vec(&job).unwrap().into(), revision)
+            .await
+            .unwrap();
+        let mut done = job.clone();
+        done.state = JobState::Completed;
+        let finish = jobs.update(id.as_str(), serde_json::to_vec(&done).unwrap().into(), revision);
+        let (finished, canceled) = tokio::join!(finish, cancel(&jobs, &id));
+        let (stored, _) = read(jobs.entry(id.as_str()).await.unwrap());
+        match canceled.unwrap() {
+            Canceled::Now(_) => {
+                assert!(finished.is_err(), "a cancel and a result were both written");
+                assert_eq!(stored.state, JobState::Canceled);
+            }
+            Canceled::AlreadyEnded(ended) => {
+                assert!(finished.is_ok());
+                assert_eq!(ended.state, JobState::Completed);
+                assert_eq!(stored.state, JobState::Completed, "the result was overwritten");
+                completed_first += 1;
+            }
+            Canceled::Gone => panic!("the job vanished"),
+        }
+    }
+    eprintln!("the result came first in {completed_first} of 100 races");
+    // Over HTTP, a job that has ended is not canceled: DELETE removes it.
+    let response = app.delete(&token, &format!("/v1/jobs/{id}")).await;
+    assert!(matches!(response.status().as_u16(), 202 | 204), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_malformed_signing_key_stops_the_start_with_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "-----END PRIVATE KEY-----\n-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let nats = mediajet::nats_server::NatsServer::start(
+        std::path::Path::new("nats-server"),
+        &dir.path().join("nats"),
+        0,
+    )
+    .await
+    .unwrap();
+    let mut config = mediajet::config::Config::for_data_dir(dir.path().join("data"));
+    config.nats_url = Some(nats.url().to_string());
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.jwt_key_file = Some(key);
+    config.actors = vec![mediajet::config::ActorKind::Auth];
+    let outcome = std::thread::spawn(move || mediajet::app::run(config, async {}, |_| {}))
+        .join()
+        .expect("the start did not panic");
+    let err = outcome.expect_err("a malformed key must stop the start");
+    assert!(err.to_string().contains("not an Ed25519"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dependency_that_is_down_is_named_to_the_client_without_its_internals() {
+    let mut app = spawn_app().await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    app.wait_until_finished(&token, &id).await;
+    app.kill_test_nats().await;
+    let (status, body) = status_of(app.job(&token, &id).await).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.ends_with("is unavailable; try again later"), "{message}");
+}
