@@ -238,6 +238,22 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::actors::ingest::peer::parse_network)]
     pub trusted_proxies: Vec<crate::actors::ingest::peer::Network>,
 
+    /// Most bytes the uploads bucket may hold (0: as much as JetStream
+    /// allows). Set it, and `--outputs-store-bytes`, below JetStream's
+    /// storage so that jobs, sessions and events always have room: a full
+    /// media bucket refuses new uploads with 503 and nothing else.
+    #[arg(long, env = "MEDIAJET_UPLOADS_STORE_BYTES", default_value_t = 0)]
+    pub uploads_store_bytes: u64,
+
+    /// How often Ingest looks for the chunks of uploads whose process died
+    /// part-way (a crash, a redeploy) and purges them.
+    #[arg(long, env = "MEDIAJET_ORPHAN_SWEEP", default_value = "10m", value_parser = parse_duration)]
+    pub orphan_sweep: Duration,
+
+    /// Most bytes the outputs bucket may hold (0: as much as JetStream allows).
+    #[arg(long, env = "MEDIAJET_OUTPUTS_STORE_BYTES", default_value_t = 0)]
+    pub outputs_store_bytes: u64,
+
     /// How long a client may take to send a request's headers; an idle
     /// keep-alive connection is closed after the same time.
     #[arg(long, env = "MEDIAJET_HTTP_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -243,9 +243,17 @@ fn decoding_key(entry: &kv::Entry) -> Option<DecodingKey> {
 #[derive(Clone)]
 pub struct Revocations {
     store: kv::Store,
-    revoked: Arc<RwLock<HashMap<String, u64>>>,
+    revoked: Arc<Revoked>,
     /// Stops the watch when the last clone is dropped.
     _watching: Arc<DropGuard>,
+}
+
+/// The revoked sessions known here, and a signal that fires when one is
+/// added (an open event stream then checks whether it was its own).
+#[derive(Default)]
+struct Revoked {
+    sessions: RwLock<HashMap<String, u64>>,
+    added: tokio::sync::Notify,
 }
 
 impl Revocations {
@@ -253,7 +261,7 @@ impl Revocations {
     /// seconds at most) until the revocations made so far are known, so a
     /// process that just started does not accept a revoked token.
     pub async fn watch(store: kv::Store) -> Self {
-        let revoked = Arc::new(RwLock::new(HashMap::new()));
+        let revoked = Arc::new(Revoked::default());
         let mirrored = Arc::clone(&revoked);
         let watching = mirror_bucket(store.clone(), "revoked sessions", move |entry| {
             if entry.operation == kv::Operation::Put
@@ -273,10 +281,22 @@ impl Revocations {
     pub fn is_revoked(&self, session: &str) -> bool {
         let now = unix_now();
         self.revoked
+            .sessions
             .read()
             .ok()
             .and_then(|revoked| revoked.get(session).copied())
             .is_some_and(|until| now <= until)
+    }
+
+    /// Completes once `session` is revoked.
+    pub async fn revoked(&self, session: &str) {
+        loop {
+            let added = self.revoked.added.notified();
+            if self.is_revoked(session) {
+                return;
+            }
+            added.await;
+        }
     }
 
     /// Counts a revocation made elsewhere at once, before the watch brings it.
@@ -300,13 +320,14 @@ impl Revocations {
     }
 }
 
-fn remember(revoked: &RwLock<HashMap<String, u64>>, session: &str, until: u64) {
-    if let Ok(mut revoked) = revoked.write() {
+fn remember(revoked: &Revoked, session: &str, until: u64) {
+    if let Ok(mut sessions) = revoked.sessions.write() {
         // Entries past their time protect nothing: drop them as we go.
         let now = unix_now();
-        revoked.retain(|_, until| *until >= now);
-        revoked.insert(session.to_string(), until);
+        sessions.retain(|_, until| *until >= now);
+        sessions.insert(session.to_string(), until);
     }
+    revoked.added.notify_waiters();
 }
 
 /// Mirrors a bucket into memory: `apply` sees every entry from the first
@@ -326,7 +347,10 @@ async fn mirror_bucket(
         .await
         .is_err()
     {
-        tracing::warn!(bucket = what, "not loaded yet; carrying on while the watch catches up");
+        tracing::warn!(
+            bucket = what,
+            "not loaded yet; carrying on while the watch catches up"
+        );
     }
     stop.drop_guard()
 }

@@ -521,6 +521,9 @@ pub struct Job {
     pub finished_at: Option<OffsetDateTime>,
     /// How many times a transcoder has started on this job.
     pub attempts: u32,
+    /// How many attempts failed for a reason on our side and were retried.
+    #[serde(default)]
+    pub retries: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

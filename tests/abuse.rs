@@ -86,7 +86,12 @@ async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_al
     // Object names in NATS submissions are bounded before they are looked up.
     let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
     let object = format!("{ADMIN_EMAIL}/{}", "x".repeat(5000));
-    let reply = submit_over_nats(&nats, &token, &serde_json::json!({"v": 1, "object": object})).await;
+    let reply = submit_over_nats(
+        &nats,
+        &token,
+        &serde_json::json!({"v": 1, "object": object}),
+    )
+    .await;
     assert_eq!(reply["error"]["code"], "bad_object_name", "{reply}");
     let (status, _) = status_of(app.get(&token, "/v1/jobs").await).await;
     assert_eq!(status, 200);
@@ -130,13 +135,10 @@ async fn an_oversized_form_field_is_refused_while_it_streams() {
     let video = common::make_video(app.dir.path(), "clip.mp4", 1);
     for field in ["format", "bitrate", "comment"] {
         let huge = "m".repeat(20 * 1024 * 1024);
-        let form = reqwest::multipart::Form::new()
-            .text(field, huge)
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(std::fs::read(&video).unwrap())
-                    .file_name("clip.mp4"),
-            );
+        let form = reqwest::multipart::Form::new().text(field, huge).part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("clip.mp4"),
+        );
         let response = app
             .http
             .post(app.url("/v1/jobs"))
@@ -145,11 +147,11 @@ async fn an_oversized_form_field_is_refused_while_it_streams() {
             .send()
             .await;
         // The server may close the connection before the client has sent
-        // it all; what it answered, if the client saw it, is a 413.
+        // it all; what it answered, if the client saw it, is a 400.
         if let Ok(response) = response {
             let (status, body) = status_of(response).await;
-            assert_eq!(status, 413, "{field}: {body}");
-            assert_eq!(body["error"]["code"], "too_large");
+            assert_eq!(status, 400, "{field}: {body}");
+            assert_eq!(body["error"]["code"], "field_too_long");
         }
     }
     assert!(
@@ -158,7 +160,10 @@ async fn an_oversized_form_field_is_refused_while_it_streams() {
     );
     // A short field is still read.
     let id = app.submit_with(&token, &video, &[("format", "opus")]).await;
-    assert_eq!(app.wait_until_finished(&token, &id).await["state"], "completed");
+    assert_eq!(
+        app.wait_until_finished(&token, &id).await["state"],
+        "completed"
+    );
 }
 
 /// Reads from `stream` until the server closes it, for at most `limit`;
@@ -214,7 +219,11 @@ async fn a_half_sent_header_and_an_idle_connection_are_cut_off_and_connections_a
             .unwrap();
         let (_, closed) = read_until_closed(&mut half, Duration::from_secs(20));
         assert!(closed, "a half-sent header block kept its connection");
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
 
         let mut idle = TcpStream::connect(addr).unwrap();
         assert!(health_check(&mut idle).starts_with("HTTP/1.1 200"));
@@ -232,7 +241,10 @@ async fn a_half_sent_header_and_an_idle_connection_are_cut_off_and_connections_a
         let mut extra = TcpStream::connect(addr).unwrap();
         let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: mediajet\r\n\r\n");
         let (answer, closed) = read_until_closed(&mut extra, Duration::from_secs(5));
-        assert!(closed && answer.is_empty(), "a fourth connection was served: {answer}");
+        assert!(
+            closed && answer.is_empty(),
+            "a fourth connection was served: {answer}"
+        );
         // Once one of them ends, a new connection is served.
         drop(held.pop());
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -291,7 +303,10 @@ async fn an_upload_slower_than_the_floor_is_cut_off_with_408_and_leaves_no_job()
     .await
     .unwrap();
     let (answer, took) = answer;
-    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "after {took:?}: {answer}"
+    );
     assert!(answer.contains("upload_too_slow"), "{answer}");
     assert!(app.list_jobs(&token).await.as_array().unwrap().is_empty());
 }
@@ -321,8 +336,11 @@ async fn a_job_id_spelled_another_way_names_the_same_job_or_none() {
         assert_eq!(status, 404, "{unknown}: {body}");
     }
     let (status, _) = status_of(
-        app.get(&token, "/v1/jobs?before=urn:uuid:0193aa8e-8c1e-7000-8000-000000000000")
-            .await,
+        app.get(
+            &token,
+            "/v1/jobs?before=urn:uuid:0193aa8e-8c1e-7000-8000-000000000000",
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 200);
@@ -349,7 +367,10 @@ async fn parallel_uploads_cannot_pass_the_cap_on_unfinished_jobs() {
         .collect();
     let accepted = statuses.iter().filter(|s| **s == 202).count();
     assert!(accepted <= 2, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 429),
+        "{statuses:?}"
+    );
     assert_eq!(
         app.list_jobs(&token).await.as_array().unwrap().len(),
         accepted
@@ -361,14 +382,19 @@ async fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
     let app = spawn_app().await;
     app.new_user("ann@example.com").await;
     let wrong: Vec<String> = (0..30).map(|i| format!("guess-{i}")).collect();
-    let guesses = wrong.iter().map(|guess| app.try_login("ann@example.com", guess));
+    let guesses = wrong
+        .iter()
+        .map(|guess| app.try_login("ann@example.com", guess));
     let statuses: Vec<u16> = futures::future::join_all(guesses)
         .await
         .into_iter()
         .map(|r| r.status().as_u16())
         .collect();
     let checked = statuses.iter().filter(|s| **s == 401).count();
-    assert!(checked <= 5, "{checked} of 30 guesses were checked: {statuses:?}");
+    assert!(
+        checked <= 5,
+        "{checked} of 30 guesses were checked: {statuses:?}"
+    );
     assert_eq!(checked + statuses.iter().filter(|s| **s == 429).count(), 30);
 }
 
@@ -376,7 +402,8 @@ async fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
 async fn behind_a_trusted_proxy_guesses_lock_out_their_own_address_only() {
     let app = spawn_app_with(|config| {
         config.login_failures = 3;
-        config.trusted_proxies = vec![mediajet::actors::ingest::peer::parse_network("127.0.0.1").unwrap()];
+        config.trusted_proxies =
+            vec![mediajet::actors::ingest::peer::parse_network("127.0.0.1").unwrap()];
     })
     .await;
     app.new_user("ann@example.com").await;
@@ -388,11 +415,18 @@ async fn behind_a_trusted_proxy_guesses_lock_out_their_own_address_only() {
             .send()
     };
     for _ in 0..3 {
-        assert_eq!(login_from("203.0.113.7", "wrong").await.unwrap().status(), 401);
+        assert_eq!(
+            login_from("203.0.113.7", "wrong").await.unwrap().status(),
+            401
+        );
     }
-    let locked = login_from("203.0.113.7", common::USER_PASSWORD).await.unwrap();
+    let locked = login_from("203.0.113.7", common::USER_PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(locked.status(), 429, "the guessing address is locked");
-    let owner = login_from("198.51.100.2", common::USER_PASSWORD).await.unwrap();
+    let owner = login_from("198.51.100.2", common::USER_PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(owner.status(), 200, "the owner elsewhere is not");
     // A client not behind the proxy cannot pick its address.
     let spoofed = app
@@ -403,7 +437,11 @@ async fn behind_a_trusted_proxy_guesses_lock_out_their_own_address_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(spoofed.status(), 429, "the right-most hop is the one counted");
+    assert_eq!(
+        spoofed.status(),
+        429,
+        "the right-most hop is the one counted"
+    );
 }
 
 #[tokio::test]
@@ -420,7 +458,10 @@ async fn a_session_id_alone_neither_refreshes_nor_ends_a_session() {
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["code"], "invalid_refresh_token");
         let logout = app
-            .post_json("/v1/logout", &serde_json::json!({ "refresh_token": made_up }))
+            .post_json(
+                "/v1/logout",
+                &serde_json::json!({ "refresh_token": made_up }),
+            )
             .await;
         assert_eq!(logout.status(), 401);
     }
@@ -444,7 +485,11 @@ async fn a_refresh_whose_answer_was_lost_can_be_retried_once_within_the_grace() 
     // ... which asks again with the same token, and gets a working pair.
     let (status, retried) = status_of(app.refresh(&first["refresh_token"]).await).await;
     assert_eq!(status, 200, "{retried}");
-    let (status, _) = status_of(app.get(retried["access_token"].as_str().unwrap(), "/v1/jobs").await).await;
+    let (status, _) = status_of(
+        app.get(retried["access_token"].as_str().unwrap(), "/v1/jobs")
+            .await,
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, next) = status_of(app.refresh(&retried["refresh_token"]).await).await;
     assert_eq!(status, 200, "{next}");
@@ -485,7 +530,11 @@ async fn tokens_of_a_retired_key_or_too_long_a_life_or_no_session_are_refused() 
     assert_eq!(status, 401);
     let (status, renewed) = status_of(app.refresh(&tokens["refresh_token"]).await).await;
     assert_eq!(status, 200, "{renewed}");
-    let (status, _) = status_of(app.get(renewed["access_token"].as_str().unwrap(), "/v1/jobs").await).await;
+    let (status, _) = status_of(
+        app.get(renewed["access_token"].as_str().unwrap(), "/v1/jobs")
+            .await,
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -494,7 +543,10 @@ async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
     use mediajet::actors::ingest::cancel::{Canceled, cancel};
     use mediajet::wire::{Job, JobState};
     let app = spawn_app_with(|config| {
-        config.actors = vec![mediajet::config::ActorKind::Auth, mediajet::config::ActorKind::Ingest];
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
     })
     .await;
     let token = app.admin_token().await;
@@ -507,7 +559,10 @@ async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
         .unwrap();
     let read = |entry: Option<async_nats::jetstream::kv::Entry>| {
         let entry = entry.unwrap();
-        (serde_json::from_slice::<Job>(&entry.value).unwrap(), entry.revision)
+        (
+            serde_json::from_slice::<Job>(&entry.value).unwrap(),
+            entry.revision,
+        )
     };
     // A transcoder's writes (progress, then the result), each over the
     // revision it knows, racing a cancel, many times over.
@@ -517,12 +572,20 @@ async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
         job.state = JobState::Running;
         job.finished_at = None;
         let revision = jobs
-            .update(id.as_str(), serde_json::to_vec(&job).unwrap().into(), revision)
+            .update(
+                id.as_str(),
+                serde_json::to_vec(&job).unwrap().into(),
+                revision,
+            )
             .await
             .unwrap();
         let mut done = job.clone();
         done.state = JobState::Completed;
-        let finish = jobs.update(id.as_str(), serde_json::to_vec(&done).unwrap().into(), revision);
+        let finish = jobs.update(
+            id.as_str(),
+            serde_json::to_vec(&done).unwrap().into(),
+            revision,
+        );
         let (finished, canceled) = tokio::join!(finish, cancel(&jobs, &id));
         let (stored, _) = read(jobs.entry(id.as_str()).await.unwrap());
         match canceled.unwrap() {
@@ -533,7 +596,11 @@ async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
             Canceled::AlreadyEnded(ended) => {
                 assert!(finished.is_ok());
                 assert_eq!(ended.state, JobState::Completed);
-                assert_eq!(stored.state, JobState::Completed, "the result was overwritten");
+                assert_eq!(
+                    stored.state,
+                    JobState::Completed,
+                    "the result was overwritten"
+                );
                 completed_first += 1;
             }
             Canceled::Gone => panic!("the job vanished"),
@@ -542,14 +609,22 @@ async fn a_cancel_never_overwrites_a_job_that_ended_at_the_same_moment() {
     eprintln!("the result came first in {completed_first} of 100 races");
     // Over HTTP, a job that has ended is not canceled: DELETE removes it.
     let response = app.delete(&token, &format!("/v1/jobs/{id}")).await;
-    assert!(matches!(response.status().as_u16(), 202 | 204), "{}", response.status());
+    assert!(
+        matches!(response.status().as_u16(), 202 | 204),
+        "{}",
+        response.status()
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_signing_key_stops_the_start_with_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
-    std::fs::write(&key, "-----END PRIVATE KEY-----\n-----BEGIN PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &key,
+        "-----END PRIVATE KEY-----\n-----BEGIN PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let nats = mediajet::nats_server::NatsServer::start(
         std::path::Path::new("nats-server"),
         &dir.path().join("nats"),
@@ -581,5 +656,266 @@ async fn a_dependency_that_is_down_is_named_to_the_client_without_its_internals(
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.ends_with("is unavailable; try again later"), "{message}");
+    assert!(
+        message.ends_with("is unavailable; try again later"),
+        "{message}"
+    );
+}
+
+/// Messages and bytes in the uploads bucket's stream.
+async fn uploads_stored(nats_url: &str) -> (u64, u64) {
+    let nats = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let mut stream = js.get_stream("OBJ_mediajet_uploads").await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    (state.messages, state.bytes)
+}
+
+/// Waits until the uploads bucket holds nothing at all.
+async fn wait_until_no_uploads_are_stored(nats_url: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let stored = uploads_stored(nats_url).await;
+        if stored == (0, 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left in the uploads bucket: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn refused_and_broken_off_uploads_leave_no_bytes_behind() {
+    let app = spawn_app_with(|config| {
+        config.max_upload_bytes = 1024 * 1024;
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let token = app.admin_token().await;
+    let large = app.dir.path().join("large.mp4");
+    std::fs::write(&large, vec![7u8; 3 * 1024 * 1024]).unwrap();
+    // With an honest Content-Length: refused before a byte is read. The
+    // client may see the refusal, or only the connection closing on the
+    // body it is still sending.
+    for _ in 0..5 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&large).unwrap()).file_name("large.mp4"),
+        );
+        let started = Instant::now();
+        let response = app
+            .http
+            .post(app.url("/v1/jobs"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await;
+        if let Ok(response) = response {
+            assert_eq!(response.status(), 413);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // Without one: refused once the limit is passed, mid-stream.
+    for _ in 0..5 {
+        let bytes = std::fs::read(&large).unwrap();
+        let chunks = futures::stream::iter(
+            bytes
+                .chunks(256 * 1024)
+                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks))
+            .file_name("large.mp4");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = app
+            .http
+            .post(app.url("/v1/jobs"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await;
+        if let Ok(response) = response {
+            assert_eq!(response.status(), 413);
+        }
+    }
+    wait_until_no_uploads_are_stored(&app.ready.nats_url, Duration::from_secs(10)).await;
+
+    // A client that hangs up half-way through a 3 MiB upload.
+    let addr = app.ready.http_addr;
+    let auth = token.clone();
+    tokio::task::spawn_blocking(move || {
+        let boundary = "mediajet-broken-upload";
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /v1/jobs HTTP/1.1\r\nHost: mediajet\r\nAuthorization: Bearer {auth}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\n\
+             Content-Length: 1000000\r\n\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.mp4\"\r\n\
+             Content-Type: video/mp4\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&vec![1u8; 900_000]).unwrap();
+    })
+    .await
+    .unwrap();
+    wait_until_no_uploads_are_stored(&app.ready.nats_url, Duration::from_secs(10)).await;
+    assert!(app.list_jobs(&token).await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_uploads_bucket_refuses_uploads_and_leaves_room_for_everything_else() {
+    let app = spawn_app_with(|config| {
+        config.uploads_store_bytes = 2 * 1024 * 1024;
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let token = app.admin_token().await;
+    let large = app.dir.path().join("large.mp4");
+    std::fs::write(&large, vec![7u8; 3 * 1024 * 1024]).unwrap();
+    let (status, body) = status_of(app.upload(&token, &large, None).await).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    wait_until_no_uploads_are_stored(&app.ready.nats_url, Duration::from_secs(10)).await;
+    // Sessions, jobs and small uploads still have room.
+    app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    app.submit(&token, &video).await;
+}
+
+#[tokio::test]
+async fn broken_off_upload_chunks_left_by_a_dead_process_are_swept() {
+    let app = spawn_app_with(|config| {
+        // A chunk a second at least: anything still for 1 s + a window is left behind.
+        config.upload_min_rate = 1024 * 1024;
+        config.orphan_sweep = Duration::from_secs(2);
+    })
+    .await;
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    // What a process killed mid-upload leaves: chunks that no object names.
+    for _ in 0..3 {
+        js.publish(
+            "$O.mediajet_uploads.C.LeftByAProcessThatDied",
+            vec![0u8; 100_000].into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let orphan = "$O.mediajet_uploads.C.LeftByAProcessThatDied";
+    let stream = js.get_stream("OBJ_mediajet_uploads").await.unwrap();
+    assert!(stream.direct_get_last_for_subject(orphan).await.is_ok());
+    // Real uploads meanwhile keep their chunks, and convert.
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    assert_eq!(
+        app.wait_until_finished(&token, &id).await["state"],
+        "completed"
+    );
+    let started = Instant::now();
+    while stream.direct_get_last_for_subject(orphan).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the orphaned chunks stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn event_streams_are_capped_per_user_and_end_with_their_session_token_or_process() {
+    let mut app = spawn_app_with(|config| {
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let ann = app.new_user("ann@example.com").await;
+    let bob = app.new_user("bob@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    // Queued for good: no transcoder runs here.
+    let id = app.submit(&ann, &video).await;
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let mut events = app.events(&ann, &id).await;
+        assert_eq!(
+            events.next(Duration::from_secs(5)).await.unwrap().name,
+            "state"
+        );
+        open.push(events);
+    }
+    let (status, body) = status_of(app.get(&ann, &format!("/v1/jobs/{id}/events")).await).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams");
+    let bob_job = app.submit(&bob, &video).await;
+    let mut bobs = app.events(&bob, &bob_job).await;
+    bobs.next(Duration::from_secs(5)).await.unwrap();
+    // One closed, one more may open.
+    open.pop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app.get(&ann, &format!("/v1/jobs/{id}/events")).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a closed stream still counts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Logging out ends every stream of the session.
+    let logout = app
+        .http
+        .post(app.url("/v1/logout"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    for events in &mut open {
+        assert!(
+            events.next(Duration::from_secs(5)).await.is_none(),
+            "a stream outlived its session"
+        );
+    }
+
+    // Stopping the process ends the streams still open, without waiting
+    // out the drain.
+    let started = Instant::now();
+    app.stop().await;
+    assert!(bobs.next(Duration::from_secs(5)).await.is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_expires() {
+    let app = spawn_app_with(|config| {
+        config.token_ttl = Duration::from_secs(2);
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let token = app.admin_token().await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    let mut events = app.events(&token, &id).await;
+    events.next(Duration::from_secs(5)).await.unwrap();
+    assert!(events.next(Duration::from_secs(10)).await.is_none());
 }

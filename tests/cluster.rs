@@ -415,7 +415,7 @@ async fn a_transcoder_stopped_mid_encode_hands_its_job_to_another_at_once() {
 async fn every_object_stays_readable_after_a_nats_node_is_lost() {
     let mut cluster = Cluster::start().await;
     let js = cluster.operator().await;
-    let bucket = objects::outputs_bucket(&js, 3, std::time::Duration::from_secs(7 * 24 * 3600))
+    let bucket = objects::outputs_bucket(&js, 3, std::time::Duration::from_secs(7 * 24 * 3600), 0)
         .await
         .unwrap();
     let body = vec![7u8; 300_000];

@@ -187,3 +187,54 @@ async fn audio_past_the_retention_period_answers_410_and_the_job_stays_listed() 
     assert_eq!(app.job(&token, &id).await.status(), 404);
     assert_eq!(app.get(&token, &output).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_deleted_job_stays_deleted_when_its_end_is_announced_again() {
+    let app = common::spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let id = app.submit(&token, &video).await;
+    let done = app.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "completed");
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let events = js.get_stream("MEDIAJET_EVENTS").await.unwrap();
+    let subject = format!("mediajet.events.job.{id}.completed");
+    let announced = events
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .unwrap()
+        .payload;
+    assert_eq!(
+        app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
+        204
+    );
+
+    // A transcoder's redelivery after the deduplication window announces
+    // the end again; the history projector sees it after the delete.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{id}.completed.again").as_str());
+    js.publish_with_headers(subject, headers, announced)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let mut history = events
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>("history")
+            .await
+            .unwrap();
+        let info = history.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{info:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.job(&token, &id).await.status(), 404);
+    assert!(
+        !app.listed_ids(&token).await.contains(&id),
+        "the deleted job came back"
+    );
+}

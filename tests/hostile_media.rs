@@ -362,3 +362,71 @@ async fn an_encode_past_its_time_is_killed_with_its_whole_process_group() {
         "an ffmpeg of the job still runs"
     );
 }
+
+#[tokio::test]
+async fn ffmpeg_runs_without_the_services_secrets_network_or_privileges() {
+    use mediajet::config::ActorKind;
+    let front = common::spawn_app_with(|config| {
+        config.actors = vec![ActorKind::Auth, ActorKind::Ingest, ActorKind::Mailer];
+    })
+    .await;
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let data = tempfile::tempdir().unwrap();
+    // A transcoder process holding secrets in its environment, as a
+    // deployment gives them.
+    let _transcoder = tokio::process::Command::new(env!("CARGO_BIN_EXE_mediajet"))
+        .args(["run", "--actors", "transcoder", "--http", "127.0.0.1:0"])
+        .args(["--nats-url", &front.ready.nats_url])
+        .arg("--ffmpeg")
+        .arg(&slow)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("MEDIAJET_ADMIN_PASSWORD", "secret-admin-password-4711")
+        .env(
+            "MEDIAJET_NATS_TRANSCODER_PASSWORD",
+            "secret-nats-password-4711",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run mediajet");
+    let token = front.new_user("eve@example.com").await;
+    let video = common::make_video(front.dir.path(), "long.mp4", 20);
+    let id = front.submit(&token, &video).await;
+    front.wait_until_running(&token, &id).await;
+    let tools_of_the_job = common::processes_mentioning(&id);
+    assert!(!tools_of_the_job.is_empty(), "no ffmpeg runs for the job");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"));
+    let our_network = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for pid in tools_of_the_job {
+        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let environ =
+            String::from_utf8_lossy(&std::fs::read(proc.join("environ")).unwrap()).into_owned();
+        assert!(!environ.contains("4711"), "ffmpeg sees a secret: {environ}");
+        assert!(
+            !environ.contains("MEDIAJET"),
+            "ffmpeg sees mediajet's settings: {environ}"
+        );
+        if root {
+            let status = std::fs::read_to_string(proc.join("status")).unwrap();
+            let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+            assert!(
+                uid.split_whitespace().skip(1).all(|id| id == "65534"),
+                "{uid}"
+            );
+            let network = std::fs::read_link(proc.join("ns/net")).unwrap();
+            assert_ne!(network, our_network, "ffmpeg shares the host's network");
+        } else {
+            println!(
+                "skipped: not root, so ffmpeg keeps this user's id and network is not checked"
+            );
+        }
+    }
+    let done = front.wait_until_finished(&token, &id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+}

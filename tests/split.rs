@@ -93,6 +93,7 @@ async fn a_redelivered_job_whose_audio_is_already_stored_is_not_encoded_again() 
         &js,
         1,
         std::time::Duration::from_secs(7 * 24 * 3600),
+        0,
     )
     .await
     .unwrap();

@@ -37,6 +37,55 @@ impl WorkerError {
 
 pub type WorkerFuture = Pin<Box<dyn Future<Output = Result<(), WorkerError>> + Send>>;
 
+/// Consecutive consumer errors a worker rides out (a leader election, a
+/// reconnect) before it gives up and lets its supervisor start it again,
+/// which creates its consumer again.
+const CONSUMER_ERRORS: u32 = 5;
+
+/// Tells a worker when its JetStream consumer is beyond repair: deleted,
+/// or failing again and again.
+pub(crate) struct ConsumerHealth {
+    consumer: &'static str,
+    errors: u32,
+}
+
+impl ConsumerHealth {
+    pub(crate) fn new(consumer: &'static str) -> Self {
+        ConsumerHealth {
+            consumer,
+            errors: 0,
+        }
+    }
+
+    /// The consumer delivered.
+    pub(crate) fn ok(&mut self) {
+        self.errors = 0;
+    }
+
+    /// The consumer failed with `err`; an error means: stop and restart.
+    pub(crate) fn failed(
+        &mut self,
+        err: &dyn std::fmt::Display,
+        deleted: bool,
+    ) -> Result<(), WorkerError> {
+        self.errors += 1;
+        tracing::warn!(consumer = self.consumer, error = %err, errors = self.errors, "consumer error");
+        if deleted || self.errors >= CONSUMER_ERRORS {
+            return Err(WorkerError::new(self.consumer, err));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a pull consumer's error says the consumer is gone.
+pub(crate) fn consumer_deleted(err: &async_nats::jetstream::consumer::pull::MessagesError) -> bool {
+    err.kind() == async_nats::jetstream::consumer::pull::MessagesErrorKind::ConsumerDeleted
+}
+
+/// A worker that ran this long before it failed was healthy: its next
+/// restart starts the back-off over.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
 /// The long-running part of an actor.
 pub trait Worker: Send + Sync + 'static {
     /// Name used in logs and metric labels.
@@ -69,15 +118,11 @@ impl<W: Worker> Actor for ActorHost<W> {
             return;
         }
         // Back off after repeated failures so a broken dependency is not hammered.
-        let delay = Duration::from_millis(250 * 2u64.pow(self.restarts.min(7)));
-        let delay = if self.restarts == 0 {
-            Duration::ZERO
-        } else {
-            delay
-        };
+        let delay = backoff(self.restarts);
         let worker = self.worker.clone();
         let shutdown = self.shutdown.clone();
         let tracker = self.tracker.clone();
+        let started = std::time::Instant::now();
         let run = async move {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -87,7 +132,8 @@ impl<W: Worker> Actor for ActorHost<W> {
             // watches it, so nothing blocks the arbiter thread.
             tracker.spawn(worker.run(shutdown)).await
         };
-        ctx.spawn(run.into_actor(self).map(|outcome, act, ctx| {
+        ctx.spawn(run.into_actor(self).map(move |outcome, act, ctx| {
+            act.restarts = restarts_after(act.restarts, started.elapsed().saturating_sub(delay));
             match outcome {
                 Ok(Ok(())) if act.shutdown.is_cancelled() => {
                     tracing::info!(actor = W::NAME, "stopped");
@@ -122,6 +168,21 @@ impl<W: Worker> Handler<Stop> for ActorHost<W> {
     }
 }
 
+/// How long a worker waits before its run after `restarts` restarts in a
+/// row: nothing the first time, then 0.5 s doubling up to 32 s.
+fn backoff(restarts: u32) -> Duration {
+    if restarts == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(250 * 2u64.pow(restarts.min(7)))
+}
+
+/// The restarts in a row to count from after a run that lasted `ran`: a
+/// healthy run starts the count, and so the back-off, over.
+fn restarts_after(restarts: u32, ran: Duration) -> u32 {
+    if ran >= HEALTHY_RUN { 0 } else { restarts }
+}
+
 /// Starts `worker` under an actix supervisor on the current arbiter. The
 /// worker's tasks are tracked by `tracker` so the caller can wait for them
 /// to drain.
@@ -137,4 +198,23 @@ pub fn supervise<W: Worker>(
         restarts: 0,
     })
     .recipient()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_back_off_grows_and_starts_over_after_a_healthy_run() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(3), Duration::from_secs(2));
+        assert_eq!(backoff(30), Duration::from_secs(32));
+        assert_eq!(restarts_after(6, Duration::from_secs(5)), 6);
+        assert_eq!(restarts_after(6, HEALTHY_RUN), 0);
+        assert_eq!(
+            backoff(restarts_after(6, Duration::from_secs(600)) + 1),
+            backoff(1)
+        );
+    }
 }

@@ -34,8 +34,13 @@ impl SetupError {
 /// How long a transcoder may stay silent before its work item is redelivered.
 /// Transcoders send progress acks at a third of this while encoding.
 pub const WORK_ACK_WAIT: Duration = Duration::from_secs(30);
-/// Deliveries of one work item before it is dead-lettered.
-pub const WORK_MAX_DELIVER: i64 = 5;
+/// Attempts of one job that may fail for a reason on our side (NATS, disk,
+/// a crashed tool) before the job fails and its work item is dead-lettered.
+/// Counted in the job, not in deliveries: a work item handed back by a
+/// transcoder that is stopping is delivered again as often as that happens,
+/// and JetStream's own delivery limit would otherwise strand it, never
+/// delivered again and its job never ended.
+pub const WORK_MAX_RETRIES: u32 = 5;
 /// The window in which JetStream drops a message whose id it has seen.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -107,7 +112,8 @@ pub async fn transcoders_consumer(stream: &Stream) -> Result<PullConsumer, Setup
             description: Some("transcode work, shared by all transcoders".to_string()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: WORK_ACK_WAIT,
-            max_deliver: WORK_MAX_DELIVER,
+            // Unlimited: see WORK_MAX_RETRIES.
+            max_deliver: -1,
             ..Default::default()
         })
         .await

@@ -29,6 +29,7 @@ use crate::wire::names;
 pub struct Bucket {
     store: ObjectStore,
     stream: Stream,
+    context: Context,
     name: &'static str,
 }
 
@@ -193,9 +194,17 @@ async fn ensure_object_store(
     bucket: &'static str,
     description: &str,
     max_age: Duration,
+    max_bytes: u64,
     replicas: usize,
 ) -> Result<Bucket, SetupError> {
     let config = object_store::Config {
+        // New writes are refused once the bucket is full (the object store
+        // discards new messages, never old ones); 0 leaves it unbounded.
+        max_bytes: if max_bytes == 0 {
+            -1
+        } else {
+            i64::try_from(max_bytes).unwrap_or(i64::MAX)
+        },
         bucket: bucket.to_string(),
         description: Some(description.to_string()),
         max_age,
@@ -217,6 +226,7 @@ async fn ensure_object_store(
     Ok(Bucket {
         store,
         stream,
+        context: js.clone(),
         name: bucket,
     })
 }
@@ -229,12 +239,14 @@ pub async fn uploads_bucket(
     js: &Context,
     replicas: usize,
     retention: Duration,
+    max_bytes: u64,
 ) -> Result<Bucket, SetupError> {
     ensure_object_store(
         js,
         names::UPLOADS_BUCKET,
         "uploaded media",
         retention,
+        max_bytes,
         replicas,
     )
     .await
@@ -246,12 +258,14 @@ pub async fn outputs_bucket(
     js: &Context,
     replicas: usize,
     retention: Duration,
+    max_bytes: u64,
 ) -> Result<Bucket, SetupError> {
     ensure_object_store(
         js,
         names::OUTPUTS_BUCKET,
         "converted audio",
         retention,
+        max_bytes,
         replicas,
     )
     .await
@@ -269,26 +283,135 @@ pub fn chunk_size(client: &async_nats::Client) -> usize {
     usable.min(1024 * 1024)
 }
 
-/// Stores everything `data` yields as object `name`. The object store
-/// publishes one chunk per read and waits for its acknowledgement, so reads
-/// are coalesced into full chunks first (a network body that arrives in
-/// 8 KiB pieces still travels in chunks of `chunk_size`), and the next chunk
-/// is gathered while the last one is published and acknowledged, so the
-/// source and NATS are busy at the same time. At most three chunks are held.
+/// Stores everything `data` yields as object `name`: its chunks first, on
+/// a subject of their own, then its metadata, which makes the object exist.
+/// The object store publishes one chunk per read and waits for its
+/// acknowledgement, so reads are coalesced into full chunks first (a
+/// network body that arrives in 8 KiB pieces still travels in chunks of
+/// `chunk_size`), and the next chunk is gathered while the last one is
+/// published and acknowledged, so the source and NATS are busy at the same
+/// time. At most three chunks are held.
+///
+/// This is the object store's own `put` (same subjects, same metadata, so
+/// any object store client reads the result), except that a put that fails
+/// part-way (the client hung up, the upload was too large) purges the chunks
+/// it published: nothing else could name them, and they would otherwise
+/// fill the bucket until its max age.
 pub async fn put_object(
     bucket: &Bucket,
     name: &str,
     data: impl AsyncRead + Unpin,
     chunk_size: usize,
     metadata: std::collections::HashMap<String, String>,
-) -> Result<object_store::ObjectInfo, object_store::PutError> {
-    let meta = object_store::ObjectMetadata {
-        name: name.to_string(),
-        chunk_size: Some(chunk_size),
-        metadata,
-        ..Default::default()
+) -> Result<ObjectInfo, PutError> {
+    let earlier = bucket.info(name).await.ok();
+    let nuid = new_nuid().map_err(PutError::Publish)?;
+    let chunks_subject = format!("$O.{}.C.{nuid}", bucket.name);
+    let stored = publish_chunks(bucket, &chunks_subject, data, chunk_size).await;
+    let (size, chunks, digest) = match stored {
+        Ok(stored) => stored,
+        Err(err) => {
+            bucket.purge_subject(&chunks_subject).await;
+            return Err(err);
+        }
     };
-    let (chunks, ready) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let info = ObjectInfo {
+        name: name.to_string(),
+        description: None,
+        metadata,
+        headers: None,
+        options: Some(object_store::ObjectOptions {
+            link: None,
+            max_chunk_size: Some(chunk_size),
+        }),
+        bucket: bucket.name.to_string(),
+        nuid,
+        size,
+        chunks,
+        modified: Some(time::OffsetDateTime::now_utc()),
+        digest: Some(format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::URL_SAFE.encode(digest.as_ref())
+        )),
+        deleted: false,
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_ROLLUP, "sub");
+    let meta_subject = format!(
+        "$O.{}.M.{}",
+        bucket.name,
+        base64::engine::general_purpose::URL_SAFE.encode(name)
+    );
+    let payload = serde_json::to_vec(&info).map_err(|e| PutError::Publish(e.to_string()))?;
+    let published = match bucket
+        .context
+        .publish_with_headers(meta_subject, headers, payload.into())
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    if let Err(err) = published {
+        bucket.purge_subject(&chunks_subject).await;
+        return Err(PutError::Publish(format!(
+            "cannot store the object's metadata: {err}"
+        )));
+    }
+    // The chunks of the object this one replaces are no longer named.
+    if let Some(earlier) = earlier {
+        bucket
+            .purge_subject(&format!("$O.{}.C.{}", bucket.name, earlier.nuid))
+            .await;
+    }
+    Ok(info)
+}
+
+/// An object could not be stored; nothing of it is left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The data could not be read (the client hung up, or its body failed).
+    #[error("cannot read the data: {0}")]
+    Read(#[source] std::io::Error),
+    /// JetStream refused or did not acknowledge a write.
+    #[error("cannot store the data: {0}")]
+    Publish(String),
+}
+
+impl PutError {
+    /// The reading error that stopped the put, if that is what stopped it.
+    pub fn read_error(&self) -> Option<&std::io::Error> {
+        match self {
+            PutError::Read(err) => Some(err),
+            PutError::Publish(_) => None,
+        }
+    }
+}
+
+/// A fresh object id, as the object store makes them: 22 characters of
+/// base 62 from 128 random bits.
+fn new_nuid() -> Result<String, String> {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
+    let mut value = u128::from_le_bytes(bytes);
+    Ok((0..22)
+        .map(|_| {
+            let digit = DIGITS[(value % 62) as usize];
+            value /= 62;
+            digit as char
+        })
+        .collect())
+}
+
+/// Publishes `data` as chunks on `subject`; returns the size, the number of
+/// chunks and the SHA-256 of the whole.
+async fn publish_chunks(
+    bucket: &Bucket,
+    subject: &str,
+    data: impl AsyncRead + Unpin,
+    chunk_size: usize,
+) -> Result<(usize, usize, digest::Digest), PutError> {
+    let (chunks, mut ready) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     let gather = async move {
         let mut data = data;
         loop {
@@ -306,7 +429,7 @@ pub async fn put_object(
                 Err(err) => (true, Some(err)),
             };
             if !chunk.is_empty() && chunks.send(Ok(chunk.freeze())).await.is_err() {
-                // The put gave up: nothing more is wanted.
+                // The publishing gave up: nothing more is wanted.
                 return;
             }
             if let Some(err) = failed {
@@ -317,17 +440,101 @@ pub async fn put_object(
             }
         }
     };
-    let chunks = futures::stream::unfold(ready, |mut ready| async move {
-        ready.recv().await.map(|chunk| (chunk, ready))
-    });
-    let put = async move {
-        let mut reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
-        // The reader goes when the put ends, however it ends, which stops
-        // the gathering.
-        bucket.store.put(meta, &mut reader).await
+    let publish = async move {
+        let mut sha256 = digest::Context::new(&digest::SHA256);
+        let (mut size, mut count) = (0, 0);
+        while let Some(chunk) = ready.recv().await {
+            let chunk = chunk.map_err(PutError::Read)?;
+            sha256.update(&chunk);
+            size += chunk.len();
+            count += 1;
+            let acked = match bucket.context.publish(subject.to_string(), chunk).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            acked.map_err(|e| PutError::Publish(format!("cannot store a chunk: {e}")))?;
+        }
+        Ok((size, count, sha256.finish()))
     };
-    let ((), stored) = futures::future::join(gather, put).await;
+    // Dropping the receiver when publishing fails stops the gathering.
+    let ((), stored) = futures::future::join(gather, publish).await;
     stored
+}
+
+impl Bucket {
+    /// Purges chunks that no object names and that have not grown for
+    /// `idle`: what a put left behind when its process died mid-way (a
+    /// crash, or a redeploy that did not wait for an upload). A put in
+    /// progress elsewhere writes a chunk well within `idle` (uploads slower
+    /// than that are cut off), so it is never taken for one. Returns how
+    /// many objects' chunks were purged.
+    pub async fn sweep_orphans(&self, idle: Duration) -> Result<usize, String> {
+        let named = self.named_nuids().await?;
+        let chunks = format!("$O.{}.C.", self.name);
+        let mut subjects = self
+            .stream
+            .clone()
+            .info_with_subjects(format!("{chunks}>"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut orphans = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| e.to_string())?;
+            let nuid = subject.strip_prefix(&chunks).unwrap_or_default();
+            if !named.contains(nuid) {
+                orphans.push(subject);
+            }
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut purged = 0;
+        for subject in orphans {
+            let Ok(last) = self
+                .stream
+                .direct_get_last_for_subject(subject.as_str())
+                .await
+            else {
+                continue;
+            };
+            if now - last.time >= idle {
+                self.purge_subject(&subject).await;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    /// The chunk subjects' ids of every object the bucket names.
+    async fn named_nuids(&self) -> Result<std::collections::HashSet<String>, String> {
+        let meta = format!("$O.{}.M.>", self.name);
+        let mut subjects = self
+            .stream
+            .clone()
+            .info_with_subjects(meta)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut named = std::collections::HashSet::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| e.to_string())?;
+            let last = self
+                .stream
+                .direct_get_last_for_subject(subject)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(info) = serde_json::from_slice::<ObjectInfo>(&last.payload) {
+                named.insert(info.nuid);
+            }
+        }
+        Ok(named)
+    }
+
+    /// Removes every message on `subject`: the chunks of a put that failed
+    /// or of an object that was replaced. A failure is logged; the bucket's
+    /// max age removes them in the end.
+    async fn purge_subject(&self, subject: &str) {
+        if let Err(err) = self.stream.purge().filter(subject).await {
+            tracing::warn!(subject, error = %err, "cannot purge the chunks of an object");
+        }
+    }
 }
 
 #[cfg(test)]

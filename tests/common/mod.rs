@@ -551,21 +551,37 @@ impl Drop for TestApp {
     }
 }
 
-/// Whether a running process's command line mentions `needle` (a job's
-/// ffmpeg names the job's work dir).
+/// Whether a running process mentions `needle` in its command line or in
+/// the file it has open as its input (a job's ffmpeg gets the upload in the
+/// job's work dir as fd 3).
 pub fn process_mentions(needle: &str) -> bool {
+    !processes_mentioning(needle).is_empty()
+}
+
+/// The ids of the processes [`process_mentions`] finds.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let input = std::fs::read_link(entry.path().join("fd/3")).unwrap_or_default();
+            let mentions = String::from_utf8_lossy(&cmdline).contains(needle)
+                || input.to_string_lossy().contains(needle);
+            mentions.then_some(pid)
+        })
+        .collect()
 }
 
 /// An ffmpeg that reads its input at real-time speed, so that an encode is
 /// still running when a test interferes. Everything else is real ffmpeg.
 pub fn realtime_ffmpeg(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
+    // The transcoder runs ffmpeg as an unprivileged user when it can,
+    // which must be able to reach the wrapper.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     let path = dir.join("ffmpeg-realtime");
     std::fs::write(&path, "#!/bin/sh\nexec ffmpeg -readrate 1 \"$@\"\n").expect("write wrapper");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -466,7 +466,10 @@ impl Worker for Auth {
 /// passing everywhere, and their holders renew them with their refresh
 /// token. Every Auth process of a deployment therefore uses the same key
 /// file.
-async fn publish_key(keys: &async_nats::jetstream::kv::Store, key: &SigningKey) -> Result<(), AuthSetupError> {
+async fn publish_key(
+    keys: &async_nats::jetstream::kv::Store,
+    key: &SigningKey,
+) -> Result<(), AuthSetupError> {
     let publish = |e: &dyn std::fmt::Display| AuthSetupError::Publish(e.to_string());
     let current = key.public().kid.as_str();
     keys.put(current, wire::encode(key.public()))

@@ -137,7 +137,9 @@ impl Sessions {
         }
         let retry = match issued_as(&presented, &record) {
             Some(Issued::Current) => false,
-            Some(Issued::Previous) if unix_now() < record.rotated_at + self.retry_grace.as_secs() => {
+            Some(Issued::Previous)
+                if unix_now() < record.rotated_at + self.retry_grace.as_secs() =>
+            {
                 tracing::info!(
                     session = presented.session,
                     "a refresh token spent a moment ago came back; taken as a retry"
@@ -299,7 +301,10 @@ fn issued_as(presented: &Presented<'_>, record: &Session) -> Option<Issued> {
     if presented.generation >= record.generation {
         return None;
     }
-    let spent = record.spent_sha256.iter().rposition(|spent| same(&hash, spent))?;
+    let spent = record
+        .spent_sha256
+        .iter()
+        .rposition(|spent| same(&hash, spent))?;
     Some(if spent + 1 == record.spent_sha256.len() {
         Issued::Previous
     } else {

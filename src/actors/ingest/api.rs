@@ -37,13 +37,16 @@ use crate::wire::{AudioOptions, ErrorReply, FORMATS, Format, Job, JobState, Role
 /// Largest JSON body accepted (logins, user creation).
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
+/// Room for the multipart framing and the short fields around an upload.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
 /// The API's routes and, at `/openapi.json`, their OpenAPI document. Both
 /// come from the same `routes!` lists, so no route goes undocumented.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     // Uploads may be large; the limit is the configured upload size plus
     // room for the multipart framing.
-    let upload_limit =
-        usize::try_from(ingest.max_upload_bytes.saturating_add(64 * 1024)).unwrap_or(usize::MAX);
+    let upload_limit = usize::try_from(ingest.max_upload_bytes.saturating_add(FORM_OVERHEAD))
+        .unwrap_or(usize::MAX);
     let (router, document) = documented_routes(upload_limit, ingest.request_timeout)
         .with_state(ingest)
         .split_for_parts();
@@ -71,7 +74,10 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(seed_login))
         .routes(routes!(seed_download))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(request_timeout, time_limit));
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            time_limit,
+        ));
     let uploads = OpenApiRouter::new()
         .routes(routes!(create_job, list_jobs))
         .routes(routes!(seed_upload))
@@ -202,7 +208,11 @@ async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let creds = credentials(&headers, &body?)?;
     let token = ingest
-        .login(&creds.email, &creds.password, ingest.client_address(peer, &headers))
+        .login(
+            &creds.email,
+            &creds.password,
+            ingest.client_address(peer, &headers),
+        )
         .await
         .map_err(|err| match err {
             ApiError::InvalidCredentials if !creds.basic => ApiError::InvalidJsonCredentials,
@@ -485,9 +495,10 @@ impl From<Job> for JobView {
 async fn create_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let job = accept_upload(&ingest, &caller, multipart?).await?;
+    let job = accept_upload(&ingest, &caller, &headers, multipart?).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
 }
 
@@ -497,8 +508,21 @@ async fn create_job(
 async fn accept_upload(
     ingest: &Ingest,
     caller: &Claims,
+    headers: &HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Job, ApiError> {
+    // A body that says it is too large is refused before it is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > ingest.max_upload_bytes.saturating_add(FORM_OVERHEAD))
+    {
+        return Err(ApiError::TooLarge(format!(
+            "the upload is larger than the limit of {} bytes",
+            ingest.max_upload_bytes
+        )));
+    }
     // Before a byte of the upload is read: a refused upload keeps nothing.
     // The upload counts as an unfinished job until it is one (or refused).
     let _uploading = ingest.start_upload(&caller.sub).await?;
@@ -597,7 +621,12 @@ async fn read_form(
             _ if field.file_name().is_some() => {}
             // Unknown fields are skipped too, but only short ones.
             _ => {
-                let name = field.name().unwrap_or_default().chars().take(32).collect::<String>();
+                let name = field
+                    .name()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(32)
+                    .collect::<String>();
                 bounded_text(field, &name).await?;
             }
         }
@@ -611,7 +640,7 @@ async fn read_form(
 /// Longest value of a form field other than the file.
 const MAX_FIELD_BYTES: usize = 256;
 
-/// The text of a form field, read a chunk at a time and refused (413) as
+/// The text of a form field, read a chunk at a time and refused (400) as
 /// soon as it is longer than [`MAX_FIELD_BYTES`]: a field is never held
 /// whole unless it is short.
 async fn bounded_text(
@@ -625,15 +654,15 @@ async fn bounded_text(
         .map_err(|e| multipart_error(e.status(), e.body_text()))?
     {
         if text.len() + chunk.len() > MAX_FIELD_BYTES {
-            return Err(ApiError::TooLarge(format!(
-                "the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
-            )));
+            return Err(ApiError::BadRequest(
+                "field_too_long",
+                format!("the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
+            ));
         }
         text.extend_from_slice(&chunk);
     }
-    String::from_utf8(text).map_err(|_| {
-        ApiError::BadRequest("invalid_options", format!("`{name}` is not UTF-8 text"))
-    })
+    String::from_utf8(text)
+        .map_err(|_| ApiError::BadRequest("invalid_options", format!("`{name}` is not UTF-8 text")))
 }
 
 /// A format the caller named, or a 400 that lists the formats there are.
@@ -798,6 +827,7 @@ async fn get_job(
         (status = 200, description = "An event stream", content(("text/event-stream"))),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 429, description = "Too many event streams open; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS is unavailable", body = ErrorReply),
     ))]
 async fn job_events(
@@ -806,7 +836,7 @@ async fn job_events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     let job = ingest.job_for(&caller.sub, &id).await?;
-    let events = super::follow::job_events(ingest, job).await?;
+    let events = super::follow::job_events(ingest, job, &caller).await?;
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -1018,7 +1048,11 @@ async fn seed_login(
 ) -> Result<String, ApiError> {
     let creds = credentials(&headers, &body?)?;
     Ok(ingest
-        .login(&creds.email, &creds.password, ingest.client_address(peer, &headers))
+        .login(
+            &creds.email,
+            &creds.password,
+            ingest.client_address(peer, &headers),
+        )
         .await?
         .access_token)
 }
@@ -1040,9 +1074,12 @@ async fn seed_login(
 async fn seed_upload(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<String, ApiError> {
-    Ok(accept_upload(&ingest, &caller, multipart?).await?.id)
+    Ok(accept_upload(&ingest, &caller, &headers, multipart?)
+        .await?
+        .id)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -167,7 +167,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if matches!(
             self,
-            ApiError::TooMany(..) | ApiError::TooLarge(_) | ApiError::TooSlow(_)
+            ApiError::TooMany(..)
+                | ApiError::TooLarge(_)
+                | ApiError::TooSlow(_)
+                | ApiError::BadRequest("field_too_long", _)
         ) {
             // Refused before the request body was read (an upload): the
             // connection cannot carry another request, so say so rather than

@@ -1,17 +1,23 @@
 //! The live view of one job for `GET /v1/jobs/{id}/events`: a KV watch on
 //! the job's key drives it, and while the job waits, the start of any other
 //! job (its `running` event) moves its place in the queue. Nothing polls.
+//! A stream ends with its job, and also when the token that opened it
+//! expires, its session is revoked, or the process stops; a user may hold
+//! only so many open at once.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use axum::response::sse::Event;
-use futures::{Stream, StreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
 
-use super::Ingest;
 use super::api::JobView;
 use super::error::ApiError;
+use super::{Ingest, per_owner};
+use crate::token::{Claims, unix_now};
 use crate::wire::{self, Job, JobState, subject};
 
 /// The events of `job` from now until it ends. A job that has already ended
@@ -19,11 +25,35 @@ use crate::wire::{self, Job, JobState, subject};
 pub(super) async fn job_events(
     ingest: Arc<Ingest>,
     job: Job,
+    caller: &Claims,
 ) -> Result<impl Stream<Item = Result<Event, Infallible>> + use<>, ApiError> {
     if job.state.is_terminal() {
         let event = event("state", &JobView::from(job), None);
         return Ok(futures::stream::iter([Ok(event)]).left_stream());
     }
+    let (slot, open) = ingest.following.start(&caller.sub);
+    if open > MAX_STREAMS_PER_USER {
+        crate::metrics::refused("event_streams");
+        return Err(ApiError::TooMany(
+            "too_many_streams",
+            format!("at most {MAX_STREAMS_PER_USER} event streams may be open at once"),
+            5,
+        ));
+    }
+    let stop = {
+        let closing = ingest.closing.clone();
+        let revocations = ingest.verifier.revocations().clone();
+        let session = caller.sid.clone().unwrap_or_default();
+        let expires = Duration::from_secs(caller.exp.saturating_sub(unix_now()));
+        async move {
+            tokio::select! {
+                _ = closing.cancelled() => {}
+                _ = revocations.revoked(&session) => {}
+                _ = tokio::time::sleep(expires) => {}
+            }
+        }
+        .boxed()
+    };
     let watch = ingest
         .jobs
         .watch_with_history(job.id.as_str())
@@ -31,6 +61,8 @@ pub(super) async fn job_events(
         .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
     let follow = Follow {
         ingest,
+        stop,
+        _slot: slot,
         watch,
         starts: None,
         queued: None,
@@ -56,8 +88,15 @@ fn event(name: &str, view: &JobView, revision: Option<u64>) -> Event {
     }
 }
 
+/// Event streams one user may hold open in one process.
+const MAX_STREAMS_PER_USER: u64 = 16;
+
 struct Follow {
     ingest: Arc<Ingest>,
+    /// Completes when the stream must end before its job does.
+    stop: BoxFuture<'static, ()>,
+    /// Counts the stream against its owner's cap while it is open.
+    _slot: per_owner::Slot,
     watch: kv::Watch,
     /// Starts of any job, listened to until this one leaves the queue.
     starts: Option<async_nats::Subscriber>,
@@ -81,6 +120,10 @@ impl Follow {
                 }
             };
             tokio::select! {
+                _ = &mut self.stop => {
+                    self.ended = true;
+                    return None;
+                }
                 entry = self.watch.next() => {
                     return match entry {
                         Some(Ok(entry)) => self.changed(entry).await,

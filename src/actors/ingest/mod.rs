@@ -9,10 +9,10 @@ mod follow;
 pub mod history;
 mod openapi;
 pub mod peer;
+mod per_owner;
 mod rate;
 mod service;
 mod throttle;
-mod uploads;
 mod web;
 
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use tokio::io::AsyncRead;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
+use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture, consumer_deleted, micro};
 use crate::config::Config;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
@@ -67,7 +67,13 @@ pub struct Ingest {
     login_accounts: throttle::Throttle,
     login_addresses: throttle::Throttle,
     /// Uploads in progress in this process, by owner.
-    uploading: uploads::InProgress,
+    uploading: per_owner::Counts,
+    /// Event streams open in this process, by owner.
+    following: per_owner::Counts,
+    /// How often chunks that no upload names are looked for.
+    orphan_sweep: Duration,
+    /// Cancelled when the process stops: event streams end then.
+    closing: CancellationToken,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<peer::Network>,
 }
@@ -85,8 +91,10 @@ impl Ingest {
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
             submissions: js_setup::submissions_bucket(&js, r).await?,
-            uploads: objects::uploads_bucket(&js, r, config.retention).await?,
-            outputs: objects::outputs_bucket(&js, r, config.retention).await?,
+            uploads: objects::uploads_bucket(&js, r, config.retention, config.uploads_store_bytes)
+                .await?,
+            outputs: objects::outputs_bucket(&js, r, config.retention, config.outputs_store_bytes)
+                .await?,
             verifier: Verifier::watch(
                 js_setup::keys_bucket(&js, r).await?,
                 Revocations::watch(js_setup::revoked_bucket(&js, r).await?).await,
@@ -109,7 +117,10 @@ impl Ingest {
                 config.login_window,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
-            uploading: uploads::InProgress::default(),
+            uploading: per_owner::Counts::default(),
+            following: per_owner::Counts::default(),
+            closing: CancellationToken::new(),
+            orphan_sweep: config.orphan_sweep,
             work,
             events,
             client,
@@ -124,7 +135,7 @@ impl Ingest {
         &self,
         job_id: &str,
         data: impl AsyncRead + Unpin,
-    ) -> Result<u64, async_nats::jetstream::object_store::PutError> {
+    ) -> Result<u64, objects::PutError> {
         let info = objects::put_object(
             &self.uploads,
             job_id,
@@ -163,7 +174,7 @@ impl Ingest {
 
     /// Counts an upload of `owner`'s as in progress, unless that would take
     /// them past their cap on unfinished jobs.
-    async fn start_upload(&self, owner: &str) -> Result<uploads::Slot<'_>, ApiError> {
+    async fn start_upload(&self, owner: &str) -> Result<per_owner::Slot, ApiError> {
         let (slot, in_progress) = self.uploading.start(owner);
         self.check_unfinished(owner, in_progress).await?;
         Ok(slot)
@@ -230,8 +241,20 @@ impl Ingest {
         outcome
     }
 
+    /// How long chunks must have been still before a sweep takes them for
+    /// the remains of a broken-off upload: longer than the slowest upload
+    /// accepted takes to send a chunk, plus a rate window.
+    fn orphan_idle(&self) -> Duration {
+        let chunk = (self.chunk_size as u64).div_ceil(self.upload_min_rate.max(1));
+        Duration::from_secs(chunk) + rate::WINDOW
+    }
+
     /// The client's address, as login throttling counts it.
-    fn client_address(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+    fn client_address(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
         peer::client_address(peer.ip(), headers, &self.trusted_proxies)
     }
 
@@ -453,7 +476,7 @@ impl Ingest {
                 return;
             }
         };
-        let outcome = match self.history.upsert(&job).await {
+        let outcome = match self.record_event(&job).await {
             Ok(()) => message.ack().await,
             Err(err) => {
                 tracing::warn!(job = %job.id, error = %err, "cannot record the job; retrying");
@@ -478,6 +501,33 @@ fn canonical_job_id(text: &str) -> Option<String> {
     uuid::Uuid::parse_str(text)
         .ok()
         .map(|id| id.hyphenated().to_string())
+}
+
+impl Ingest {
+    /// Writes a job's event into the history, unless the job has been
+    /// deleted: its live state is then gone (a purge marker), and an event
+    /// delivered late, or again, must not bring the job back. The live
+    /// state is checked once more after the write, since a delete may have
+    /// come in between; the row is then removed again.
+    async fn record_event(&self, job: &Job) -> Result<(), String> {
+        if self.deleted(&job.id).await? {
+            return Ok(());
+        }
+        self.history.upsert(job).await.map_err(|e| e.to_string())?;
+        if self.deleted(&job.id).await? {
+            self.history
+                .delete(&job.id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the job's live state says it was deleted.
+    async fn deleted(&self, job_id: &str) -> Result<bool, String> {
+        let entry = self.jobs.entry(job_id).await.map_err(|e| e.to_string())?;
+        Ok(entry.is_none_or(|entry| entry.operation != kv::Operation::Put))
+    }
 }
 
 /// A queued job's place in the queue (1: next to start): the work items
@@ -518,6 +568,7 @@ fn new_job(
         updated_at: now,
         finished_at: None,
         attempts: 0,
+        retries: 0,
         error: None,
         output: None,
     }
@@ -553,13 +604,29 @@ impl Worker for Ingest {
             )
             .await?;
             let mut in_flight = JoinSet::new();
+            let mut health = ConsumerHealth::new(names::HISTORY_CONSUMER);
+            // Chunks of uploads whose process died mid-way, swept now and then.
+            let mut sweep = tokio::time::interval(self.orphan_sweep);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     next = messages.next() => match next {
-                        Some(Ok(message)) => self.project(message).await,
-                        Some(Err(err)) => tracing::warn!(error = %err, "history consumer hiccup"),
+                        Some(Ok(message)) => {
+                            health.ok();
+                            self.project(message).await;
+                        }
+                        Some(Err(err)) => {
+                            if let Err(stop) = health.failed(&err, consumer_deleted(&err)) {
+                                while in_flight.join_next().await.is_some() {}
+                                return Err(stop);
+                            }
+                        }
                         None => return Err(WorkerError("history consumer ended".to_string())),
+                    },
+                    _ = sweep.tick() => match self.uploads.sweep_orphans(self.orphan_idle()).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged the chunks of uploads that broke off"),
+                        Err(err) => tracing::warn!(error = %err, "cannot sweep broken-off uploads"),
                     },
                     Some((endpoint, request)) = served.requests.next() => {
                         in_flight.spawn(service::serve(self.clone(), request, endpoint));
@@ -567,7 +634,9 @@ impl Worker for Ingest {
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 }
             }
-            // Answer what was already received before leaving.
+            // Event streams end with the process; answer what was already
+            // received before leaving.
+            self.closing.cancel();
             while in_flight.join_next().await.is_some() {}
             served.stop().await
         })

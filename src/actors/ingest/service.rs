@@ -197,9 +197,7 @@ async fn checked_job(
     if asked.object.len() > MAX_OBJECT_NAME || asked.object.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
             "bad_object_name",
-            format!(
-                "object names are at most {MAX_OBJECT_NAME} bytes, without control characters"
-            ),
+            format!("object names are at most {MAX_OBJECT_NAME} bytes, without control characters"),
         ));
     }
     let prefix = format!("{}/", claims.email);

@@ -13,7 +13,7 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture, consumer_deleted};
 use crate::config::Config;
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::wire::{self, Job, JobState, names};
@@ -212,12 +212,16 @@ impl Worker for Mailer {
                 .messages()
                 .await
                 .map_err(|e| WorkerError::new("mailer consumer", e))?;
+            let mut health = ConsumerHealth::new(names::MAILER_CONSUMER);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     next = messages.next() => match next {
-                        Some(Ok(message)) => self.handle(message).await,
-                        Some(Err(err)) => tracing::warn!(error = %err, "mailer consumer hiccup"),
+                        Some(Ok(message)) => {
+                            health.ok();
+                            self.handle(message).await;
+                        }
+                        Some(Err(err)) => health.failed(&err, consumer_deleted(&err))?,
                         None => return Err(WorkerError("mailer consumer ended".to_string())),
                     },
                 }

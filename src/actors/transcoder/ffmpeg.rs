@@ -10,7 +10,7 @@
 //! caller's wall-clock timeout can kill all of it. A playlist or concat list
 //! disguised as a video therefore cannot make either tool read other files.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use super::sandbox;
 use crate::wire::{AudioOptions, Format};
 
 /// Demuxers accepted for uploads: media containers only, no playlists,
@@ -57,51 +58,6 @@ pub struct MediaPolicy {
     /// Wall-clock limit of one encode; CPU time is limited to this times
     /// the thread cap.
     pub encode_timeout: Duration,
-}
-
-impl MediaPolicy {
-    /// Puts a child in a process group of its own and under resource
-    /// limits, set in the child between fork and exec.
-    fn confine(&self, command: &mut std::process::Command) {
-        let cpu_seconds = self
-            .encode_timeout
-            .as_secs()
-            .saturating_mul(u64::from(self.threads.max(1)))
-            .saturating_add(10);
-        let limits = [
-            (libc::RLIMIT_CPU, cpu_seconds),
-            (libc::RLIMIT_FSIZE, self.max_output_bytes),
-            (libc::RLIMIT_AS, self.memory_bytes),
-            (libc::RLIMIT_CORE, 0),
-        ];
-        command.process_group(0);
-        // SAFETY: only setrlimit runs in the child, which is async-signal-safe
-        // and touches nothing but the stack values moved into the closure.
-        unsafe {
-            command.pre_exec(move || {
-                for (resource, value) in limits {
-                    let limit = libc::rlimit {
-                        rlim_cur: value as libc::rlim_t,
-                        rlim_max: value as libc::rlim_t,
-                    };
-                    if libc::setrlimit(resource, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-/// Kills every process of the group `leader` started.
-fn kill_group(leader: u32) {
-    if let Ok(pid) = i32::try_from(leader) {
-        // SAFETY: kill has no memory effects; a group that is gone yields ESRCH.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
 }
 
 /// Why a confined tool died, when a resource limit killed it.
@@ -162,6 +118,8 @@ struct ProbeFormat {
 /// Probes `path` and decides whether it is a convertible media file within
 /// the policy.
 pub async fn probe(policy: &MediaPolicy, path: &Path) -> Result<Probe, MediaError> {
+    let files = sandbox::Files::open(path, None)
+        .map_err(|e| MediaError::Tool(format!("cannot open the upload: {e}")))?;
     let mut command = tokio::process::Command::new(&policy.ffprobe);
     command
         .args(["-v", "error", "-probesize", PROBE_BYTES])
@@ -170,10 +128,10 @@ pub async fn probe(policy: &MediaPolicy, path: &Path) -> Result<Probe, MediaErro
         .args(["-protocol_whitelist", "file", "-show_entries"])
         .arg("format=format_name,duration,nb_streams:stream=codec_type,width,height,duration")
         .args(["-of", "json"])
-        .arg(path)
+        .arg(sandbox::INPUT)
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    policy.confine(command.as_std_mut());
+    sandbox::confine(command.as_std_mut(), policy, &files);
     let ran = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
         .map_err(|_| {
@@ -190,8 +148,7 @@ pub async fn probe(policy: &MediaPolicy, path: &Path) -> Result<Probe, MediaErro
     })?;
     if !output.status.success() {
         // ffprobe names the file it read; the user knows it as the upload.
-        let detail =
-            String::from_utf8_lossy(&output.stderr).replace(&*path.to_string_lossy(), "upload");
+        let detail = String::from_utf8_lossy(&output.stderr).replace(sandbox::INPUT, "upload");
         let detail = detail.lines().last().unwrap_or("unknown error").trim();
         return Err(MediaError::Rejected(format!(
             "the upload is not a readable video or audio file ({detail})"
@@ -261,19 +218,16 @@ pub async fn probe(policy: &MediaPolicy, path: &Path) -> Result<Probe, MediaErro
 
 /// The duration of a finished output, which must have come out whole.
 pub async fn output_duration(policy: &MediaPolicy, path: &Path) -> Result<f64, MediaError> {
+    let files = sandbox::Files::open(path, None)
+        .map_err(|e| MediaError::Tool(format!("cannot open the output: {e}")))?;
     let mut command = tokio::process::Command::new(&policy.ffprobe);
     command
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
+        .args(["-v", "error", "-protocol_whitelist", "file"])
+        .args(["-show_entries", "format=duration", "-of", "json"])
+        .arg(sandbox::INPUT)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    sandbox::confine(command.as_std_mut(), policy, &files);
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
         .map_err(|_| MediaError::Tool("probing the output timed out".into()))?
@@ -341,6 +295,8 @@ impl Encode {
         format: Format,
         options: AudioOptions,
     ) -> Result<Encode, MediaError> {
+        let files = sandbox::Files::open(input, Some(output))
+            .map_err(|e| MediaError::Tool(format!("cannot open the work files: {e}")))?;
         let whitelist = ALLOWED_DEMUXERS.join(",");
         let threads = policy.threads.max(1).to_string();
         let mut command = FfmpegCommand::new_with_path(&policy.ffmpeg);
@@ -351,13 +307,13 @@ impl Encode {
             .args(["-protocol_whitelist", "file", "-format_whitelist"])
             .arg(&whitelist)
             .args(["-f", probe.demuxer.as_str(), "-i"])
-            .arg(input)
+            .arg(sandbox::INPUT)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-threads", threads.as_str()])
             .args(codec_args(format, options))
             .arg("-y")
-            .arg(output);
-        policy.confine(command.as_inner_mut());
+            .arg(sandbox::OUTPUT);
+        sandbox::confine(command.as_inner_mut(), policy, &files);
         let mut child = command.spawn().map_err(|e| {
             MediaError::Tool(format!(
                 "cannot run ffmpeg ({}): {e}",
@@ -366,7 +322,6 @@ impl Encode {
         })?;
         let pid = child.as_inner().id();
         let limits = policy.clone();
-        let input_name = input.to_string_lossy().into_owned();
         let iter = child
             .iter()
             .map_err(|e| MediaError::Tool(format!("cannot read ffmpeg's output: {e}")))?;
@@ -404,7 +359,7 @@ impl Encode {
                 let reason = errors.last().map_or("no details", |s| s.trim());
                 Err(MediaError::Rejected(format!(
                     "ffmpeg could not convert the file: {}",
-                    reason.replace(&*input_name, "upload")
+                    reason.replace(sandbox::INPUT, "upload")
                 )))
             }
         });
@@ -418,7 +373,7 @@ impl Encode {
 
     /// Stops the encode at once: ffmpeg and anything it started.
     pub fn kill(&self) {
-        kill_group(self.pid);
+        sandbox::kill_group(self.pid);
         if let Ok(mut child) = self.child.lock() {
             let _ = child.kill();
         }

@@ -7,11 +7,13 @@
 //! and failed; an encode interrupted by shutdown is nakked for another node.
 
 pub mod ffmpeg;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, AckKind, Context, consumer::PullConsumer, kv, stream::Stream};
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -20,11 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{Worker, WorkerError, WorkerFuture};
+use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture};
 use crate::config::Config;
-use crate::storage::jetstream::{self as js_setup, SetupError, WORK_ACK_WAIT, WORK_MAX_DELIVER};
+use crate::storage::jetstream::{self as js_setup, SetupError, WORK_ACK_WAIT, WORK_MAX_RETRIES};
 use crate::storage::objects::{self, Bucket};
-use crate::wire::{self, Job, JobState, Output, WorkItem, subject};
+use crate::wire::{self, Job, JobState, Output, WorkItem, names, subject};
 use ffmpeg::{Encode, MediaError, MediaPolicy};
 
 /// How a job attempt ended, which decides ack, nak or term.
@@ -82,6 +84,9 @@ fn transient(context: &str) -> impl Fn(&dyn std::fmt::Display) -> AttemptError +
     move |err| AttemptError::Transient(format!("{context}: {err}"))
 }
 
+/// Empty pulls in a row (2 s each) after which the consumer is looked up.
+const IDLE_PULLS_BEFORE_CHECK: u32 = 5;
+
 /// Object metadata key of a stored output's duration in seconds.
 pub const OUTPUT_DURATION: &str = "duration_seconds";
 
@@ -115,8 +120,10 @@ impl Transcoder {
             jobs: js_setup::jobs_bucket(&js, r).await?,
             client: client.clone(),
             running: Default::default(),
-            uploads: objects::uploads_bucket(&js, r, config.retention).await?,
-            outputs: objects::outputs_bucket(&js, r, config.retention).await?,
+            uploads: objects::uploads_bucket(&js, r, config.retention, config.uploads_store_bytes)
+                .await?,
+            outputs: objects::outputs_bucket(&js, r, config.retention, config.outputs_store_bytes)
+                .await?,
             chunk_size: objects::chunk_size(&client),
             slots: config.transcode_slots(),
             work_root: config.data_dir.join("transcode"),
@@ -126,15 +133,24 @@ impl Transcoder {
         }))
     }
 
-    async fn pull_loop(self: Arc<Self>, consumer: PullConsumer, shutdown: CancellationToken) {
+    /// Pulls and handles work until `shutdown` fires, or until the consumer
+    /// is beyond repair (the supervisor then starts the worker again, which
+    /// creates the consumer again); in-flight jobs finish either way.
+    async fn pull_loop(
+        self: Arc<Self>,
+        consumer: PullConsumer,
+        shutdown: CancellationToken,
+    ) -> Result<(), WorkerError> {
         let slots = Arc::new(Semaphore::new(self.slots));
         let mut in_flight = JoinSet::new();
-        loop {
+        let mut health = ConsumerHealth::new(names::TRANSCODERS_CONSUMER);
+        let mut idle_pulls = 0;
+        let outcome = loop {
             let permit = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break Ok(()),
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
-                    Err(_) => break,
+                    Err(_) => break Ok(()),
                 },
             };
             // One message per free slot: never prefetch work another node
@@ -145,13 +161,15 @@ impl Transcoder {
                 .expires(Duration::from_secs(2))
                 .messages();
             let batch = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break Ok(()),
                 batch = fetch => batch,
             };
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot pull work; retrying");
+                    if let Err(stop) = health.failed(&err, false) {
+                        break Err(stop);
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -168,6 +186,7 @@ impl Transcoder {
                         let _ = message.ack_with(AckKind::Nak(None)).await;
                     }
                     Ok(message) => {
+                        health.ok();
                         if let Some(permit) = permit.take() {
                             in_flight.spawn(self.clone().handle(message, permit, shutdown.clone()));
                         }
@@ -176,9 +195,26 @@ impl Transcoder {
                 }
             }
             while in_flight.try_join_next().is_some() {}
-        }
+            // A pull from a consumer that was deleted just comes back
+            // empty: after a while without work, make sure it still exists.
+            if permit.is_some() {
+                idle_pulls += 1;
+                if idle_pulls >= IDLE_PULLS_BEFORE_CHECK {
+                    idle_pulls = 0;
+                    if let Err(err) = self.work.consumer_info(names::TRANSCODERS_CONSUMER).await {
+                        let gone = err.kind() == ConsumerInfoErrorKind::NotFound;
+                        if let Err(stop) = health.failed(&err, gone) {
+                            break Err(stop);
+                        }
+                    }
+                }
+            } else {
+                idle_pulls = 0;
+            }
+        };
         // Drain: every in-flight job finishes or is handed back by itself.
         while in_flight.join_next().await.is_some() {}
+        outcome
     }
 
     async fn handle(
@@ -393,13 +429,14 @@ impl Transcoder {
                     let _ = message.ack_with(AckKind::Nak(None)).await;
                 }
             }
-            Err(AttemptError::Transient(reason)) if delivered >= WORK_MAX_DELIVER => {
-                tracing::error!(job = %job.id, error = %reason, "giving up after {delivered} attempts");
+            Err(AttemptError::Transient(reason)) if job.retries + 1 >= WORK_MAX_RETRIES => {
+                let failures = job.retries + 1;
+                tracing::error!(job = %job.id, error = %reason, "giving up after {failures} failed attempts");
                 job.state = JobState::Failed;
                 // The reason names internals (a bucket, a disk): it goes to
                 // the log and the dead letter, the owner hears what happened.
                 job.error = Some(format!(
-                    "the conversion failed {delivered} times for a reason on our side; \
+                    "the conversion failed {failures} times for a reason on our side; \
                      it was not retried further"
                 ));
                 self.copy_to_dead_letter(&message, &reason).await;
@@ -410,14 +447,14 @@ impl Transcoder {
                 tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
                 crate::metrics::transcode_retry();
                 job.state = JobState::Queued;
+                job.retries += 1;
                 job.error = Some("retrying after a temporary failure on our side".into());
+                let delay = retry_delay(i64::from(job.retries));
                 if self
                     .requeue(&message, job, revision, &stops, started, delivered)
                     .await
                 {
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(retry_delay(delivered))))
-                        .await;
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
                 }
             }
         }
@@ -792,10 +829,7 @@ impl Transcoder {
 
     async fn copy_to_dead_letter(&self, message: &jetstream::Message, reason: &str) {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            "Mediajet-Dead-Reason",
-            wire::header_safe(reason).as_str(),
-        );
+        headers.insert("Mediajet-Dead-Reason", wire::header_safe(reason).as_str());
         let published = match self
             .js
             .publish_with_headers(subject::DEAD_TRANSCODE, headers, message.payload.clone())
@@ -810,6 +844,25 @@ impl Transcoder {
     }
 }
 
+/// Removes everything inside `dir` (which may be a mount point, so it
+/// stays itself).
+async fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        if entry.file_type().await?.is_dir() {
+            tokio::fs::remove_dir_all(&path).await?;
+        } else {
+            tokio::fs::remove_file(&path).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Delay before a retried work item is offered again: 2, 4, 8 … up to 60 s.
 fn retry_delay(delivered: i64) -> Duration {
     let exponent = u32::try_from(delivered.clamp(1, 6)).unwrap_or(1);
@@ -821,6 +874,11 @@ impl Worker for Transcoder {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> WorkerFuture {
         Box::pin(async move {
+            // Nothing encodes here yet: whatever is in the work dir was left
+            // by a process or a worker that died mid-encode.
+            if let Err(err) = clear_dir(&self.work_root).await {
+                tracing::warn!(error = %err, "cannot clear the work dir");
+            }
             let consumer = js_setup::transcoders_consumer(&self.work)
                 .await
                 .map_err(|e| WorkerError::new("transcoders consumer", e))?;
@@ -842,9 +900,9 @@ impl Worker for Transcoder {
                 })
             };
             tracing::info!(slots = self.slots, "transcoder pulling work");
-            self.pull_loop(consumer, shutdown).await;
+            let outcome = self.clone().pull_loop(consumer, shutdown).await;
             listener.abort();
-            Ok(())
+            outcome
         })
     }
 }
