@@ -4,7 +4,7 @@
 #
 #   nomad var put nomad/jobs/nats \
 #     auth_password=… ingest_password=… transcoder_password=… \
-#     mailer_password=… operator_password=…
+#     mailer_password=… submitter_password=… operator_password=…
 #   nomad job run nomad/nats.nomad.hcl
 #
 # Every Nomad client that may run a node needs a host volume named
@@ -135,6 +135,7 @@ job "nats" {
           MEDIAJET_NATS_INGEST_PASSWORD={{ .ingest_password }}
           MEDIAJET_NATS_TRANSCODER_PASSWORD={{ .transcoder_password }}
           MEDIAJET_NATS_MAILER_PASSWORD={{ .mailer_password }}
+          MEDIAJET_NATS_SUBMITTER_PASSWORD={{ .submitter_password }}
           MEDIAJET_NATS_OPERATOR_PASSWORD={{ .operator_password }}
           {{ end }}
         EOT

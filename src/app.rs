@@ -101,30 +101,36 @@ async fn serve(
         check_tool("ffprobe", &config.ffprobe, "apt-get install ffmpeg").await?;
     }
 
-    let nats_server = match config.nats_url {
-        Some(_) => None,
-        None => Some(
-            NatsServer::start(
-                &config.nats_server_bin,
-                &config.data_dir.join("nats"),
-                config.nats_port,
-            )
-            .await?,
-        ),
+    // A local server requires a password, generated once and kept under
+    // the data dir, so another OS user on the machine cannot connect.
+    let (nats_server, local_password) = match config.nats_url {
+        Some(_) => (None, None),
+        None => {
+            let dir = config.data_dir.join("nats");
+            let password = local_nats_password(&dir)?;
+            let options = crate::nats_server::Options {
+                port: config.nats_port,
+                local_password: Some(password.clone()),
+                ..Default::default()
+            };
+            let server = NatsServer::start_with(&config.nats_server_bin, &dir, &options).await?;
+            (Some(server), Some(password))
+        }
     };
     let nats_url = match (&config.nats_url, &nats_server) {
         (Some(url), _) => url.clone(),
         (None, Some(server)) => server.url().to_string(),
         (None, None) => unreachable!("a local server is started when no URL is given"),
     };
-    let client = js_setup::connect(
-        &nats_url,
-        "mediajet",
-        &nats_auth(&config),
-        &config.nats_inbox_prefix(),
-    )
-    .await
-    .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
+    let auth = match local_password {
+        Some(password) => {
+            NatsAuth::UserPassword(crate::nats_server::LOCAL_USER.to_string(), password)
+        }
+        None => nats_auth(&config),
+    };
+    let client = js_setup::connect(&nats_url, "mediajet", &auth, &config.nats_inbox_prefix())
+        .await
+        .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
     // Only Auth and Ingest keep data in SurrealDB; other processes never
     // open it and need no database credentials.
     let db = if config.runs(ActorKind::Auth) || config.runs(ActorKind::Ingest) {
@@ -260,6 +266,33 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The password of the local nats-server in `dir`, made on first use and
+/// readable by this OS user only (`nats --user mediajet --password
+/// "$(cat <data-dir>/nats/password)"` reaches the server).
+fn local_nats_password(dir: &Path) -> Result<String, StartError> {
+    let path = dir.join("password");
+    let failed = |e| StartError::DataDir(path.clone(), e);
+    match std::fs::read_to_string(&path) {
+        Ok(password) if !password.trim().is_empty() => return Ok(password.trim().to_string()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(failed(err)),
+    }
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut bytes = [0u8; 24];
+    getrandom::getrandom(&mut bytes).map_err(|e| failed(std::io::Error::other(e.to_string())))?;
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options.open(&path).map_err(failed)?,
+        password.as_bytes(),
+    )
+    .map_err(failed)?;
+    Ok(password)
 }
 
 fn nats_auth(config: &Config) -> NatsAuth {

@@ -39,7 +39,17 @@ pub struct Options {
     pub users: Option<Vec<(String, String)>>,
     /// Keep the cluster block and join this cluster.
     pub cluster: Option<ClusterOptions>,
+    /// Without per-actor users, still require this one user
+    /// ([`LOCAL_USER`]) with this password, as `mediajet up` does so that
+    /// another local OS user cannot connect and read logins.
+    pub local_password: Option<String>,
 }
+
+/// The one NATS user of a server `mediajet up` runs.
+pub const LOCAL_USER: &str = "mediajet";
+
+/// The environment variable the local server reads that user's password from.
+const LOCAL_PASSWORD_VARIABLE: &str = "MEDIAJET_NATS_LOCAL_PASSWORD";
 
 /// One node of a cluster on this machine.
 #[derive(Debug, Clone)]
@@ -76,11 +86,16 @@ impl NatsServer {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let conf = dir.join("nats.conf");
-        let text = derive_config(
+        let mut text = derive_config(
             &dir.join("jetstream"),
             options.users.is_some(),
             options.cluster.is_some(),
         );
+        if options.users.is_none() && options.local_password.is_some() {
+            text.push_str(&format!(
+                "\nauthorization {{\n  user: {LOCAL_USER}\n  password: ${LOCAL_PASSWORD_VARIABLE}\n}}\n"
+            ));
+        }
         std::fs::write(&conf, text).map_err(io(&conf))?;
         let ports_dir = dir.join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
@@ -120,6 +135,11 @@ impl NatsServer {
             .arg(&ports_dir);
         for (user, password) in options.users.iter().flatten() {
             command.env(password_variable(user), password);
+        }
+        // In the environment rather than on the command line, which any
+        // local user may read.
+        if let Some(password) = &options.local_password {
+            command.env(LOCAL_PASSWORD_VARIABLE, password);
         }
         if let Some(cluster) = &options.cluster {
             command

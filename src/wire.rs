@@ -105,6 +105,9 @@ pub mod names {
     pub const REVOKED_BUCKET: &str = "mediajet_revoked";
     /// Jobs whose email has gone out, so a redelivered event sends none.
     pub const MAIL_BUCKET: &str = "mediajet_mail";
+    /// Who each job belongs to, written by Ingest alone: where Mailer
+    /// sends a job's email, whatever a job's live state or event says.
+    pub const OWNERS_BUCKET: &str = "mediajet_owners";
     /// The job each `Nats-Msg-Id` of a NATS submission created, per owner.
     pub const SUBMISSIONS_BUCKET: &str = "mediajet_submissions";
     pub const UPLOADS_BUCKET: &str = "mediajet_uploads";
@@ -246,6 +249,16 @@ pub struct Session {
     pub rotated_at: u64,
     /// Unix time after which the session cannot be refreshed.
     pub expires_at: u64,
+}
+
+/// The owner of a job, as Ingest recorded it when the job was created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobOwner {
+    #[serde(default = "v")]
+    pub v: u32,
+    /// User id.
+    pub owner: String,
+    pub email: String,
 }
 
 /// A revoked session: its access tokens fail until `until` (Unix time),

@@ -17,7 +17,14 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const USERS: [&str; 5] = ["auth", "ingest", "transcoder", "mailer", "operator"];
+const USERS: [&str; 6] = [
+    "auth",
+    "ingest",
+    "transcoder",
+    "mailer",
+    "submitter",
+    "operator",
+];
 
 fn password(user: &str) -> String {
     format!("{user}-cluster-password")
@@ -65,6 +72,7 @@ impl Cluster {
                         .map(|p| format!("nats-route://127.0.0.1:{p}"))
                         .collect(),
                 }),
+                local_password: None,
             };
             let node = NatsServer::start_with(
                 Path::new("nats-server"),

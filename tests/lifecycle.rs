@@ -348,3 +348,35 @@ async fn stopping_lets_an_encode_that_fits_the_drain_timeout_finish() {
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["attempts"], 1);
 }
+
+#[tokio::test]
+async fn the_local_nats_server_takes_only_the_password_kept_in_the_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app_with_own_nats().await;
+    let path = app.data_dir().join("nats/password");
+    let password = std::fs::read_to_string(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the password file is readable by others"
+    );
+    let anonymous = async_nats::ConnectOptions::new()
+        .max_reconnects(1)
+        .connect(app.ready.nats_url.as_str())
+        .await;
+    assert!(anonymous.is_err(), "an anonymous client got in");
+    let guessed =
+        async_nats::ConnectOptions::with_user_and_password("mediajet".into(), "guess".into())
+            .connect(app.ready.nats_url.as_str())
+            .await;
+    assert!(guessed.is_err(), "a wrong password got in");
+    let operator = async_nats::ConnectOptions::with_user_and_password("mediajet".into(), password)
+        .connect(app.ready.nats_url.as_str())
+        .await
+        .expect("the kept password works");
+    let js = async_nats::jetstream::new(operator);
+    js.get_key_value("mediajet_jobs")
+        .await
+        .expect("and reaches JetStream");
+}

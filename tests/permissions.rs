@@ -11,7 +11,14 @@ use mediajet::config::{ActorKind, Config};
 use mediajet::nats_server::{self, NatsServer};
 use mediajet::wire::{names, subject};
 
-const USERS: [&str; 5] = ["auth", "ingest", "transcoder", "mailer", "operator"];
+const USERS: [&str; 6] = [
+    "auth",
+    "ingest",
+    "transcoder",
+    "mailer",
+    "submitter",
+    "operator",
+];
 
 fn password(user: &str) -> String {
     format!("{user}-secret-password")
@@ -112,9 +119,9 @@ async fn each_actor_works_under_its_own_nats_user() {
     let job = ingest.wait_until_finished(&token, &second).await;
     assert!(["canceled", "completed"].contains(&job["state"].as_str().unwrap_or_default()));
 
-    // An operator's script submits over NATS: Ingest serves it, reads the
-    // upload's info and notes the message id under its own user.
-    let (operator, _) = connect_as(&url, "operator").await;
+    // A script submits over NATS as `submitter`: Ingest serves it, reads
+    // the upload's info and notes the message id under its own user.
+    let (operator, _) = connect_as(&url, "submitter").await;
     let js = async_nats::jetstream::new(operator.clone());
     let uploads = js.get_object_store(names::UPLOADS_BUCKET).await.unwrap();
     let mut file = tokio::fs::File::open(&video).await.unwrap();
@@ -219,4 +226,65 @@ async fn an_actor_user_is_refused_what_its_actor_does_not_need() {
     let log = std::fs::read_to_string(dir.path().join("nats-server.log")).unwrap();
     assert!(log.contains("Publish Violation - "), "{log}");
     assert!(log.contains("Subscription Violation - "), "{log}");
+}
+
+#[tokio::test]
+async fn a_submitter_or_a_compromised_transcoder_cannot_read_logins_or_choose_a_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats_with_users(dir.path()).await;
+    let url = nats.url().to_string();
+    let _auth = spawn_app_on(&url, |c| as_user(c, ActorKind::Auth)).await;
+    let ingest = spawn_app_on(&url, |c| as_user(c, ActorKind::Ingest)).await;
+    let mailer = spawn_app_on(&url, |c| as_user(c, ActorKind::Mailer)).await;
+    let token = ingest.new_user("ann@example.com").await;
+    let video = common::make_video(ingest.dir.path(), "clip.mp4", 1);
+    // No transcoder runs: the job waits, and a forged end is all there is.
+    let id = ingest.submit(&token, &video).await;
+
+    // A submitter can neither listen to logins nor ask Auth.
+    let (submitter, errors) = connect_as(&url, "submitter").await;
+    let _ = submitter.subscribe(subject::LOGIN).await;
+    assert!(refused(&errors, subject::LOGIN).await, "{errors:?}");
+    let _ = submitter.subscribe("_INBOX_ingest.>").await;
+    assert!(refused(&errors, "_INBOX_ingest.>").await, "{errors:?}");
+
+    // A transcoder announces the job completed, for someone else's inbox.
+    let (transcoder, errors) = connect_as(&url, "transcoder").await;
+    let js = async_nats::jetstream::new(transcoder.clone());
+    let live = js
+        .get_key_value(names::JOBS_BUCKET)
+        .await
+        .unwrap()
+        .get(id.as_str())
+        .await
+        .unwrap()
+        .expect("the job's live state");
+    let mut forged: serde_json::Value = serde_json::from_slice(&live).unwrap();
+    forged["state"] = "completed".into();
+    forged["owner"] = "mallory".into();
+    forged["owner_email"] = "mallory@example.net".into();
+    let event = format!("mediajet.events.job.{id}.completed");
+    js.publish(event, forged.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .expect("a transcoder may announce a completed job");
+    // It may not write who owns a job, nor announce other states.
+    let owners = format!("$KV.{}.{id}", names::OWNERS_BUCKET);
+    transcoder
+        .publish(owners.clone(), "{}".into())
+        .await
+        .unwrap();
+    assert!(refused(&errors, &owners).await, "{errors:?}");
+    let queued = format!("mediajet.events.job.{id}.queued");
+    transcoder
+        .publish(queued.clone(), "{}".into())
+        .await
+        .unwrap();
+    assert!(refused(&errors, &queued).await, "{errors:?}");
+
+    let mails = mailer.outbox(1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: ann@example.com"), "{}", mails[0]);
+    assert!(!mails[0].contains("mallory"), "{}", mails[0]);
 }

@@ -233,6 +233,25 @@ pub async fn revoked_bucket(js: &Context, replicas: usize) -> Result<kv::Store, 
     .await
 }
 
+/// The owner of every job, written once by Ingest as it creates the job.
+/// Kept as long as a job may take to end and be mailed.
+pub async fn owners_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::OWNERS_BUCKET.to_string(),
+            description: "who each job belongs to, for its notification".to_string(),
+            history: 1,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::OWNERS_BUCKET,
+    )
+    .await
+}
+
 /// Marks jobs whose notification has been sent.
 pub async fn mail_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
     ensure_kv(

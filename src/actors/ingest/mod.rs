@@ -48,6 +48,7 @@ pub struct Ingest {
     js: Context,
     jobs: kv::Store,
     submissions: kv::Store,
+    owners: kv::Store,
     uploads: Bucket,
     outputs: Bucket,
     work: Stream,
@@ -91,6 +92,7 @@ impl Ingest {
         let ingest = Ingest {
             jobs: js_setup::jobs_bucket(&js, r).await?,
             submissions: js_setup::submissions_bucket(&js, r).await?,
+            owners: js_setup::owners_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, config.retention, config.uploads_store_bytes)
                 .await?,
             outputs: objects::outputs_bucket(&js, r, config.retention, config.outputs_store_bytes)
@@ -268,6 +270,16 @@ impl Ingest {
     /// Records a new job and queues its work item. On failure nothing of the
     /// job is left behind except what the caller cleans (the upload).
     async fn submit(&self, job: &Job) -> Result<(), ApiError> {
+        // Who gets the job's email, where no transcoder can change it.
+        let owner = wire::JobOwner {
+            v: wire::VERSION,
+            owner: job.owner.clone(),
+            email: job.owner_email.clone(),
+        };
+        self.owners
+            .put(job.id.as_str(), wire::encode(&owner))
+            .await
+            .map_err(|e| ApiError::unavailable("the owners bucket", e))?;
         self.history
             .upsert(job)
             .await

@@ -62,6 +62,9 @@ impl Transport {
 pub struct Mailer {
     events: Stream,
     sent: kv::Store,
+    /// Who each job belongs to, as Ingest recorded it: the only source of
+    /// recipients, so an event (which a transcoder writes) cannot choose one.
+    owners: kv::Store,
     transport: Transport,
     from: Mailbox,
     public_url: String,
@@ -96,6 +99,7 @@ impl Mailer {
         Ok(Arc::new(Mailer {
             events: js_setup::events_stream(&js, config.replicas).await?,
             sent: js_setup::mail_bucket(&js, config.replicas).await?,
+            owners: js_setup::owners_bucket(&js, config.replicas).await?,
             transport,
             from,
             public_url: config.public_base_url(),
@@ -123,7 +127,20 @@ impl Mailer {
             let _ = message.ack().await;
             return;
         }
-        let email = match self.compose(&job) {
+        let recipient = match self.owners.get(job.id.as_str()).await {
+            Ok(Some(owner)) => wire::decode::<wire::JobOwner>(&owner)
+                .map(|owner| owner.email)
+                .map_err(|e| e.to_string()),
+            Ok(None) => Err("no owner is recorded for the job".to_string()),
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "cannot look up the job's owner; retrying");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await;
+                return;
+            }
+        };
+        let email = match recipient.and_then(|to| self.compose(&job, &to)) {
             Ok(email) => email,
             Err(reason) => {
                 tracing::warn!(job = %job.id, reason, "cannot address the notification; dropping it");
@@ -142,7 +159,7 @@ impl Mailer {
                     tracing::warn!(job = %job.id, error = %err, "cannot record the sent email");
                 }
                 let _ = message.ack().await;
-                tracing::info!(job = %job.id, to = %job.owner_email, "notification sent");
+                tracing::info!(job = %job.id, "notification sent");
             }
             Err(err) => {
                 crate::metrics::email(self.transport.label(), false);
@@ -156,9 +173,8 @@ impl Mailer {
         }
     }
 
-    fn compose(&self, job: &Job) -> Result<Message, String> {
-        let to: Mailbox = job
-            .owner_email
+    fn compose(&self, job: &Job, recipient: &str) -> Result<Message, String> {
+        let to: Mailbox = recipient
             .parse()
             .map_err(|e| format!("bad recipient: {e}"))?;
         let status_url = format!("{}/v1/jobs/{}", self.public_url, job.id);
