@@ -238,6 +238,13 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::actors::ingest::peer::parse_network)]
     pub trusted_proxies: Vec<crate::actors::ingest::peer::Network>,
 
+    /// Most bytes one user may keep stored: the uploads of their unfinished
+    /// jobs plus the audio of their completed ones still kept. An upload
+    /// past it is refused (413 `quota_exceeded`), and a job whose audio
+    /// would pass it fails.
+    #[arg(long, env = "MEDIAJET_MAX_USER_BYTES", default_value_t = 20 * 1024 * 1024 * 1024)]
+    pub max_user_bytes: u64,
+
     /// Most bytes the uploads bucket may hold (0: as much as JetStream
     /// allows). Set it, and `--outputs-store-bytes`, below JetStream's
     /// storage so that jobs, sessions and events always have room: a full

@@ -537,6 +537,10 @@ pub struct Job {
     /// How many attempts failed for a reason on our side and were retried.
     #[serde(default)]
     pub retries: u32,
+    /// Largest audio the job may make: what is left of its owner's storage
+    /// quota once its upload is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

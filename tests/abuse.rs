@@ -919,3 +919,53 @@ async fn an_event_stream_ends_when_its_token_expires() {
     events.next(Duration::from_secs(5)).await.unwrap();
     assert!(events.next(Duration::from_secs(10)).await.is_none());
 }
+
+#[tokio::test]
+async fn a_user_cannot_store_more_than_their_quota() {
+    let app = spawn_app_with(|config| {
+        config.max_user_bytes = 600 * 1024;
+        // Nothing converts: uploads stay stored.
+        config.actors = vec![
+            mediajet::config::ActorKind::Auth,
+            mediajet::config::ActorKind::Ingest,
+        ];
+    })
+    .await;
+    let ann = app.new_user("ann@example.com").await;
+    let bob = app.new_user("bob@example.com").await;
+    let upload = app.dir.path().join("upload.mp4");
+    std::fs::write(&upload, vec![3u8; 400 * 1024]).unwrap();
+    let first = app.submit(&ann, &upload).await;
+    let (status, body) = status_of(app.upload(&ann, &upload, None).await).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    // Another user's quota is their own.
+    app.submit(&bob, &upload).await;
+    // Room again once the first job is gone.
+    assert_eq!(
+        app.delete(&ann, &format!("/v1/jobs/{first}"))
+            .await
+            .status(),
+        202
+    );
+    app.submit(&ann, &upload).await;
+}
+
+#[tokio::test]
+async fn a_job_whose_audio_would_pass_the_quota_fails_with_the_reason() {
+    let app = spawn_app_with(|config| config.max_user_bytes = 2 * 1024 * 1024).await;
+    let token = app.admin_token().await;
+    // A minute of video is small; as WAV it is about 10 MB.
+    let video = common::make_video(app.dir.path(), "minute.mp4", 60);
+    let id = app.submit_with(&token, &video, &[("format", "wav")]).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit"),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 1, "not retried");
+}

@@ -37,6 +37,10 @@ use crate::wire::{AudioOptions, ErrorReply, FORMATS, Format, Job, JobState, Role
 /// Largest JSON body accepted (logins, user creation).
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
+/// What an upload stream notes (where it notes the status of its failure)
+/// when it stops at the caller's quota.
+const QUOTA_FAILURE: u16 = 1;
+
 /// Room for the multipart framing and the short fields around an upload.
 const FORM_OVERHEAD: u64 = 64 * 1024;
 
@@ -488,7 +492,7 @@ impl From<Job> for JobView {
         (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
-        (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorReply),
         (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
     ))]
@@ -526,13 +530,15 @@ async fn accept_upload(
     // Before a byte of the upload is read: a refused upload keeps nothing.
     // The upload counts as an unfinished job until it is one (or refused).
     let _uploading = ingest.start_upload(&caller.sub).await?;
+    let quota = ingest.quota_left(&caller.sub).await?;
     let job_id = uuid::Uuid::now_v7().to_string();
     let mut stored: Option<(String, u64)> = None;
-    let result = read_form(ingest, &job_id, &mut multipart, &mut stored).await;
+    let result = read_form(ingest, &job_id, quota, &mut multipart, &mut stored).await;
     let result = match (result, &stored) {
         (Ok((format, options)), Some((filename, size))) => {
             let mut job = new_job(job_id.clone(), caller, format, filename.clone(), *size);
             job.options = options;
+            job.max_output_bytes = Some(quota.saturating_sub(*size));
             ingest.submit(&job).await.map(|()| job)
         }
         (Ok(_), None) => Err(ApiError::BadRequest(
@@ -552,6 +558,7 @@ async fn accept_upload(
 async fn read_form(
     ingest: &Ingest,
     job_id: &str,
+    quota: u64,
     multipart: &mut Multipart,
     stored: &mut Option<(String, u64)>,
 ) -> Result<(Format, AudioOptions), ApiError> {
@@ -580,6 +587,21 @@ async fn read_form(
                     }
                     e
                 });
+                // No further than the caller's quota allows.
+                let over = failure.clone();
+                let mut counted = 0u64;
+                let body = body.and_then(move |chunk| {
+                    counted = counted.saturating_add(chunk.len() as u64);
+                    let past_quota = counted > quota;
+                    if past_quota {
+                        over.store(QUOTA_FAILURE, Ordering::Relaxed);
+                    }
+                    futures::future::ready(if past_quota {
+                        Err(std::io::Error::other("past the storage quota"))
+                    } else {
+                        Ok(chunk)
+                    })
+                });
                 let body = Box::pin(body);
                 match ingest.store_upload(job_id, StreamReader::new(body)).await {
                     Ok(0) => {
@@ -598,6 +620,7 @@ async fn read_form(
                                 ingest.max_upload_bytes
                             )),
                             408 => ApiError::TooSlow(ingest.upload_min_rate),
+                            QUOTA_FAILURE => ApiError::QuotaExceeded(ingest.max_user_bytes),
                             status => multipart_error(
                                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                                 err.to_string(),
@@ -1067,7 +1090,7 @@ async fn seed_login(
         (status = 400, description = "No file, or bad options", body = ErrorReply),
         (status = 401, description = "No valid token", body = ErrorReply),
         (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
-        (status = 413, description = "Larger than the upload limit", body = ErrorReply),
+        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorReply),
         (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
         (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
     ))]

@@ -35,6 +35,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("{0}")]
     TooLarge(String),
+    /// The caller's stored uploads and audio have reached this many bytes.
+    #[error("your uploads and audio take up your whole quota of {0} bytes; delete some jobs first")]
+    QuotaExceeded(u64),
     /// An upload arrived slower than this many bytes per second.
     #[error("the upload was slower than {0} bytes per second over 30 seconds")]
     TooSlow(u64),
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
+            ApiError::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
             ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Gone(_) => (StatusCode::GONE, "output_expired"),
             ApiError::RangeNotSatisfiable(_) => {
@@ -170,6 +174,7 @@ impl IntoResponse for ApiError {
             ApiError::TooMany(..)
                 | ApiError::TooLarge(_)
                 | ApiError::TooSlow(_)
+                | ApiError::QuotaExceeded(_)
                 | ApiError::BadRequest("field_too_long", _)
         ) {
             // Refused before the request body was read (an upload): the

@@ -137,6 +137,44 @@ impl History {
     }
 }
 
+impl History {
+    /// Bytes the owner keeps stored: the uploads of unfinished jobs and the
+    /// audio of completed jobs that finished after `kept_since` (older
+    /// audio has been removed at the end of the retention period).
+    pub async fn stored_bytes(
+        &self,
+        owner: &str,
+        kept_since: time::OffsetDateTime,
+    ) -> Result<u64, DbError> {
+        // Job times are stored as RFC 3339 text, which orders as time does.
+        // (Formatting a clock reading cannot fail; if it did, every kept
+        // output would count, which errs on the safe side.)
+        let since = kept_since
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut response = db::bounded(
+            self.db
+                .query(
+                    "SELECT math::sum(input_bytes) AS n FROM job WHERE owner = $owner \
+                     AND state NOT IN ['completed', 'failed', 'canceled'] GROUP ALL; \
+                     SELECT math::sum(output.bytes) AS n FROM job WHERE owner = $owner \
+                     AND state = 'completed' AND finished_at > $since GROUP ALL;",
+                )
+                .bind(("owner", owner.to_string()))
+                .bind(("since", since)),
+        )
+        .await?
+        .check()?;
+        let mut total = 0u64;
+        for statement in 0..2 {
+            let rows: Vec<serde_json::Value> = response.take(statement)?;
+            total =
+                total.saturating_add(rows.first().and_then(|row| row["n"].as_u64()).unwrap_or(0));
+        }
+        Ok(total)
+    }
+}
+
 /// Which jobs a history page holds. The history records only the first and
 /// the last state of a job, so queued and running jobs are found together
 /// and told apart by their live state.

@@ -58,6 +58,10 @@ pub struct Ingest {
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
+    /// Most bytes one user may keep stored.
+    max_user_bytes: u64,
+    /// How long uploads and outputs are kept.
+    retention: Duration,
     /// How long a request other than an upload may take to be answered.
     request_timeout: Duration,
     /// Slowest upload accepted, in bytes per second.
@@ -107,6 +111,8 @@ impl Ingest {
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: config.max_upload_bytes,
             max_unfinished_jobs: config.max_unfinished_jobs,
+            max_user_bytes: config.max_user_bytes,
+            retention: config.retention,
             request_timeout: config.http_request_timeout,
             upload_min_rate: config.upload_min_rate,
             login_pairs: throttle::Throttle::new(config.login_failures, config.login_window),
@@ -172,6 +178,28 @@ impl Ingest {
             ));
         }
         Ok(())
+    }
+
+    /// What is left of `owner`'s storage quota, or 413 `quota_exceeded`
+    /// when nothing is.
+    async fn quota_left(&self, owner: &str) -> Result<u64, ApiError> {
+        let kept_since = OffsetDateTime::now_utc() - self.retention;
+        let stored = self
+            .history
+            .stored_bytes(owner, kept_since)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        match self
+            .max_user_bytes
+            .checked_sub(stored)
+            .filter(|left| *left > 0)
+        {
+            Some(left) => Ok(left),
+            None => {
+                crate::metrics::refused("quota");
+                Err(ApiError::QuotaExceeded(self.max_user_bytes))
+            }
+        }
     }
 
     /// Counts an upload of `owner`'s as in progress, unless that would take
@@ -581,6 +609,7 @@ fn new_job(
         finished_at: None,
         attempts: 0,
         retries: 0,
+        max_output_bytes: None,
         error: None,
         output: None,
     }

@@ -233,6 +233,10 @@ async fn checked_job(
         Err(err) => return Err(ApiError::unavailable("the object store", err)),
     };
     let size = info.size as u64;
+    let quota = ingest.quota_left(&claims.sub).await?;
+    if size > quota {
+        return Err(ApiError::QuotaExceeded(ingest.max_user_bytes));
+    }
     if size == 0 {
         return Err(ApiError::BadRequest(
             "empty_file",
@@ -254,6 +258,7 @@ async fn checked_job(
         size,
     );
     job.options = options;
+    job.max_output_bytes = Some(quota - size);
     job.upload = Some(asked.object);
     Ok(job)
 }

@@ -585,17 +585,17 @@ impl Transcoder {
         self.download(job.upload_object(), &input).await?;
         tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "upload copied");
         let phase = Instant::now();
-        let probe = ffmpeg::probe(&self.media, &input).await?;
+        // The job may make no more audio than its owner's quota has room for.
+        let mut media = self.media.clone();
+        if let Some(left) = job.max_output_bytes {
+            media.max_output_bytes = media.max_output_bytes.min(left.max(1));
+        }
+        let media = &media;
+        let probe = ffmpeg::probe(media, &input).await?;
         tracing::debug!(job = %job.id, seconds = phase.elapsed().as_secs_f64(), "upload probed");
         let phase = Instant::now();
-        let mut encode = Encode::start(
-            &self.media,
-            &probe,
-            &input,
-            &output_path,
-            job.format,
-            job.options,
-        )?;
+        let mut encode =
+            Encode::start(media, &probe, &input, &output_path, job.format, job.options)?;
         let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
         tokio::pin!(encode_deadline);
         let mut last_saved = Instant::now();
@@ -652,7 +652,7 @@ impl Transcoder {
         let duration = if written > 0.0 {
             written
         } else {
-            ffmpeg::output_duration(&self.media, &output_path).await?
+            ffmpeg::output_duration(media, &output_path).await?
         };
         // ffmpeg can exit 0 having read only part of an input (an mp4 whose
         // index is missing or damaged): a short output is a failed job, not
