@@ -5,7 +5,8 @@
 #     auth_nats_password=… ingest_nats_password=… \
 #     transcoder_nats_password=… mailer_nats_password=… \
 #     surreal_password=… smtp_url=smtp://user:pass@mail.example.com:587 \
-#     admin_email=you@example.com admin_password=… signing_key=@signing-key.pem
+#     admin_email=you@example.com admin_password=… signing_key=@signing-key.pem \
+#     nats_tls_ca=@ca.pem
 #   nomad job run -var image=registry.example.com/mediajet:1.0 nomad/mediajet.nomad.hcl
 #
 # The NATS passwords are the ones given to nomad/jobs/nats. Make the token
@@ -30,10 +31,14 @@ variable "transcoder_drain_timeout" {
 
 locals {
   # Every process finds NATS and SurrealDB through Nomad service discovery.
+  # NATS speaks TLS only; every process trusts the nodes' CA.
   nats_env = <<-EOT
-    MEDIAJET_NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}nats://{{ $s.Address }}:{{ $s.Port }}{{ end }}
+    MEDIAJET_NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}tls://{{ $s.Address }}:{{ $s.Port }}{{ end }}
+    MEDIAJET_NATS_TLS_CA=/secrets/nats-ca.pem
     MEDIAJET_REPLICAS=3
   EOT
+  # The same CA as the NATS job's tls_ca, kept under this job's variables.
+  nats_ca = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .nats_tls_ca }}{{ end }}"
   surreal_env = <<-EOT
     MEDIAJET_SURREAL_URL={{ range nomadService "surrealdb" }}ws://{{ .Address }}:{{ .Port }}{{ end }}
     MEDIAJET_SURREAL_USER=root
@@ -94,6 +99,11 @@ job "mediajet" {
         destination = "local/nats.env"
         env         = true
         data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/nats-ca.pem"
+        data        = local.nats_ca
       }
 
       template {
@@ -190,6 +200,11 @@ job "mediajet" {
         destination = "local/nats.env"
         env         = true
         data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/nats-ca.pem"
+        data        = local.nats_ca
       }
 
       template {
@@ -295,6 +310,11 @@ job "mediajet" {
       }
 
       template {
+        destination = "secrets/nats-ca.pem"
+        data        = local.nats_ca
+      }
+
+      template {
         destination = "secrets/nats.env"
         env         = true
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .transcoder_nats_password }}{{ end }}"
@@ -354,6 +374,11 @@ job "mediajet" {
         destination = "local/nats.env"
         env         = true
         data        = local.nats_env
+      }
+
+      template {
+        destination = "secrets/nats-ca.pem"
+        data        = local.nats_ca
       }
 
       template {

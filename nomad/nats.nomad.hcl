@@ -4,7 +4,8 @@
 #
 #   nomad var put nomad/jobs/nats \
 #     auth_password=… ingest_password=… transcoder_password=… \
-#     mailer_password=… submitter_password=… operator_password=…
+#     mailer_password=… submitter_password=… operator_password=… \
+#     route_password=… tls_cert=@server.pem tls_key=@server-key.pem tls_ca=@ca.pem
 #   nomad job run nomad/nats.nomad.hcl
 #
 # Every Nomad client that may run a node needs a host volume named
@@ -117,13 +118,43 @@ job "nats" {
           cluster {
             name: mediajet
             listen: 0.0.0.0:6222
+            authorization {
+              user: route
+              password: $MEDIAJET_NATS_ROUTE_PASSWORD
+            }
+            tls {
+              cert_file: "/secrets/tls/server.pem"
+              key_file: "/secrets/tls/server-key.pem"
+              ca_file: "/secrets/tls/ca.pem"
+              verify: true
+            }
             routes: [
           {{- range nomadService "nats-cluster" }}
-              nats-route://{{ .Address }}:{{ .Port }}
+              nats-route://route:{{ with nomadVar "nomad/jobs/nats" }}{{ .route_password }}{{ end }}@{{ .Address }}:{{ .Port }}
           {{- end }}
             ]
           }
+          tls {
+            cert_file: "/secrets/tls/server.pem"
+            key_file: "/secrets/tls/server-key.pem"
+          }
         EOT
+      }
+
+      # The nodes' certificate (for clients and routes) and its CA, from
+      # Nomad Variables: tls_cert, tls_key, tls_ca (PEM).
+      template {
+        destination = "secrets/tls/server.pem"
+        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_cert }}{{ end }}"
+      }
+      template {
+        destination = "secrets/tls/server-key.pem"
+        perms       = "0600"
+        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_key }}{{ end }}"
+      }
+      template {
+        destination = "secrets/tls/ca.pem"
+        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_ca }}{{ end }}"
       }
 
       template {
@@ -137,6 +168,7 @@ job "nats" {
           MEDIAJET_NATS_MAILER_PASSWORD={{ .mailer_password }}
           MEDIAJET_NATS_SUBMITTER_PASSWORD={{ .submitter_password }}
           MEDIAJET_NATS_OPERATOR_PASSWORD={{ .operator_password }}
+          MEDIAJET_NATS_ROUTE_PASSWORD={{ .route_password }}
           {{ end }}
         EOT
       }

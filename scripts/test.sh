@@ -36,6 +36,8 @@ command -v chromium >/dev/null || missing="chromium"
 command -v npm >/dev/null || missing="$missing nodejs npm"
 command -v nft >/dev/null || missing="$missing nftables"
 command -v wrk >/dev/null || missing="$missing wrk"
+# The cluster tests make their TLS certificates with openssl.
+command -v openssl >/dev/null || missing="$missing openssl"
 if [ -n "$missing" ]; then
   echo "test: installing $missing (for the web page, network partition and benchmark runs)"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

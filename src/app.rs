@@ -128,9 +128,15 @@ async fn serve(
         }
         None => nats_auth(&config),
     };
-    let client = js_setup::connect(&nats_url, "mediajet", &auth, &config.nats_inbox_prefix())
-        .await
-        .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
+    let client = js_setup::connect(
+        &nats_url,
+        "mediajet",
+        &auth,
+        &config.nats_inbox_prefix(),
+        config.nats_tls_ca.as_deref(),
+    )
+    .await
+    .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
     // Only Auth and Ingest keep data in SurrealDB; other processes never
     // open it and need no database credentials.
     let db = if config.runs(ActorKind::Auth) || config.runs(ActorKind::Ingest) {

@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
 
+    /// CA certificate (PEM) NATS servers' certificates must chain to; with
+    /// it, connections to NATS are TLS only.
+    #[arg(long, env = "MEDIAJET_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+
     /// Client port of the local nats-server started when --nats-url is unset
     /// (0 picks a free port).
     #[arg(long, env = "MEDIAJET_NATS_PORT", default_value_t = 4222)]

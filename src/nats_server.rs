@@ -39,6 +39,8 @@ pub struct Options {
     pub users: Option<Vec<(String, String)>>,
     /// Keep the cluster block and join this cluster.
     pub cluster: Option<ClusterOptions>,
+    /// Serve clients and routes over TLS with these files.
+    pub tls: Option<TlsFiles>,
     /// Without per-actor users, still require this one user
     /// ([`LOCAL_USER`]) with this password, as `mediajet up` does so that
     /// another local OS user cannot connect and read logins.
@@ -51,6 +53,17 @@ pub const LOCAL_USER: &str = "mediajet";
 /// The environment variable the local server reads that user's password from.
 const LOCAL_PASSWORD_VARIABLE: &str = "MEDIAJET_NATS_LOCAL_PASSWORD";
 
+/// A server certificate, its key, and the CA that routes must chain to.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+}
+
+/// The user every node of a cluster presents to the others.
+pub const ROUTE_USER: &str = "route";
+
 /// One node of a cluster on this machine.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -58,8 +71,10 @@ pub struct ClusterOptions {
     pub server_name: String,
     /// The port this node listens on for routes.
     pub port: u16,
-    /// Route URLs of the other nodes (`nats-route://127.0.0.1:<port>`).
+    /// Route addresses of the other nodes (`127.0.0.1:<port>`).
     pub routes: Vec<String>,
+    /// The password of [`ROUTE_USER`].
+    pub route_password: String,
 }
 
 impl NatsServer {
@@ -90,6 +105,7 @@ impl NatsServer {
             &dir.join("jetstream"),
             options.users.is_some(),
             options.cluster.is_some(),
+            options.tls.as_ref(),
         );
         if options.users.is_none() && options.local_password.is_some() {
             text.push_str(&format!(
@@ -148,8 +164,19 @@ impl NatsServer {
                 .arg("--cluster")
                 .arg(format!("nats://127.0.0.1:{}", cluster.port));
             if !cluster.routes.is_empty() {
-                command.arg("--routes").arg(cluster.routes.join(","));
+                let routes: Vec<String> = cluster
+                    .routes
+                    .iter()
+                    .map(|address| {
+                        format!(
+                            "nats-route://{ROUTE_USER}:{}@{address}",
+                            cluster.route_password
+                        )
+                    })
+                    .collect();
+                command.arg("--routes").arg(routes.join(","));
             }
+            command.env(password_variable(ROUTE_USER), &cluster.route_password);
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -228,7 +255,12 @@ pub fn password_variable(user: &str) -> String {
 /// (nats-server refuses a store directory given both in the file and as a
 /// flag), and without the `authorization` and `cluster` blocks unless they
 /// are kept.
-pub fn derive_config(store_dir: &Path, keep_users: bool, keep_cluster: bool) -> String {
+pub fn derive_config(
+    store_dir: &Path,
+    keep_users: bool,
+    keep_cluster: bool,
+    tls: Option<&TlsFiles>,
+) -> String {
     let mut out = Vec::new();
     // Depth of braces inside a block being left out; 0 when copying.
     let mut skipping = 0usize;
@@ -239,7 +271,13 @@ pub fn derive_config(store_dir: &Path, keep_users: bool, keep_cluster: bool) -> 
                 (skipping + code.matches('{').count()).saturating_sub(code.matches('}').count());
             continue;
         }
-        let key = code.split_whitespace().next().unwrap_or("");
+        // Only top-level blocks are left out (the cluster has an
+        // authorization block of its own).
+        let key = if line.starts_with(char::is_whitespace) {
+            ""
+        } else {
+            code.split_whitespace().next().unwrap_or("")
+        };
         let dropped =
             (key == "authorization" && !keep_users) || (key == "cluster" && !keep_cluster);
         if dropped && code.contains('{') {
@@ -257,8 +295,33 @@ pub fn derive_config(store_dir: &Path, keep_users: bool, keep_cluster: bool) -> 
         } else {
             out.push(line.to_string());
         }
+        if let Some(tls) = tls
+            && key == "cluster"
+        {
+            out.push(tls_block(tls, true));
+        }
+    }
+    if let Some(tls) = tls {
+        out.push(tls_block(tls, false));
     }
     out.join("\n")
+}
+
+/// A `tls` block; for routes, peers must present a certificate of the CA.
+fn tls_block(tls: &TlsFiles, routes: bool) -> String {
+    let mut block = format!(
+        "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    if routes {
+        block.push_str(&format!(
+            "  ca_file: {:?}\n  verify: true\n",
+            tls.ca.display().to_string()
+        ));
+    }
+    block.push('}');
+    block
 }
 
 fn read_ports_file(dir: &Path) -> Option<String> {
@@ -285,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_single_node_config_has_no_users_and_no_cluster() {
-        let text = derive_config(Path::new("/srv/js"), false, false);
+        let text = derive_config(Path::new("/srv/js"), false, false, None);
         assert!(!text.contains("authorization {"), "{text}");
         assert!(!text.contains("$MEDIAJET_NATS"), "{text}");
         assert!(!text.contains("cluster {"), "{text}");
@@ -296,11 +359,12 @@ mod tests {
 
     #[test]
     fn the_production_config_keeps_one_user_per_actor_and_the_cluster() {
-        let text = derive_config(Path::new("/srv/js"), true, true);
+        let text = derive_config(Path::new("/srv/js"), true, true, None);
         for user in ["auth", "ingest", "transcoder", "mailer"] {
             assert!(text.contains(&format!("${}", password_variable(user))));
             assert!(text.contains(&format!("_INBOX_{user}.>")));
         }
         assert!(text.contains("cluster {"), "{text}");
+        assert!(text.contains("$MEDIAJET_NATS_ROUTE_PASSWORD"), "{text}");
     }
 }

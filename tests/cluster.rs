@@ -37,6 +37,69 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl,
+/// for the nodes' client and route ports.
+fn make_certificates(dir: &Path) -> mediajet::nats_server::TlsFiles {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&tls)
+            .output()
+            .expect("openssl must be installed for the tests");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+        &["-days", "2", "-subj", "/CN=mediajet test CA"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-keyout", "server-key.pem", "-out", "server.csr"],
+        &["-subj", "/CN=localhost"],
+    ]
+    .concat());
+    std::fs::write(
+        tls.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    mediajet::nats_server::TlsFiles {
+        cert: tls.join("server.pem"),
+        key: tls.join("server-key.pem"),
+        ca: tls.join("ca.pem"),
+    }
+}
+
 /// One cluster at a time: each runs eight processes, and two cores shared by
 /// several clusters make encodes slow enough to trip ack waits.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -45,6 +108,8 @@ struct Cluster {
     nodes: Vec<Option<NatsServer>>,
     /// Client URLs of every node, comma-separated.
     urls: String,
+    /// The CA of the nodes' certificates: clients and routes speak TLS.
+    ca: PathBuf,
     /// Kept (and printed) when a test fails, for its logs.
     dir: Option<TempDir>,
     /// Declared last so that it is released after the nodes have stopped.
@@ -57,6 +122,7 @@ impl Cluster {
     async fn start() -> Cluster {
         let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = make_certificates(dir.path());
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, port) in route_ports.iter().enumerate() {
@@ -69,10 +135,12 @@ impl Cluster {
                     routes: route_ports
                         .iter()
                         .filter(|p| *p != port)
-                        .map(|p| format!("nats-route://127.0.0.1:{p}"))
+                        .map(|p| format!("127.0.0.1:{p}"))
                         .collect(),
+                    route_password: "route-secret-password".into(),
                 }),
-                local_password: None,
+                tls: Some(tls.clone()),
+                ..Default::default()
             };
             let node = NatsServer::start_with(
                 Path::new("nats-server"),
@@ -92,6 +160,7 @@ impl Cluster {
         let cluster = Cluster {
             nodes,
             urls,
+            ca: tls.ca,
             dir: Some(dir),
             _turn: turn,
         };
@@ -108,6 +177,8 @@ impl Cluster {
             "operator".into(),
             password("operator"),
         )
+        .add_root_certificates(self.ca.clone())
+        .require_tls(true)
         .connect(mediajet::storage::jetstream::server_addrs(&self.urls).expect("urls"))
         .await
         .expect("operator connects");
@@ -215,6 +286,8 @@ impl Actor {
             .args(["run", "--actors", actor, "--replicas", "3"])
             .args(["--http", "127.0.0.1:0", "--transcoders", "1"])
             .args(["--nats-url", &cluster.urls, "--nats-user", actor])
+            .arg("--nats-tls-ca")
+            .arg(&cluster.ca)
             .arg("--data-dir")
             .arg(&data_dir)
             .args(extra)
@@ -316,6 +389,13 @@ async fn a_batch_of_jobs_completes_once_on_a_three_node_cluster() {
         assert_eq!(job["state"], "completed", "{job}");
     }
     assert_each_job_done_once(&cluster, &deployment, &ids).await;
+
+    // Clients must speak TLS: a plain connection is refused.
+    let plain =
+        async_nats::ConnectOptions::with_user_and_password("operator".into(), password("operator"))
+            .connect(mediajet::storage::jetstream::server_addrs(&cluster.urls).unwrap())
+            .await;
+    assert!(plain.is_err(), "a client without TLS got in");
 
     // The streams and buckets really are replicated three times.
     let js = cluster.operator().await;

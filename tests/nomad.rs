@@ -73,6 +73,10 @@ fn the_mediajet_job_runs_one_group_per_actor_with_the_right_flags() {
         );
         assert!(secrets.contains("nomadService \"nats\""), "{actor}");
         assert!(secrets.contains("MEDIAJET_REPLICAS=3"), "{actor}");
+        assert!(
+            secrets.contains("tls://") && secrets.contains("MEDIAJET_NATS_TLS_CA"),
+            "{actor}: NATS without TLS"
+        );
         let service = &group["service"];
         assert!(
             service["tags"]
@@ -114,6 +118,13 @@ fn the_nats_job_runs_three_named_nodes_from_the_repository_config() {
     assert!(text.contains("file(\"nats.conf\")"), "{text}");
     assert!(text.contains("nomadService \"nats-cluster\""), "{text}");
     assert!(text.contains("nomadVar \"nomad/jobs/nats\""), "{text}");
+    // Clients and routes over TLS, routes authenticated.
+    assert!(
+        text.contains("cert_file") && text.contains("verify: true"),
+        "{text}"
+    );
+    assert!(text.contains("nats-route://route:"), "{text}");
+    assert!(text.contains("MEDIAJET_NATS_ROUTE_PASSWORD"), "{text}");
     assert_eq!(group["volume"]["data"]["type"], "host");
 }
 

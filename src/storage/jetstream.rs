@@ -306,6 +306,7 @@ pub async fn connect(
     name: &str,
     auth: &NatsAuth,
     inbox_prefix: &str,
+    tls_ca: Option<&std::path::Path>,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let options = match auth {
         NatsAuth::None => async_nats::ConnectOptions::new(),
@@ -321,6 +322,14 @@ pub async fn connect(
     let servers = server_addrs(urls).map_err(|e| {
         async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
     })?;
+    // With a CA, the connection must be TLS and the server's certificate
+    // must chain to it.
+    let options = match tls_ca {
+        Some(ca) => options
+            .add_root_certificates(ca.to_path_buf())
+            .require_tls(true),
+        None => options,
+    };
     options
         .name(name)
         .custom_inbox_prefix(inbox_prefix)
