@@ -224,7 +224,7 @@ impl Service {
         let store = dir.path().join("nats");
         std::fs::write(
             &conf,
-            mediajet::nats_server::derive_config(&store, false, false),
+            mediajet::nats_server::derive_config(&store, false, false, None),
         )
         .unwrap();
         let nats = Command::new("nats-server")
