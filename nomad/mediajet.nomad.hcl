@@ -6,7 +6,7 @@
 #     transcoder_nats_password=… mailer_nats_password=… \
 #     surreal_password=… smtp_url=smtp://user:pass@mail.example.com:587 \
 #     admin_email=you@example.com admin_password=… signing_key=@signing-key.pem \
-#     nats_tls_ca=@ca.pem
+#     nats_tls_ca=@ca.pem surreal_tls_ca=@ca.pem
 #   nomad job run -var image=registry.example.com/mediajet:1.0 nomad/mediajet.nomad.hcl
 #
 # The NATS passwords are the ones given to nomad/jobs/nats. Make the token
@@ -40,7 +40,8 @@ locals {
   # The same CA as the NATS job's tls_ca, kept under this job's variables.
   nats_ca = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .nats_tls_ca }}{{ end }}"
   surreal_env = <<-EOT
-    MEDIAJET_SURREAL_URL={{ range nomadService "surrealdb" }}ws://{{ .Address }}:{{ .Port }}{{ end }}
+    MEDIAJET_SURREAL_URL={{ range nomadService "surrealdb" }}wss://{{ .Address }}:{{ .Port }}{{ end }}
+    MEDIAJET_SURREAL_TLS_CA=/secrets/surreal-ca.pem
     MEDIAJET_SURREAL_USER=root
     {{ with nomadVar "nomad/jobs/mediajet" }}MEDIAJET_SURREAL_PASSWORD={{ .surreal_password }}{{ end }}
   EOT
@@ -110,6 +111,11 @@ job "mediajet" {
         destination = "secrets/surreal.env"
         env         = true
         data        = local.surreal_env
+      }
+
+      template {
+        destination = "secrets/surreal-ca.pem"
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {
@@ -211,6 +217,11 @@ job "mediajet" {
         destination = "secrets/surreal.env"
         env         = true
         data        = local.surreal_env
+      }
+
+      template {
+        destination = "secrets/surreal-ca.pem"
+        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {

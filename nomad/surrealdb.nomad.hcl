@@ -1,6 +1,7 @@
 # SurrealDB for mediajet's users and job history (Auth and Ingest only).
 #
-#   nomad var put nomad/jobs/surrealdb root_password=…
+#   nomad var put nomad/jobs/surrealdb root_password=… \
+#     tls_cert=@surrealdb.pem tls_key=@surrealdb-key.pem
 #   nomad job run nomad/surrealdb.nomad.hcl
 #
 # The Nomad client that runs it needs a host volume named `surrealdb-data`.
@@ -47,7 +48,22 @@ job "surrealdb" {
       config {
         image = var.image
         ports = ["ws"]
-        args  = ["start", "--bind", "0.0.0.0:8000", "surrealkv:/data/mediajet.db"]
+        # TLS only: Auth and Ingest connect with wss:// and trust its CA.
+        args = [
+          "start", "--bind", "0.0.0.0:8000",
+          "--web-crt", "/secrets/tls/server.pem", "--web-key", "/secrets/tls/server-key.pem",
+          "surrealkv:/data/mediajet.db",
+        ]
+      }
+
+      template {
+        destination = "secrets/tls/server.pem"
+        data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_cert }}{{ end }}"
+      }
+      template {
+        destination = "secrets/tls/server-key.pem"
+        perms       = "0600"
+        data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_key }}{{ end }}"
       }
 
       volume_mount {

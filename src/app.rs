@@ -144,7 +144,15 @@ async fn serve(
             .surreal_user
             .as_deref()
             .zip(config.surreal_password.as_deref());
-        Some(db::connect(config.surreal_url.as_deref(), credentials, &config.data_dir).await?)
+        Some(
+            db::connect(
+                config.surreal_url.as_deref(),
+                credentials,
+                config.surreal_tls_ca.as_deref(),
+                &config.data_dir,
+            )
+            .await?,
+        )
     } else {
         None
     };

@@ -120,6 +120,11 @@ pub struct Config {
     #[arg(long, env = "MEDIAJET_SURREAL_PASSWORD", hide_env_values = true)]
     pub surreal_password: Option<String>,
 
+    /// CA certificate (PEM) a `wss://` SurrealDB server's certificate must
+    /// chain to.
+    #[arg(long, env = "MEDIAJET_SURREAL_TLS_CA")]
+    pub surreal_tls_ca: Option<PathBuf>,
+
     /// SMTP URL (`smtp://user:pass@host:587?tls=required`). Unset: emails
     /// are written as .eml files to <data-dir>/outbox/.
     #[arg(long, env = "MEDIAJET_SMTP_URL", hide_env_values = true)]

@@ -139,13 +139,7 @@ async fn an_oversized_form_field_is_refused_while_it_streams() {
             "file",
             reqwest::multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("clip.mp4"),
         );
-        let response = app
-            .http
-            .post(app.url("/v1/jobs"))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-            .await;
+        let response = app.post_form(&token, form).await;
         // The server may close the connection before the client has sent
         // it all; what it answered, if the client saw it, is a 400.
         if let Ok(response) = response {
@@ -709,13 +703,7 @@ async fn refused_and_broken_off_uploads_leave_no_bytes_behind() {
             reqwest::multipart::Part::bytes(std::fs::read(&large).unwrap()).file_name("large.mp4"),
         );
         let started = Instant::now();
-        let response = app
-            .http
-            .post(app.url("/v1/jobs"))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-            .await;
+        let response = app.post_form(&token, form).await;
         if let Ok(response) = response {
             assert_eq!(response.status(), 413);
         }
@@ -733,13 +721,7 @@ async fn refused_and_broken_off_uploads_leave_no_bytes_behind() {
         let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks))
             .file_name("large.mp4");
         let form = reqwest::multipart::Form::new().part("file", part);
-        let response = app
-            .http
-            .post(app.url("/v1/jobs"))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-            .await;
+        let response = app.post_form(&token, form).await;
         if let Ok(response) = response {
             assert_eq!(response.status(), 413);
         }
@@ -859,6 +841,13 @@ async fn event_streams_are_capped_per_user_and_end_with_their_session_token_or_p
     let (status, body) = status_of(app.get(&ann, &format!("/v1/jobs/{id}/events")).await).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "too_many_streams");
+    // Sixteen streams of one job share one watch.
+    let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
+    let mut jobs = async_nats::jetstream::new(nats)
+        .get_stream("KV_mediajet_jobs")
+        .await
+        .unwrap();
+    assert_eq!(jobs.info().await.unwrap().state.consumer_count, 1);
     let bob_job = app.submit(&bob, &video).await;
     let mut bobs = app.events(&bob, &bob_job).await;
     bobs.next(Duration::from_secs(5)).await.unwrap();
@@ -941,13 +930,26 @@ async fn a_user_cannot_store_more_than_their_quota() {
     assert_eq!(body["error"]["code"], "quota_exceeded");
     // Another user's quota is their own.
     app.submit(&bob, &upload).await;
-    // Room again once the first job is gone.
-    assert_eq!(
-        app.delete(&ann, &format!("/v1/jobs/{first}"))
+    // Room again once the first job has ended (the history has recorded it).
+    let canceled = app.delete(&ann, &format!("/v1/jobs/{first}")).await;
+    assert_eq!(canceled.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed: Value = app
+            .get(&ann, "/v1/jobs?state=canceled")
             .await
-            .status(),
-        202
-    );
+            .json()
+            .await
+            .unwrap();
+        if listed.as_array().is_some_and(|jobs| !jobs.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancel never reached the history"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.submit(&ann, &upload).await;
 }
 
@@ -968,4 +970,40 @@ async fn a_job_whose_audio_would_pass_the_quota_fails_with_the_reason() {
         "{job}"
     );
     assert_eq!(job["attempts"], 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_flood_of_logins_waits_for_a_few_password_checks_and_slow_answers_time_out() {
+    let app = spawn_app_with(|config| {
+        // One argon2 check at a time, and little patience for an answer.
+        config.max_password_checks = 1;
+        config.http_request_timeout = Duration::from_millis(300);
+        config.login_failures = 1000;
+    })
+    .await;
+    let logins = (0..30).map(|_| app.try_login(ADMIN_EMAIL, ADMIN_PASSWORD));
+    let answers = futures::future::join_all(logins).await;
+    let mut statuses = Vec::new();
+    for answer in answers {
+        let (status, body) = status_of(answer).await;
+        if status != 200 {
+            assert_eq!(status, 503, "{body}");
+            assert!(
+                ["timed_out", "busy"].contains(&body["error"]["code"].as_str().unwrap()),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "thirty checks in a row fit the timeout: {statuses:?}"
+    );
+    // The queue drains; the service answers normally again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.try_login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status() != 200 {
+        assert!(Instant::now() < deadline, "logins never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -37,69 +37,6 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl,
-/// for the nodes' client and route ports.
-fn make_certificates(dir: &Path) -> mediajet::nats_server::TlsFiles {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).unwrap();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&tls)
-            .output()
-            .expect("openssl must be installed for the tests");
-        assert!(output.status.success(), "openssl {args:?}: {output:?}");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &["-keyout", "ca-key.pem", "-out", "ca.pem"],
-        &["-days", "2", "-subj", "/CN=mediajet test CA"],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &["-keyout", "server-key.pem", "-out", "server.csr"],
-        &["-subj", "/CN=localhost"],
-    ]
-    .concat());
-    std::fs::write(
-        tls.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    mediajet::nats_server::TlsFiles {
-        cert: tls.join("server.pem"),
-        key: tls.join("server-key.pem"),
-        ca: tls.join("ca.pem"),
-    }
-}
-
 /// One cluster at a time: each runs eight processes, and two cores shared by
 /// several clusters make encodes slow enough to trip ack waits.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -122,7 +59,7 @@ impl Cluster {
     async fn start() -> Cluster {
         let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let tls = make_certificates(dir.path());
+        let tls = common::make_certificates(dir.path());
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, port) in route_ports.iter().enumerate() {

@@ -93,6 +93,9 @@ fn the_mediajet_job_runs_one_group_per_actor_with_the_right_flags() {
             needs_db,
             "{actor}: SurrealDB access"
         );
+        if needs_db {
+            assert!(secrets.contains("wss://"), "{actor}: SurrealDB without TLS");
+        }
     }
     let transcoder = &groups["transcoder"];
     assert!(transcoder["scaling"]["max"].as_u64().unwrap_or(0) > 1);
@@ -133,6 +136,11 @@ fn surrealdb_gets_its_root_password_from_nomad_variables() {
     let file = job("surrealdb.nomad.hcl");
     let task = &file["job"]["surrealdb"]["group"]["surrealdb"]["task"]["surrealdb"];
     assert!(templates(task).contains("nomadVar \"nomad/jobs/surrealdb\""));
+    let args = task["config"]["args"].to_string();
+    assert!(
+        args.contains("--web-crt") && args.contains("--web-key"),
+        "TLS: {args}"
+    );
     assert!(task["env"].is_null(), "no credentials in the job file");
 }
 

@@ -34,22 +34,37 @@ struct SurrealServer {
 }
 
 impl SurrealServer {
-    fn start(store: &Path) -> SurrealServer {
-        SurrealServer::start_on(store, common::free_port())
+    /// Starts a server that speaks TLS only (`wss://`).
+    fn start_tls(store: &Path, tls: &mediajet::nats_server::TlsFiles) -> SurrealServer {
+        let port = common::free_port();
+        let mut server = SurrealServer::launch(store, port, Some(tls));
+        server.url = format!("wss://127.0.0.1:{port}");
+        server
     }
 
     fn start_on(store: &Path, port: u16) -> SurrealServer {
+        SurrealServer::launch(store, port, None)
+    }
+
+    fn launch(
+        store: &Path,
+        port: u16,
+        tls: Option<&mediajet::nats_server::TlsFiles>,
+    ) -> SurrealServer {
         let log = std::fs::File::create(store.with_extension("log")).expect("log file");
-        let child = Command::new(server_binary())
-            .args([
-                "start",
-                "--log",
-                "warn",
-                "--user",
-                "root",
-                "--pass",
-                ROOT_PASSWORD,
-            ])
+        let mut command = Command::new(server_binary());
+        if let Some(tls) = tls {
+            command
+                .arg("start")
+                .arg("--web-crt")
+                .arg(&tls.cert)
+                .arg("--web-key")
+                .arg(&tls.key);
+        } else {
+            command.arg("start");
+        }
+        let child = command
+            .args(["--log", "warn", "--user", "root", "--pass", ROOT_PASSWORD])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .arg(format!("surrealkv:{}", store.display()))
             .stdout(Stdio::null())
@@ -80,14 +95,17 @@ impl Drop for SurrealServer {
 }
 
 #[tokio::test]
-async fn users_and_job_history_live_in_a_remote_surrealdb_server() {
+async fn users_and_job_history_live_in_a_remote_surrealdb_server_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let server = SurrealServer::start(&dir.path().join("surreal"));
+    let tls = common::make_certificates(dir.path());
+    let server = SurrealServer::start_tls(&dir.path().join("surreal"), &tls);
     let url = server.url.clone();
+    let ca = tls.ca.clone();
     let mut app = common::spawn_app_with(|config| {
         config.surreal_url = Some(url);
         config.surreal_user = Some("root".into());
         config.surreal_password = Some(ROOT_PASSWORD.into());
+        config.surreal_tls_ca = Some(ca);
     })
     .await;
 
@@ -104,9 +122,22 @@ async fn users_and_job_history_live_in_a_remote_surrealdb_server() {
     assert!(!app.data_dir().join("surreal").exists());
 
     // The rows are in the server, as another client sees them.
+    // A client that does not trust the CA is refused.
+    let untrusting = mediajet::storage::db::connect(
+        Some(&server.url),
+        Some(("root", ROOT_PASSWORD)),
+        None,
+        dir.path(),
+    )
+    .await;
+    assert!(
+        untrusting.is_err(),
+        "a client trusted the test CA without being told to"
+    );
     let db = mediajet::storage::db::connect(
         Some(&server.url),
         Some(("root", ROOT_PASSWORD)),
+        Some(&tls.ca),
         dir.path(),
     )
     .await

@@ -26,6 +26,8 @@ pub enum DbError {
     Decode(#[from] serde_json::Error),
     #[error("SurrealDB did not answer within {} s", QUERY_TIMEOUT.as_secs())]
     Timeout,
+    #[error("cannot use the SurrealDB CA certificate {path}: {message}")]
+    Tls { path: String, message: String },
 }
 
 /// How long one query may take before the database counts as unavailable.
@@ -84,9 +86,12 @@ impl From<surrealdb::Error> for DbError {
 
 /// Opens the database: `url` if given (with root credentials if given), else
 /// an embedded store in `<data_dir>/surreal`.
+/// With `tls_ca`, a `wss://` server's certificate must chain to that CA
+/// (PEM) rather than to the usual public roots.
 pub async fn connect(
     url: Option<&str>,
     credentials: Option<(&str, &str)>,
+    tls_ca: Option<&Path>,
     data_dir: &Path,
 ) -> Result<Db, DbError> {
     let url = match url {
@@ -97,9 +102,18 @@ pub async fn connect(
         url: url.clone(),
         source: Box::new(source),
     };
-    let db = surrealdb::engine::any::connect(url.as_str())
-        .await
-        .map_err(connect_err)?;
+    let db = match tls_ca {
+        Some(ca) => {
+            let tls = tls_config(ca).map_err(|message| DbError::Tls {
+                path: ca.display().to_string(),
+                message,
+            })?;
+            let config = surrealdb::opt::Config::new().rustls(tls);
+            surrealdb::engine::any::connect((url.as_str(), config)).await
+        }
+        None => surrealdb::engine::any::connect(url.as_str()).await,
+    }
+    .map_err(connect_err)?;
     if let Some((username, password)) = credentials {
         db.signin(Root {
             username: username.to_string(),
@@ -113,6 +127,24 @@ pub async fn connect(
         .await
         .map_err(connect_err)?;
     Ok(db)
+}
+
+/// A TLS client configuration that trusts the certificates in `ca` only.
+fn tls_config(ca: &Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots
+            .add(certificate.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in the file".to_string());
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Runs schema statements and fails if any of them failed: `query().await`

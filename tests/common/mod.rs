@@ -359,6 +359,22 @@ impl Api {
             .expect("upload request")
     }
 
+    /// Posts a multipart form to `POST /v1/jobs`. The server may refuse it
+    /// before reading it all and close the connection, so the client may
+    /// see the refusal or only the connection closing (`Err`).
+    pub async fn post_form(
+        &self,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
+            .post(self.url("/v1/jobs"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+    }
+
     /// Uploads and returns the new job's id, asserting the 202.
     /// Uploads with these form fields and returns the job id.
     pub async fn submit_with(&self, token: &str, path: &Path, fields: &[(&str, &str)]) -> String {
@@ -715,5 +731,68 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl,
+/// in `<dir>/tls`: for NATS nodes (clients and routes) and SurrealDB.
+pub fn make_certificates(dir: &Path) -> mediajet::nats_server::TlsFiles {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&tls)
+            .output()
+            .expect("openssl must be installed for the tests");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+        &["-days", "2", "-subj", "/CN=mediajet test CA"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-keyout", "server-key.pem", "-out", "server.csr"],
+        &["-subj", "/CN=localhost"],
+    ]
+    .concat());
+    std::fs::write(
+        tls.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    mediajet::nats_server::TlsFiles {
+        cert: tls.join("server.pem"),
+        key: tls.join("server-key.pem"),
+        ca: tls.join("ca.pem"),
     }
 }

@@ -1,6 +1,7 @@
-//! The live view of one job for `GET /v1/jobs/{id}/events`: a KV watch on
-//! the job's key drives it, and while the job waits, the start of any other
-//! job (its `running` event) moves its place in the queue. Nothing polls.
+//! The live view of one job for `GET /v1/jobs/{id}/events`: the job's
+//! watch (one per job in the process, see `feeds`) drives it, and while the
+//! job waits, the start of any other job moves its place in the queue.
+//! Nothing polls.
 //! A stream ends with its job, and also when the token that opened it
 //! expires, its session is revoked, or the process stops; a user may hold
 //! only so many open at once.
@@ -14,11 +15,14 @@ use axum::response::sse::Event;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 
+use tokio::sync::broadcast;
+
 use super::api::JobView;
 use super::error::ApiError;
+use super::feeds::JobFeed;
 use super::{Ingest, per_owner};
 use crate::token::{Claims, unix_now};
-use crate::wire::{self, Job, JobState, subject};
+use crate::wire::{self, Job, JobState};
 
 /// The events of `job` from now until it ends. A job that has already ended
 /// gets one event.
@@ -54,17 +58,21 @@ pub(super) async fn job_events(
         }
         .boxed()
     };
-    let watch = ingest
-        .jobs
-        .watch_with_history(job.id.as_str())
+    let feed = ingest
+        .feeds
+        .job(job.id.as_str())
         .await
         .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+    let (first, changes) = feed.follow();
+    let taken = ingest.feeds.taken();
     let follow = Follow {
         ingest,
         stop,
         _slot: slot,
-        watch,
-        starts: None,
+        feed,
+        changes,
+        first,
+        taken,
         queued: None,
         last_state: None,
         last_position: None,
@@ -97,9 +105,14 @@ struct Follow {
     stop: BoxFuture<'static, ()>,
     /// Counts the stream against its owner's cap while it is open.
     _slot: per_owner::Slot,
-    watch: kv::Watch,
-    /// Starts of any job, listened to until this one leaves the queue.
-    starts: Option<async_nats::Subscriber>,
+    /// The job's watch, shared with its other streams in this process.
+    feed: Arc<JobFeed>,
+    changes: broadcast::Receiver<kv::Entry>,
+    /// The feed's latest entry when the stream joined, sent first; without
+    /// one, the first entry the feed delivers is.
+    first: Option<kv::Entry>,
+    /// Where the work queue stands, looked at while the job waits.
+    taken: tokio::sync::watch::Receiver<Option<u64>>,
     /// The job as last sent, while it is queued.
     queued: Option<Job>,
     last_state: Option<JobState>,
@@ -112,40 +125,42 @@ impl Follow {
         if self.ended {
             return None;
         }
+        if let Some(entry) = self.first.take() {
+            return self.changed(entry).await;
+        }
         loop {
-            let starts = async {
-                match self.starts.as_mut() {
-                    Some(starts) => starts.next().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let waiting = self.queued.is_some();
             tokio::select! {
                 _ = &mut self.stop => {
                     self.ended = true;
                     return None;
                 }
-                entry = self.watch.next() => {
-                    return match entry {
-                        Some(Ok(entry)) => self.changed(entry).await,
-                        Some(Err(err)) => {
-                            // The client reconnects (EventSource does by
-                            // itself) and picks up the current state.
-                            tracing::warn!(error = %err, "job watch failed");
-                            self.ended = true;
-                            None
+                change = self.changes.recv() => match change {
+                    Ok(entry) => return self.changed(entry).await,
+                    // Fell behind a busy job: only its latest state matters.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (latest, changes) = self.feed.follow();
+                        self.changes = changes;
+                        if let Some(entry) = latest {
+                            return self.changed(entry).await;
                         }
-                        None => None,
-                    };
-                }
-                start = starts => match start {
-                    Some(_) => {
-                        if let Some(event) = self.queue_moved().await {
+                    }
+                    // The watch failed; the client reconnects (EventSource
+                    // does by itself) and picks up the current state.
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.ended = true;
+                        return None;
+                    }
+                },
+                moved = self.taken.changed(), if waiting => match moved {
+                    Ok(()) => {
+                        if let Some(event) = self.queue_moved() {
                             return Some(event);
                         }
                     }
                     // Without NATS the watch ends too; until then, no
                     // queue moves.
-                    None => self.starts = None,
+                    Err(_) => self.queued = None,
                 },
             }
         }
@@ -156,33 +171,38 @@ impl Follow {
             self.ended = true;
             return Some(Event::default().event("deleted").data(entry.key));
         }
-        let job = match wire::decode::<Job>(&entry.value) {
-            Ok(job) => job,
+        match wire::decode::<Job>(&entry.value) {
+            Ok(job) => Some(self.job(job, entry.revision).await),
             Err(err) => {
                 tracing::warn!(key = %entry.key, error = %err, "malformed job state");
                 self.ended = true;
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The event for the job's new state.
+    async fn job(&mut self, job: Job, revision: u64) -> Event {
         self.ended = job.state.is_terminal();
         self.queued = (job.state == JobState::Queued).then(|| job.clone());
-        match (&self.queued, &self.starts) {
-            // Only a waiting job's place moves; unread starts would pile up
-            // in the subscription for the rest of the encode.
-            (None, Some(_)) => self.starts = None,
-            // Back in the queue (a retry): listen again.
-            (Some(_), None) => {
-                self.starts = self.ingest.client.subscribe(subject::JOB_STARTS).await.ok()
-            }
-            _ => {}
-        }
-        let view = self.ingest.view(job).await;
-        Some(self.send(view, Some(entry.revision)))
+        let view = if self.queued.is_some() {
+            let known = *self.taken.borrow_and_update();
+            // Nothing has started since this process did: ask once.
+            let taken = match known {
+                Some(taken) => Some(taken),
+                None => self.ingest.work_taken().await,
+            };
+            JobView::new(job, taken)
+        } else {
+            JobView::from(job)
+        };
+        self.send(view, Some(revision))
     }
 
     /// Another job started: tell this one's new place, if it changed.
-    async fn queue_moved(&mut self) -> Option<Event> {
-        let view = self.ingest.view(self.queued.clone()?).await;
+    fn queue_moved(&mut self) -> Option<Event> {
+        let taken = *self.taken.borrow_and_update();
+        let view = JobView::new(self.queued.clone()?, taken);
         if view.queue_position() == self.last_position {
             return None;
         }

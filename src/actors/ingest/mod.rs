@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cancel;
 pub mod error;
+mod feeds;
 mod follow;
 pub mod history;
 mod openapi;
@@ -41,6 +42,8 @@ pub enum IngestSetupError {
     JetStream(#[from] js_setup::SetupError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("cannot listen for job starts: {0}")]
+    Subscribe(String),
 }
 
 pub struct Ingest {
@@ -77,6 +80,8 @@ pub struct Ingest {
     following: per_owner::Counts,
     /// How often chunks that no upload names are looked for.
     orphan_sweep: Duration,
+    /// The watches event streams share.
+    feeds: feeds::Feeds,
     /// Cancelled when the process stops: event streams end then.
     closing: CancellationToken,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
@@ -93,8 +98,13 @@ impl Ingest {
         let r = config.replicas;
         let work = js_setup::work_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
+        let jobs = js_setup::jobs_bucket(&js, r).await?;
+        let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone())
+            .await
+            .map_err(|e| IngestSetupError::Subscribe(e.to_string()))?;
         let ingest = Ingest {
-            jobs: js_setup::jobs_bucket(&js, r).await?,
+            jobs,
+            feeds,
             submissions: js_setup::submissions_bucket(&js, r).await?,
             owners: js_setup::owners_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, config.retention, config.uploads_store_bytes)
