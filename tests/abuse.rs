@@ -184,6 +184,20 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) 
     (String::from_utf8_lossy(&received).into_owned(), false)
 }
 
+/// The start of a raw upload of a body of `length` bytes: the request head
+/// and the head of its `file` part, for tests that then send the file as
+/// slowly, or as incompletely, as they like.
+fn upload_head(token: &str, length: u64) -> String {
+    let boundary = "mediajet-raw-upload";
+    format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: mediajet\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {length}\r\n\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"raw.mp4\"\r\n\
+         Content-Type: video/mp4\r\n\r\n"
+    )
+}
+
 /// Sends a health check on `stream` and reads its answer, leaving the
 /// connection open.
 fn health_check(stream: &mut TcpStream) -> String {
@@ -263,16 +277,10 @@ async fn an_upload_slower_than_the_floor_is_cut_off_with_408_and_leaves_no_job()
     let auth = token.clone();
     // A multipart upload that sends its first part, then a byte a second.
     let answer = tokio::task::spawn_blocking(move || {
-        let boundary = "mediajet-slow-upload";
         let mut stream = TcpStream::connect(addr).unwrap();
-        let head = format!(
-            "POST /v1/jobs HTTP/1.1\r\nHost: mediajet\r\nAuthorization: Bearer {auth}\r\n\
-             Content-Type: multipart/form-data; boundary={boundary}\r\n\
-             Content-Length: 100000\r\n\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\
-             Content-Type: video/mp4\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .write_all(upload_head(&auth, 100_000).as_bytes())
+            .unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(1)))
             .unwrap();
@@ -292,7 +300,10 @@ async fn an_upload_slower_than_the_floor_is_cut_off_with_408_and_leaves_no_job()
                 }
             }
         }
-        (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+        (
+            String::from_utf8_lossy(&received).into_owned(),
+            started.elapsed(),
+        )
     })
     .await
     .unwrap();
@@ -732,16 +743,10 @@ async fn refused_and_broken_off_uploads_leave_no_bytes_behind() {
     let addr = app.ready.http_addr;
     let auth = token.clone();
     tokio::task::spawn_blocking(move || {
-        let boundary = "mediajet-broken-upload";
         let mut stream = TcpStream::connect(addr).unwrap();
-        let head = format!(
-            "POST /v1/jobs HTTP/1.1\r\nHost: mediajet\r\nAuthorization: Bearer {auth}\r\n\
-             Content-Type: multipart/form-data; boundary={boundary}\r\n\
-             Content-Length: 1000000\r\n\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.mp4\"\r\n\
-             Content-Type: video/mp4\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .write_all(upload_head(&auth, 1_000_000).as_bytes())
+            .unwrap();
         stream.write_all(&vec![1u8; 900_000]).unwrap();
     })
     .await

@@ -350,13 +350,7 @@ impl Api {
             "file",
             reqwest::multipart::Part::bytes(bytes).file_name(name),
         );
-        self.http
-            .post(self.url("/v1/jobs"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload request")
+        self.post_form(token, form).await.expect("upload request")
     }
 
     /// Posts a multipart form to `POST /v1/jobs`. The server may refuse it
