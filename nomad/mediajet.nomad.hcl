@@ -29,6 +29,12 @@ variable "transcoder_drain_timeout" {
   default = "60s"
 }
 
+variable "media_store_bytes" {
+  type        = number
+  default     = 107374182400
+  description = "Most bytes each media bucket (uploads, outputs) may hold: keep both together below the NATS nodes' JetStream storage, so jobs, sessions and events always have room."
+}
+
 locals {
   # Every process finds NATS and SurrealDB through Nomad service discovery.
   # NATS speaks TLS only; every process trusts the nodes' CA.
@@ -36,6 +42,8 @@ locals {
     MEDIAJET_NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}tls://{{ $s.Address }}:{{ $s.Port }}{{ end }}
     MEDIAJET_NATS_TLS_CA=/secrets/nats-ca.pem
     MEDIAJET_REPLICAS=3
+    MEDIAJET_UPLOADS_STORE_BYTES=${var.media_store_bytes}
+    MEDIAJET_OUTPUTS_STORE_BYTES=${var.media_store_bytes}
   EOT
   # The same CA as the NATS job's tls_ca, kept under this job's variables.
   nats_ca = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .nats_tls_ca }}{{ end }}"

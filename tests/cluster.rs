@@ -58,6 +58,9 @@ impl Cluster {
     /// can place a three-replica stream.
     async fn start() -> Cluster {
         let turn = ONE_AT_A_TIME.lock().await;
+        // This process speaks TLS to the nodes itself; several crates bring
+        // rustls with different back ends, so it picks one, as mediajet does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = common::make_certificates(dir.path());
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();

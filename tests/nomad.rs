@@ -74,6 +74,11 @@ fn the_mediajet_job_runs_one_group_per_actor_with_the_right_flags() {
         assert!(secrets.contains("nomadService \"nats\""), "{actor}");
         assert!(secrets.contains("MEDIAJET_REPLICAS=3"), "{actor}");
         assert!(
+            secrets.contains("MEDIAJET_UPLOADS_STORE_BYTES")
+                && secrets.contains("MEDIAJET_OUTPUTS_STORE_BYTES"),
+            "{actor}: media buckets without a bound"
+        );
+        assert!(
             secrets.contains("tls://") && secrets.contains("MEDIAJET_NATS_TLS_CA"),
             "{actor}: NATS without TLS"
         );

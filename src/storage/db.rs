@@ -142,7 +142,12 @@ fn tls_config(ca: &Path) -> Result<rustls::ClientConfig, String> {
     if roots.is_empty() {
         return Err("no certificate in the file".to_string());
     }
-    Ok(rustls::ClientConfig::builder()
+    // The provider is named rather than taken from the process: several
+    // crates here bring rustls with different back ends.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
