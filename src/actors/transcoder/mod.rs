@@ -393,44 +393,28 @@ impl Transcoder {
         let _ = tokio::fs::remove_dir_all(ffmpeg::work_dir(&self.work_root, &job.id)).await;
         crate::metrics::transcodes_in_flight(-1.0);
 
-        match outcome {
-            Ok(output) => {
-                job.state = JobState::Completed;
-                job.progress = 100.0;
-                job.output = Some(output);
+        match decide(&outcome, job.retries) {
+            Decision::Finish(state) => {
+                job.state = state;
+                match outcome {
+                    Ok(output) => {
+                        job.progress = 100.0;
+                        job.output = Some(output);
+                    }
+                    Err(AttemptError::Rejected(reason)) => job.error = Some(reason),
+                    Err(_) => tracing::info!(job = %job.id, "stopped: canceled by its owner"),
+                }
                 self.finish(&message, job, revision, started, delivered)
                     .await;
             }
-            Err(AttemptError::Rejected(reason)) => {
-                job.state = JobState::Failed;
-                job.error = Some(reason);
-                self.finish(&message, job, revision, started, delivered)
-                    .await;
-            }
-            Err(AttemptError::Canceled) => {
-                tracing::info!(job = %job.id, "stopped: canceled by its owner");
-                job.state = JobState::Canceled;
-                self.finish(&message, job, revision, started, delivered)
-                    .await;
-            }
-            Err(AttemptError::Superseded) => {
+            Decision::Leave => {
                 // The work item is another transcoder's now: settling it
                 // from here would settle theirs.
                 tracing::info!(job = %job.id, "a later attempt has taken the job over; leaving it");
             }
-            Err(AttemptError::Interrupted) => {
-                tracing::info!(job = %job.id, "handing an unfinished encode back to the queue");
-                job.state = JobState::Queued;
-                job.progress = 0.0;
-                if self
-                    .requeue(&message, job, revision, &stops, started, delivered)
-                    .await
-                {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                }
-            }
-            Err(AttemptError::Transient(reason)) if job.retries + 1 >= WORK_MAX_RETRIES => {
+            Decision::GiveUp => {
                 let failures = job.retries + 1;
+                let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
                 tracing::error!(job = %job.id, error = %reason, "giving up after {failures} failed attempts");
                 job.state = JobState::Failed;
                 // The reason names internals (a bucket, a disk): it goes to
@@ -443,18 +427,23 @@ impl Transcoder {
                 self.finish(&message, job, revision, started, delivered)
                     .await;
             }
-            Err(AttemptError::Transient(reason)) => {
-                tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
-                crate::metrics::transcode_retry();
+            Decision::HandBack { delay, retried } => {
                 job.state = JobState::Queued;
-                job.retries += 1;
-                job.error = Some("retrying after a temporary failure on our side".into());
-                let delay = retry_delay(i64::from(job.retries));
+                if retried {
+                    let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!(job = %job.id, error = %reason, "attempt failed; will retry");
+                    crate::metrics::transcode_retry();
+                    job.retries += 1;
+                    job.error = Some("retrying after a temporary failure on our side".into());
+                } else {
+                    tracing::info!(job = %job.id, "handing an unfinished encode back to the queue");
+                    job.progress = 0.0;
+                }
                 if self
                     .requeue(&message, job, revision, &stops, started, delivered)
                     .await
                 {
-                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                    let _ = message.ack_with(AckKind::Nak(delay)).await;
                 }
             }
         }
@@ -863,6 +852,45 @@ async fn clear_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What becomes of a work item once its attempt is over.
+#[derive(Debug, PartialEq)]
+enum Decision {
+    /// Record the job's end in this state, announce it and ack.
+    Finish(JobState),
+    /// Put the job back in the queue and hand the item back after `delay`
+    /// (at once without one); `retried` counts a failure on our side.
+    HandBack {
+        delay: Option<Duration>,
+        retried: bool,
+    },
+    /// Failed on our side too often: dead-letter the item, fail the job, ack.
+    GiveUp,
+    /// A later attempt owns the item: settle nothing.
+    Leave,
+}
+
+/// The ack decision for an attempt that ended with `outcome`, of a job that
+/// has been retried `retries` times. Nothing else decides it: deliveries do
+/// not count (a hand-back is free), so an item is never stranded by
+/// JetStream's delivery limit.
+fn decide(outcome: &Result<Output, AttemptError>, retries: u32) -> Decision {
+    match outcome {
+        Ok(_) => Decision::Finish(JobState::Completed),
+        Err(AttemptError::Rejected(_)) => Decision::Finish(JobState::Failed),
+        Err(AttemptError::Canceled) => Decision::Finish(JobState::Canceled),
+        Err(AttemptError::Superseded) => Decision::Leave,
+        Err(AttemptError::Interrupted) => Decision::HandBack {
+            delay: None,
+            retried: false,
+        },
+        Err(AttemptError::Transient(_)) if retries + 1 >= WORK_MAX_RETRIES => Decision::GiveUp,
+        Err(AttemptError::Transient(_)) => Decision::HandBack {
+            delay: Some(retry_delay(i64::from(retries + 1))),
+            retried: true,
+        },
+    }
+}
+
 /// Delay before a retried work item is offered again: 2, 4, 8 … up to 60 s.
 fn retry_delay(delivered: i64) -> Duration {
     let exponent = u32::try_from(delivered.clamp(1, 6)).unwrap_or(1);
@@ -910,6 +938,75 @@ impl Worker for Transcoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_has_one_ack_decision_and_hand_backs_are_free() {
+        let transient = || Err(AttemptError::Transient("disk".into()));
+        let output = Output {
+            object: "a.mp3".into(),
+            bytes: 1,
+            content_type: "audio/mpeg".into(),
+            filename: "a.mp3".into(),
+            duration_seconds: 1.0,
+        };
+        let cases: Vec<(Result<Output, AttemptError>, u32, Decision)> = vec![
+            (Ok(output), 0, Decision::Finish(JobState::Completed)),
+            (
+                Err(AttemptError::Rejected("not a video".into())),
+                0,
+                Decision::Finish(JobState::Failed),
+            ),
+            (
+                Err(AttemptError::Canceled),
+                3,
+                Decision::Finish(JobState::Canceled),
+            ),
+            (Err(AttemptError::Superseded), 0, Decision::Leave),
+            (
+                Err(AttemptError::Interrupted),
+                0,
+                Decision::HandBack {
+                    delay: None,
+                    retried: false,
+                },
+            ),
+            // However often a job was handed back or retried, a hand-back
+            // is never refused.
+            (
+                Err(AttemptError::Interrupted),
+                99,
+                Decision::HandBack {
+                    delay: None,
+                    retried: false,
+                },
+            ),
+            (
+                transient(),
+                0,
+                Decision::HandBack {
+                    delay: Some(Duration::from_secs(2)),
+                    retried: true,
+                },
+            ),
+            (
+                transient(),
+                3,
+                Decision::HandBack {
+                    delay: Some(Duration::from_secs(16)),
+                    retried: true,
+                },
+            ),
+            (transient(), WORK_MAX_RETRIES - 1, Decision::GiveUp),
+            (transient(), 40, Decision::GiveUp),
+        ];
+        for (outcome, retries, expected) in cases {
+            assert_eq!(
+                decide(&outcome, retries),
+                expected,
+                "{outcome:?} after {retries} retries"
+            );
+        }
+    }
 
     #[test]
     fn retry_delays_grow_and_are_capped() {
