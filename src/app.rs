@@ -289,7 +289,9 @@ fn local_nats_password(dir: &Path) -> Result<String, StartError> {
     let path = dir.join("password");
     let failed = |e| StartError::DataDir(path.clone(), e);
     match std::fs::read_to_string(&path) {
-        Ok(password) if !password.trim().is_empty() => return Ok(password.trim().to_string()),
+        Ok(password) if usable_nats_password(password.trim()) => {
+            return Ok(password.trim().to_string());
+        }
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(failed(err)),
@@ -297,7 +299,11 @@ fn local_nats_password(dir: &Path) -> Result<String, StartError> {
     std::fs::create_dir_all(dir).map_err(failed)?;
     let mut bytes = [0u8; 24];
     getrandom::getrandom(&mut bytes).map_err(|e| failed(std::io::Error::other(e.to_string())))?;
-    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // nats-server reads a variable's value as configuration: a value that
+    // starts with a digit is taken for a number and refused.
+    let password: String = std::iter::once("mj".to_string())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
@@ -307,6 +313,13 @@ fn local_nats_password(dir: &Path) -> Result<String, StartError> {
     )
     .map_err(failed)?;
     Ok(password)
+}
+
+/// Whether nats-server takes `password` as a variable's value: letters and
+/// digits, starting with a letter.
+fn usable_nats_password(password: &str) -> bool {
+    password.starts_with(|c: char| c.is_ascii_alphabetic())
+        && password.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 fn nats_auth(config: &Config) -> NatsAuth {
