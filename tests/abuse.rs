@@ -45,6 +45,11 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The status of listing jobs with `token`.
+async fn listing(app: &common::Api, token: &str) -> u16 {
+    app.get(token, "/v1/jobs").await.status().as_u16()
+}
+
 async fn status_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
@@ -73,12 +78,12 @@ async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_al
         .unwrap();
     assert_eq!(logout.status(), 401, "logout with the forged token");
     let oversized = format!("{}.{}", forged, "A".repeat(8000));
-    let (status, _) = status_of(app.get(&oversized, "/v1/jobs").await).await;
+    let status = listing(&app, &oversized).await;
     assert_eq!(status, 401, "a token longer than any Auth issues");
 
     // The connection to NATS survived: the real token still works, and so
     // do logins and NATS requests.
-    let (status, _) = status_of(app.get(&token, "/v1/jobs").await).await;
+    let status = listing(&app, &token).await;
     assert_eq!(status, 200);
     assert_eq!(app.readiness().await["status"], "ready");
     app.admin_token().await;
@@ -93,7 +98,7 @@ async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_al
     )
     .await;
     assert_eq!(reply["error"]["code"], "bad_object_name", "{reply}");
-    let (status, _) = status_of(app.get(&token, "/v1/jobs").await).await;
+    let status = listing(&app, &token).await;
     assert_eq!(status, 200);
 }
 
@@ -470,11 +475,7 @@ async fn a_session_id_alone_neither_refreshes_nor_ends_a_session() {
             .await;
         assert_eq!(logout.status(), 401);
     }
-    let (status, _) = status_of(
-        app.get(tokens["access_token"].as_str().unwrap(), "/v1/jobs")
-            .await,
-    )
-    .await;
+    let status = listing(&app, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "the session was ended by a made-up token");
     let (status, _) = status_of(app.refresh(&tokens["refresh_token"]).await).await;
     assert_eq!(status, 200);
@@ -490,11 +491,7 @@ async fn a_refresh_whose_answer_was_lost_can_be_retried_once_within_the_grace() 
     // ... which asks again with the same token, and gets a working pair.
     let (status, retried) = status_of(app.refresh(&first["refresh_token"]).await).await;
     assert_eq!(status, 200, "{retried}");
-    let (status, _) = status_of(
-        app.get(retried["access_token"].as_str().unwrap(), "/v1/jobs")
-            .await,
-    )
-    .await;
+    let status = listing(&app, retried["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     let (status, next) = status_of(app.refresh(&retried["refresh_token"]).await).await;
     assert_eq!(status, 200, "{next}");
@@ -513,13 +510,13 @@ async fn tokens_of_a_retired_key_or_too_long_a_life_or_no_session_are_refused() 
         key.sign(&claims).unwrap()
     };
     let ten_years = with("exp", (now() + 10 * 365 * 24 * 3600).into());
-    let (status, _) = status_of(app.get(&ten_years, "/v1/jobs").await).await;
+    let status = listing(&app, &ten_years).await;
     assert_eq!(status, 401, "a token valid for ten years");
     let no_session = with("sid", Value::Null);
-    let (status, _) = status_of(app.get(&no_session, "/v1/jobs").await).await;
+    let status = listing(&app, &no_session).await;
     assert_eq!(status, 401, "a token of no session");
     let control = with("exp", (now() + 600).into());
-    let (status, _) = status_of(app.get(&control, "/v1/jobs").await).await;
+    let status = listing(&app, &control).await;
     assert_eq!(status, 200, "the control");
 
     // A new signing key retires the old one: its tokens stop passing, and
@@ -529,17 +526,13 @@ async fn tokens_of_a_retired_key_or_too_long_a_life_or_no_session_are_refused() 
     std::fs::remove_file(&key_path).unwrap();
     app.restart().await;
     let old = tokens["access_token"].as_str().unwrap();
-    let (status, _) = status_of(app.get(old, "/v1/jobs").await).await;
+    let status = listing(&app, old).await;
     assert_eq!(status, 401, "a token signed with a retired key");
-    let (status, _) = status_of(app.get(&control, "/v1/jobs").await).await;
+    let status = listing(&app, &control).await;
     assert_eq!(status, 401);
     let (status, renewed) = status_of(app.refresh(&tokens["refresh_token"]).await).await;
     assert_eq!(status, 200, "{renewed}");
-    let (status, _) = status_of(
-        app.get(renewed["access_token"].as_str().unwrap(), "/v1/jobs")
-            .await,
-    )
-    .await;
+    let status = listing(&app, renewed["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 }
 

@@ -17,14 +17,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const USERS: [&str; 6] = [
-    "auth",
-    "ingest",
-    "transcoder",
-    "mailer",
-    "submitter",
-    "operator",
-];
+use common::NATS_USERS as USERS;
 
 fn password(user: &str) -> String {
     format!("{user}-cluster-password")

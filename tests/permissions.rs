@@ -11,14 +11,7 @@ use mediajet::config::{ActorKind, Config};
 use mediajet::nats_server::{self, NatsServer};
 use mediajet::wire::{names, subject};
 
-const USERS: [&str; 6] = [
-    "auth",
-    "ingest",
-    "transcoder",
-    "mailer",
-    "submitter",
-    "operator",
-];
+use common::NATS_USERS as USERS;
 
 fn password(user: &str) -> String {
     format!("{user}-secret-password")

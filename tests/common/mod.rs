@@ -15,6 +15,16 @@ use tempfile::TempDir;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The users of the production `nats.conf`, for tests that run it.
+pub const NATS_USERS: [&str; 6] = [
+    "auth",
+    "ingest",
+    "transcoder",
+    "mailer",
+    "submitter",
+    "operator",
+];
+
 /// The password of every user [`Api::new_user`] creates.
 pub const USER_PASSWORD: &str = "user-password-1";
 
