@@ -91,6 +91,9 @@ job "mediajet" {
     task "auth" {
       driver = "docker"
 
+      # mediajet's shutdown budget without a transcoder (tests/it/nomad.rs).
+      kill_timeout = "30s"
+
       config {
         image = var.image
         ports = ["http"]
@@ -303,10 +306,11 @@ job "mediajet" {
 
       # On SIGTERM a transcoder stops pulling work and lets running encodes
       # finish for --drain-timeout, then hands the rest back to the queue.
-      # kill_timeout is the drain timeout plus time to nak, flush and exit;
-      # shorter, and Nomad would SIGKILL encodes that were about to finish
-      # (they would still be redelivered after the ack wait, only later).
-      kill_timeout = "75s"
+      # kill_timeout covers the drain timeout plus the time to nak, flush and
+      # exit (mediajet's shutdown budget); shorter, and Nomad would SIGKILL
+      # encodes that were about to finish (they would still be redelivered
+      # after the ack wait, only later).
+      kill_timeout = "90s"
 
       config {
         image = var.image
@@ -375,6 +379,9 @@ job "mediajet" {
 
     task "mailer" {
       driver = "docker"
+
+      # mediajet's shutdown budget without a transcoder (tests/it/nomad.rs).
+      kill_timeout = "30s"
 
       config {
         image = var.image

@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actors::auth::{Auth, AuthSetupError};
-use crate::actors::ingest::{Ingest, IngestSetupError, api};
+use crate::actors::ingest::{Ingest, IngestSetupError, http};
 use crate::actors::mailer::{Mailer, MailerSetupError};
 use crate::actors::transcoder::Transcoder;
-use crate::actors::{Stop, supervise};
+use crate::actors::{Health, Stop, supervise};
 use crate::config::{ActorKind, Config};
 use crate::nats_server::{NatsServer, NatsServerError};
 use crate::ops::{self, Ops};
+use crate::shutdown;
 use crate::storage::db::{self, DbError};
 use crate::storage::jetstream::{self as js_setup, NatsAuth, SetupError};
 use crate::wire::subject;
@@ -92,32 +93,43 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
-    config.data_dir = std::fs::canonicalize(&config.data_dir)
-        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
-    if config.runs(ActorKind::Transcoder) {
-        check_tool("ffmpeg", &config.ffmpeg, "apt-get install ffmpeg").await?;
-        check_tool("ffprobe", &config.ffprobe, "apt-get install ffmpeg").await?;
+    std::fs::create_dir_all(&config.shared.data_dir)
+        .map_err(|e| StartError::DataDir(config.shared.data_dir.clone(), e))?;
+    config.shared.data_dir = std::fs::canonicalize(&config.shared.data_dir)
+        .map_err(|e| StartError::DataDir(config.shared.data_dir.clone(), e))?;
+    if config.shared.runs(ActorKind::Transcoder) {
+        check_tool(
+            "ffmpeg",
+            &config.transcoder.ffmpeg,
+            "apt-get install ffmpeg",
+        )
+        .await?;
+        check_tool(
+            "ffprobe",
+            &config.transcoder.ffprobe,
+            "apt-get install ffmpeg",
+        )
+        .await?;
     }
 
     // A local server requires a password, generated once and kept under
     // the data dir, so another OS user on the machine cannot connect.
-    let (nats_server, local_password) = match config.nats_url {
+    let (nats_server, local_password) = match config.shared.nats_url {
         Some(_) => (None, None),
         None => {
-            let dir = config.data_dir.join("nats");
+            let dir = config.shared.data_dir.join("nats");
             let password = local_nats_password(&dir)?;
             let options = crate::nats_server::Options {
-                port: config.nats_port,
+                port: config.shared.nats_port,
                 local_password: Some(password.clone()),
                 ..Default::default()
             };
-            let server = NatsServer::start_with(&config.nats_server_bin, &dir, &options).await?;
+            let server =
+                NatsServer::start_with(&config.shared.nats_server_bin, &dir, &options).await?;
             (Some(server), Some(password))
         }
     };
-    let nats_url = match (&config.nats_url, &nats_server) {
+    let nats_url = match (&config.shared.nats_url, &nats_server) {
         (Some(url), _) => url.clone(),
         (None, Some(server)) => server.url().to_string(),
         (None, None) => unreachable!("a local server is started when no URL is given"),
@@ -132,24 +144,25 @@ async fn serve(
         &nats_url,
         "mediajet",
         &auth,
-        &config.nats_inbox_prefix(),
-        config.nats_tls_ca.as_deref(),
+        &config.shared.nats_inbox_prefix(),
+        config.shared.nats_tls_ca.as_deref(),
     )
     .await
     .map_err(|e| StartError::Nats(nats_url.clone(), e))?;
     // Only Auth and Ingest keep data in SurrealDB; other processes never
     // open it and need no database credentials.
-    let db = if config.runs(ActorKind::Auth) || config.runs(ActorKind::Ingest) {
+    let db = if config.shared.runs(ActorKind::Auth) || config.shared.runs(ActorKind::Ingest) {
         let credentials = config
+            .shared
             .surreal_user
             .as_deref()
-            .zip(config.surreal_password.as_deref());
+            .zip(config.shared.surreal_password.as_deref());
         Some(
             db::connect(
-                config.surreal_url.as_deref(),
+                config.shared.surreal_url.as_deref(),
                 credentials,
-                config.surreal_tls_ca.as_deref(),
-                &config.data_dir,
+                config.shared.surreal_tls_ca.as_deref(),
+                &config.shared.data_dir,
             )
             .await?,
         )
@@ -160,58 +173,75 @@ async fn serve(
 
     // Bind first: with port 0 the real address is known only now, and links
     // in emails must point at it.
-    let listener = tokio::net::TcpListener::bind(config.http)
+    let listener = tokio::net::TcpListener::bind(config.shared.http)
         .await
-        .map_err(|e| StartError::Http(config.http, e))?;
+        .map_err(|e| StartError::Http(config.shared.http, e))?;
     let http_addr = listener
         .local_addr()
-        .map_err(|e| StartError::Http(config.http, e))?;
-    config.http = http_addr;
+        .map_err(|e| StartError::Http(config.shared.http, e))?;
+    config.shared.http = http_addr;
 
     let tracker = TaskTracker::new();
+    let health = Health::default();
     let mut actors = Vec::new();
     let mut generated_admin_password = None;
     let mut router = ops::router(Arc::new(Ops {
         client: client.clone(),
         db: db.clone(),
         metrics,
+        actors: health.clone(),
     }));
     // The actors' set-up futures are large; boxed, they live on the heap
     // rather than on the stack of the thread that runs this one.
-    if let (true, Some(db)) = (config.runs(ActorKind::Auth), &db) {
-        let started = Box::pin(Auth::build(&config, client.clone(), db.clone())).await?;
+    if let (true, Some(db)) = (config.shared.runs(ActorKind::Auth), &db) {
+        let started = Box::pin(Auth::build(
+            &config.shared,
+            &config.auth,
+            client.clone(),
+            db.clone(),
+        ))
+        .await?;
         generated_admin_password = started.generated_admin_password;
-        actors.push(supervise(
-            started.auth,
-            CancellationToken::new(),
-            tracker.clone(),
-        ));
+        actors.push(supervise(started.auth, tracker.clone(), health.clone()));
     }
-    if let (true, Some(db)) = (config.runs(ActorKind::Ingest), &db) {
-        let ingest = Box::pin(Ingest::build(&config, client.clone(), db.clone())).await?;
-        router = router.merge(api::router(ingest.clone()));
-        actors.push(supervise(ingest, CancellationToken::new(), tracker.clone()));
+    if let (true, Some(db)) = (config.shared.runs(ActorKind::Ingest), &db) {
+        let ingest = Box::pin(Ingest::build(
+            &config.shared,
+            &config.ingest,
+            client.clone(),
+            db.clone(),
+        ))
+        .await?;
+        router = router.merge(http::router(ingest.clone()));
+        actors.push(supervise(ingest, tracker.clone(), health.clone()));
     }
-    if config.runs(ActorKind::Transcoder) {
-        let transcoder = Box::pin(Transcoder::build(&config, client.clone())).await?;
-        actors.push(supervise(
-            transcoder,
-            CancellationToken::new(),
-            tracker.clone(),
-        ));
+    if config.shared.runs(ActorKind::Transcoder) {
+        let transcoder = Box::pin(Transcoder::build(
+            &config.shared,
+            &config.transcoder,
+            client.clone(),
+        ))
+        .await?;
+        actors.push(supervise(transcoder, tracker.clone(), health.clone()));
     }
-    if config.runs(ActorKind::Mailer) {
-        let mailer = Box::pin(Mailer::build(&config, client.clone())).await?;
-        actors.push(supervise(mailer, CancellationToken::new(), tracker.clone()));
+    if config.shared.runs(ActorKind::Mailer) {
+        let mailer = Box::pin(Mailer::build(
+            &config.shared,
+            &config.mailer,
+            client.clone(),
+        ))
+        .await?;
+        actors.push(supervise(mailer, tracker.clone(), health.clone()));
     }
-    if config.runs(ActorKind::Auth) {
+    if config.shared.runs(ActorKind::Auth) {
         // Ready means a login works: wait until Auth answers on NATS.
         wait_for_service(&client, subject::AUTH_SERVICE).await?;
     }
-    if config.runs(ActorKind::Ingest) {
+    if config.shared.runs(ActorKind::Ingest) {
         // Likewise for NATS submissions.
         wait_for_service(&client, subject::INGEST_SERVICE).await?;
     }
+    wait_for_workers(&health).await?;
 
     let router = router
         .fallback(ops::not_found)
@@ -222,8 +252,8 @@ async fn serve(
         listener,
         router,
         crate::server::Limits {
-            header_timeout: config.http_header_timeout,
-            max_connections: config.max_connections,
+            header_timeout: config.shared.http_header_timeout,
+            max_connections: config.shared.max_connections,
         },
         stop_http.clone(),
     ));
@@ -250,31 +280,38 @@ async fn serve(
     // Dropping the addresses lets the supervisors end instead of restarting.
     drop(actors);
     tracker.close();
-    let budget = config.drain_timeout + Duration::from_secs(15);
-    if tokio::time::timeout(budget, tracker.wait()).await.is_err() {
-        tracing::warn!("actors did not drain within {budget:?}");
+    // The waits are named, and bounded, in `shutdown`.
+    let actors_drain = shutdown::actors_drain(
+        config.transcoder.drain_timeout,
+        config.shared.runs(ActorKind::Transcoder),
+    );
+    let (drained, closed) = tokio::join!(
+        tokio::time::timeout(actors_drain, tracker.wait()),
+        tokio::time::timeout(shutdown::HTTP_DRAIN, server),
+    );
+    if drained.is_err() {
+        tracing::warn!("actors did not drain within {actors_drain:?}");
     }
-    if tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .is_err()
-    {
+    if closed.is_err() {
         tracing::warn!("open HTTP connections did not finish in time");
     }
-    match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {
+    match tokio::time::timeout(shutdown::NATS_FLUSH, client.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::warn!(error = %err, "cannot flush the NATS connection"),
         Err(_) => tracing::warn!("NATS did not confirm the final flush"),
     }
     // Everything sent is confirmed; drain unsubscribes what is left and
     // closes the connection, so the server sees a clean departure.
-    if let Err(err) = client.drain().await {
-        tracing::warn!(error = %err, "cannot drain the NATS connection");
+    match tokio::time::timeout(shutdown::NATS_FLUSH, client.drain()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "cannot drain the NATS connection"),
+        Err(_) => tracing::warn!("the NATS connection did not drain in time"),
     }
     drop(client);
     drop(db);
-    // The embedded database closes its store in a background task once the
-    // last handle is gone; give that task a moment before the runtime ends.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Give the embedded database's closing task a moment before the
+    // runtime ends.
+    tokio::time::sleep(shutdown::DB_CLOSE).await;
     if let Some(server) = nats_server {
         server.stop().await;
     }
@@ -301,9 +338,7 @@ fn local_nats_password(dir: &Path) -> Result<String, StartError> {
     getrandom::getrandom(&mut bytes).map_err(|e| failed(std::io::Error::other(e.to_string())))?;
     // nats-server reads a variable's value as configuration: a value that
     // starts with a digit is taken for a number and refused.
-    let password: String = std::iter::once("mj".to_string())
-        .chain(bytes.iter().map(|b| format!("{b:02x}")))
-        .collect();
+    let password = format!("mj{}", crate::hex::encode(&bytes));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
@@ -323,7 +358,11 @@ fn usable_nats_password(password: &str) -> bool {
 }
 
 fn nats_auth(config: &Config) -> NatsAuth {
-    match (&config.nats_creds, &config.nats_user, &config.nats_password) {
+    match (
+        &config.shared.nats_creds,
+        &config.shared.nats_user,
+        &config.shared.nats_password,
+    ) {
         (Some(path), _, _) => NatsAuth::CredsFile(path.clone()),
         (None, Some(user), Some(password)) => {
             NatsAuth::UserPassword(user.clone(), password.clone())
@@ -347,6 +386,22 @@ async fn wait_for_service(
             return Err(StartError::NotServing(name));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every actor's worker runs, so that readiness, once
+/// announced, holds.
+async fn wait_for_workers(health: &Health) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let actors = health.actors();
+        match actors.iter().find(|(_, running)| !**running) {
+            None => return Ok(()),
+            Some((actor, _)) if tokio::time::Instant::now() > deadline => {
+                return Err(StartError::NotServing(actor));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
 }
 

@@ -6,13 +6,20 @@
 
 pub mod actors;
 pub mod app;
+pub mod audio;
+pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod domain;
+pub mod error;
+pub mod hex;
 pub mod metrics;
 pub mod nats_server;
 pub mod ops;
 pub mod server;
+pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
 pub mod token;
+pub mod trace_context;
 pub mod wire;

@@ -14,13 +14,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use tracing::Instrument;
 
+use crate::actors::Health;
 use crate::storage::db::{self, Db};
+use crate::trace_context::{TRACEPARENT, TraceContext};
 
 pub struct Ops {
     pub client: async_nats::Client,
     pub db: Option<Db>,
     pub metrics: PrometheusHandle,
+    /// Whether each actor of this process runs its worker.
+    pub actors: Health,
 }
 
 pub fn router(ops: Arc<Ops>) -> Router {
@@ -46,11 +51,13 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
         ),
         None => None,
     };
-    let mut checks = json!({"nats": nats, "jetstream": jetstream});
+    let actors = ops.actors.actors();
+    let actors_run = actors.values().all(|running| *running);
+    let mut checks = json!({"nats": nats, "jetstream": jetstream, "actors": actors});
     if let Some(ok) = surrealdb {
         checks["surrealdb"] = json!(ok);
     }
-    let ready = nats && jetstream && surrealdb.unwrap_or(true);
+    let ready = nats && jetstream && surrealdb.unwrap_or(true) && actors_run;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -60,6 +67,7 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
         ("nats", nats),
         ("jetstream", jetstream),
         ("surrealdb", surrealdb.unwrap_or(true)),
+        ("actors", actors_run),
     ]
     .into_iter()
     .filter(|(_, ok)| !ok)
@@ -107,15 +115,30 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// Records every request by matched route (never the raw path, which holds
-/// job ids) and status class.
-pub async fn track(request: Request, next: Next) -> Response {
+/// Runs every request in a span of its own, with its trace (the client's
+/// `traceparent`, or a new one, which handlers find in the request's
+/// extensions), and records it by matched route (never the raw path, which
+/// holds job ids) and status class.
+pub async fn track(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let trace = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        route = %route,
+        trace_id = %trace.trace_id(),
+    );
+    request.extensions_mut().insert(trace);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span).await;
     crate::metrics::http_request(
         &route,
         response.status().as_u16(),

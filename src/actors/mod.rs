@@ -6,6 +6,7 @@
 //! panics, with a growing delay. Actors never call each other: all traffic
 //! between them is NATS subjects, so any subset can run in one process.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use actix::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backoff::Backoff;
+use crate::error::{BoxError, chain};
+
 pub mod auth;
 pub mod ingest;
 pub mod mailer;
@@ -26,12 +30,28 @@ pub mod transcoder;
 
 /// Why a worker stopped before it was asked to; its supervisor restarts it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WorkerError(pub String);
+#[error("{context}")]
+pub struct WorkerError {
+    context: String,
+    #[source]
+    source: Option<BoxError>,
+}
 
 impl WorkerError {
-    pub fn new(context: &str, err: impl std::fmt::Display) -> Self {
-        WorkerError(format!("{context}: {err}"))
+    /// The worker cannot go on: `context` failed with `err`.
+    pub fn new(context: &str, err: impl Into<BoxError>) -> Self {
+        WorkerError {
+            context: context.to_string(),
+            source: Some(err.into()),
+        }
+    }
+
+    /// The worker cannot go on because `what` ended, which it never should.
+    pub fn ended(what: &str) -> Self {
+        WorkerError {
+            context: format!("{what} ended"),
+            source: None,
+        }
     }
 }
 
@@ -63,11 +83,10 @@ impl ConsumerHealth {
     }
 
     /// The consumer failed with `err`; an error means: stop and restart.
-    pub(crate) fn failed(
-        &mut self,
-        err: &dyn std::fmt::Display,
-        deleted: bool,
-    ) -> Result<(), WorkerError> {
+    pub(crate) fn failed<E>(&mut self, err: E, deleted: bool) -> Result<(), WorkerError>
+    where
+        E: std::fmt::Display + Into<BoxError>,
+    {
         self.errors += 1;
         tracing::warn!(consumer = self.consumer, error = %err, errors = self.errors, "consumer error");
         if deleted || self.errors >= CONSUMER_ERRORS {
@@ -101,11 +120,30 @@ pub trait Worker: Send + Sync + 'static {
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Whether each actor of a process is running its worker now: false from
+/// a failure until the restart's run begins. `/readyz` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<std::sync::Mutex<BTreeMap<&'static str, bool>>>);
+
+impl Health {
+    fn set(&self, actor: &'static str, running: bool) {
+        // A panic while holding the lock leaves a map that is still usable.
+        let mut actors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        actors.insert(actor, running);
+    }
+
+    /// Each actor and whether its worker runs.
+    pub fn actors(&self) -> BTreeMap<&'static str, bool> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The actix actor around a worker.
 pub struct ActorHost<W: Worker> {
     worker: Arc<W>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    health: Health,
     restarts: u32,
 }
 
@@ -122,17 +160,20 @@ impl<W: Worker> Actor for ActorHost<W> {
         let worker = self.worker.clone();
         let shutdown = self.shutdown.clone();
         let tracker = self.tracker.clone();
+        let health = self.health.clone();
         let started = std::time::Instant::now();
         let run = async move {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.cancelled() => return Ok(Ok(())),
             }
+            health.set(W::NAME, true);
             // The worker runs on the multi-threaded runtime; the actor only
             // watches it, so nothing blocks the arbiter thread.
             tracker.spawn(worker.run(shutdown)).await
         };
         ctx.spawn(run.into_actor(self).map(move |outcome, act, ctx| {
+            act.health.set(W::NAME, false);
             act.restarts = restarts_after(act.restarts, started.elapsed().saturating_sub(delay));
             match outcome {
                 Ok(Ok(())) if act.shutdown.is_cancelled() => {
@@ -140,7 +181,7 @@ impl<W: Worker> Actor for ActorHost<W> {
                 }
                 Ok(Ok(())) => tracing::warn!(actor = W::NAME, "returned early; restarting"),
                 Ok(Err(err)) => {
-                    tracing::error!(actor = W::NAME, error = %err, "failed; restarting")
+                    tracing::error!(actor = W::NAME, error = %chain(&err), "failed; restarting")
                 }
                 Err(join) => {
                     tracing::error!(actor = W::NAME, error = %join, "panicked; restarting")
@@ -171,10 +212,11 @@ impl<W: Worker> Handler<Stop> for ActorHost<W> {
 /// How long a worker waits before its run after `restarts` restarts in a
 /// row: nothing the first time, then 0.5 s doubling up to 32 s.
 fn backoff(restarts: u32) -> Duration {
-    if restarts == 0 {
-        return Duration::ZERO;
+    const RESTARTS: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(32));
+    match restarts.checked_sub(1) {
+        None => Duration::ZERO,
+        Some(step) => RESTARTS.delay(step),
     }
-    Duration::from_millis(250 * 2u64.pow(restarts.min(7)))
 }
 
 /// The restarts in a row to count from after a run that lasted `ran`: a
@@ -188,13 +230,15 @@ fn restarts_after(restarts: u32, ran: Duration) -> u32 {
 /// to drain.
 pub fn supervise<W: Worker>(
     worker: Arc<W>,
-    shutdown: CancellationToken,
     tracker: TaskTracker,
+    health: Health,
 ) -> actix::Recipient<Stop> {
+    health.set(W::NAME, false);
     Supervisor::start(move |_| ActorHost {
         worker,
-        shutdown,
+        shutdown: CancellationToken::new(),
         tracker,
+        health,
         restarts: 0,
     })
     .recipient()

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.command {
         Command::Up(config) => config,
-        Command::Run(config) if config.nats_url.is_none() => {
+        Command::Run(config) if config.shared.nats_url.is_none() => {
             eprintln!("mediajet: `run` needs --nats-url (use `up` for a local nats-server)");
             return ExitCode::FAILURE;
         }
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mediajet: {err}");
+            eprintln!("mediajet: {}", mediajet::error::chain(&err));
             ExitCode::FAILURE
         }
     }

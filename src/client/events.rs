@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 pub struct EventStream {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -18,9 +18,9 @@ impl EventStream {
         }
     }
 
-    /// The data of the next event that carries JSON, or `None` when the
+    /// The data of the next event whose JSON is a `T`, or `None` when the
     /// stream ends or breaks.
-    pub async fn next_data(&mut self) -> Option<Value> {
+    pub async fn next_data<T: DeserializeOwned>(&mut self) -> Option<T> {
         loop {
             while let Some(end) = find_blank_line(&self.buffer) {
                 let block: Vec<u8> = self.buffer.drain(..end).collect();
@@ -49,8 +49,9 @@ fn find_blank_line(buffer: &[u8]) -> Option<usize> {
     }
 }
 
-/// The JSON data of one event block, ignoring comments and other fields.
-fn parse_block(block: &[u8]) -> Option<Value> {
+/// The JSON data of one event block as a `T`, ignoring comments and other
+/// fields.
+fn parse_block<T: DeserializeOwned>(block: &[u8]) -> Option<T> {
     let text = String::from_utf8_lossy(block);
     let data: Vec<&str> = text
         .lines()
@@ -79,8 +80,10 @@ mod tests {
             Ok(Bytes::from_static(b"data: {\"progress\":50}\r\n\r\n")),
         ];
         let mut events = EventStream::new(futures::stream::iter(chunks).boxed());
-        assert_eq!(events.next_data().await.unwrap()["state"], "queued");
-        assert_eq!(events.next_data().await.unwrap()["progress"], 50);
-        assert!(events.next_data().await.is_none());
+        let first: serde_json::Value = events.next_data().await.unwrap();
+        assert_eq!(first["state"], "queued");
+        let second: serde_json::Value = events.next_data().await.unwrap();
+        assert_eq!(second["progress"], 50);
+        assert!(events.next_data::<serde_json::Value>().await.is_none());
     }
 }

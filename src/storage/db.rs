@@ -3,10 +3,13 @@
 //! own them: Auth defines `user`, Ingest defines `job`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
+
+use crate::backoff::Backoff;
 
 pub type Db = Surreal<Any>;
 
@@ -64,13 +67,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbError>>,
 {
-    let mut pause = std::time::Duration::from_millis(5);
-    for _ in 0..5 {
+    const PAUSES: Backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(80));
+    for step in 0..5 {
         match attempt().await {
-            Err(err) if err.is_conflict() => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
+            Err(err) if err.is_conflict() => tokio::time::sleep(PAUSES.delay(step)).await,
             other => return other,
         }
     }

@@ -10,23 +10,26 @@ use async_nats::jetstream::{
     stream::{self, RetentionPolicy, StorageType, Stream},
 };
 
+use crate::error::BoxError;
+use crate::trace_context::{TRACEPARENT, TraceContext};
 use crate::wire::{names, subject};
 
 /// A JetStream resource could not be created or opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up JetStream {kind} `{name}`: {message}")]
+#[error("cannot set up JetStream {kind} `{name}`")]
 pub struct SetupError {
     kind: &'static str,
     name: String,
-    message: String,
+    #[source]
+    source: BoxError,
 }
 
 impl SetupError {
-    pub(crate) fn new(kind: &'static str, name: &str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(kind: &'static str, name: &str, err: impl Into<BoxError>) -> Self {
         SetupError {
             kind,
             name: name.to_string(),
-            message: err.to_string(),
+            source: err.into(),
         }
     }
 }
@@ -365,17 +368,23 @@ pub fn context(client: async_nats::Client) -> Context {
 
 /// Publishes a job's state as an event on `mediajet.events.job.<id>.<state>`.
 /// The message id makes a repeated publish of the same transition (a retry
-/// after a crash) a no-op within the duplicate window.
-pub async fn publish_job_event(js: &Context, job: &crate::wire::Job) -> Result<(), String> {
+/// after a crash) a no-op within the duplicate window. The event carries the
+/// next hop of the job's trace.
+pub async fn publish_job_event(
+    js: &Context,
+    job: &crate::wire::Job,
+    trace: &TraceContext,
+) -> Result<(), jetstream::context::PublishError> {
     let publish = jetstream::message::PublishMessage::build()
         .payload(crate::wire::encode(job))
-        .message_id(format!("{}.{}", job.id, job.state.as_str()));
+        .message_id(format!("{}.{}", job.id, job.state.as_str()))
+        .header(TRACEPARENT, trace.child().header().as_str());
     match js
         .send_publish(subject::job_event(&job.id, job.state), publish)
         .await
     {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(err) => Err(err.to_string()),
+        Ok(ack) => ack.await.map(|_| ()),
+        Err(err) => Err(err),
     }
 }
 

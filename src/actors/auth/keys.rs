@@ -92,10 +92,7 @@ impl SigningKey {
 /// The key id: the first 8 bytes of the public key's SHA-256, in hex.
 fn key_id(public_key: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key);
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&digest.as_ref()[..8])
 }
 
 fn der_to_pem(der: &[u8]) -> String {

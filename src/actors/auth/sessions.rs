@@ -99,7 +99,7 @@ impl Sessions {
 
     /// Starts a session for a user who just logged in.
     pub async fn start(&self, email: &str) -> Result<NextToken, SessionError> {
-        let session = hex(&random_bytes::<16>()?);
+        let session = crate::hex::encode(&random_bytes::<16>()?);
         let secret = secret()?;
         let expires_at = unix_now() + self.refresh_ttl.as_secs();
         let record = Session {
@@ -322,12 +322,8 @@ fn secret() -> Result<String, SessionError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256_hex(secret: &str) -> String {
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref())
+    crate::hex::sha256(secret.as_bytes())
 }
 
 /// Compares in time independent of where the strings differ.

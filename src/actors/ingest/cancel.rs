@@ -1,10 +1,15 @@
 //! Cancelling a job: a compare-and-set over the job's live state, so a
-//! transcoder that finishes the job at the same moment is never overwritten.
+//! transcoder that finishes the job at the same moment is never overwritten;
+//! and deleting a finished one with its audio.
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{kv, object_store};
 use time::OffsetDateTime;
 
-use crate::wire::{self, Job, JobState};
+use super::Ingest;
+use super::error::ApiError;
+use crate::storage::jetstream as js_setup;
+use crate::trace_context::TraceContext;
+use crate::wire::{self, Job, JobState, subject};
 
 /// How a cancel ended.
 #[derive(Debug)]
@@ -57,5 +62,71 @@ pub async fn cancel(jobs: &kv::Store, job_id: &str) -> Result<Canceled, CancelEr
             }
             Err(err) => return Err(CancelError(err.to_string())),
         }
+    }
+}
+
+impl Ingest {
+    /// Cancels the caller's unfinished job, or deletes a finished one with its
+    /// audio. Returns the canceled job, or `None` once the job is gone.
+    pub(super) async fn cancel_or_delete(
+        &self,
+        owner: &str,
+        job_id: &str,
+        trace: &TraceContext,
+    ) -> Result<Option<Job>, ApiError> {
+        let job = self.job_for(owner, job_id).await?;
+        let job_id = job.id.clone();
+        let job_id = job_id.as_str();
+        if job.state.is_terminal() {
+            if let Some(output) = &job.output {
+                match self.outputs.delete(&output.object).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
+                    Err(err) => return Err(ApiError::unavailable("the object store", err)),
+                }
+            }
+            // Live state first, history last: until the history row goes the
+            // job is still listed, so a failed delete can be repeated.
+            self.jobs
+                .purge(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+            self.history
+                .delete(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the job history", e))?;
+            return Ok(None);
+        }
+        let job = match cancel(&self.jobs, job_id)
+            .await
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?
+        {
+            Canceled::Now(job) => job,
+            Canceled::AlreadyEnded(ended) => {
+                return Err(ApiError::Conflict(
+                    "already_ended",
+                    format!(
+                        "the job was {} before it could be canceled; delete it to remove it",
+                        ended.state.as_str()
+                    ),
+                ));
+            }
+            Canceled::Gone => return Err(ApiError::NotFound),
+        };
+        // The jobs bucket now says canceled, which a transcoder checks before it
+        // starts and at every progress write; this message makes one that is
+        // encoding the job stop at once.
+        if let Err(err) = self
+            .client
+            .publish(subject::cancel(job_id), bytes::Bytes::new())
+            .await
+        {
+            tracing::warn!(job = %job_id, error = %err, "cannot send the cancel request");
+        }
+        // The event records the cancel in the history; nobody is emailed.
+        if let Err(err) = js_setup::publish_job_event(&self.js, &job, trace).await {
+            tracing::warn!(job = %job_id, error = %err, "cannot publish the canceled event");
+        }
+        Ok(Some(job))
     }
 }

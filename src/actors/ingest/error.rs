@@ -6,6 +6,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::error::{BoxError, chain};
 use crate::token::TokenError;
 use crate::wire::{ErrorBody, ErrorReply, RequestError};
 
@@ -53,7 +54,11 @@ pub enum ApiError {
     /// A dependency (NATS, JetStream, SurrealDB, Auth) is down: retry later.
     /// The client hears which one; only the log hears why.
     #[error("{what} is unavailable; try again later")]
-    Unavailable { what: &'static str, detail: String },
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
     /// Not answered in time (a dependency is slow): retry later.
     #[error("the request took too long to answer; try again later")]
     TimedOut,
@@ -61,19 +66,52 @@ pub enum ApiError {
     #[error("{}", .1.message)]
     Remote(u16, ErrorBody),
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] BoxError),
+}
+
+/// A failure of the service's own (not the caller's), to be logged once
+/// with its whole chain of causes: by the HTTP layer for a response
+/// (`http::log_errors`), or by the NATS service for a reply.
+#[derive(Debug, Clone)]
+pub struct ErrorLog {
+    /// A bug rather than a dependency that is down.
+    pub internal: bool,
+    pub chain: String,
+}
+
+impl ErrorLog {
+    pub fn emit(&self, route: &str) {
+        if self.internal {
+            tracing::error!(route, error = %self.chain, "request failed");
+        } else {
+            tracing::warn!(route, error = %self.chain, "dependency unavailable");
+        }
+    }
 }
 
 impl ApiError {
-    pub fn internal(err: impl std::fmt::Display) -> Self {
-        ApiError::Internal(err.to_string())
+    pub fn internal(err: impl Into<BoxError>) -> Self {
+        ApiError::Internal(err.into())
     }
 
-    pub fn unavailable(what: &'static str, err: impl std::fmt::Display) -> Self {
+    pub fn unavailable(what: &'static str, err: impl Into<BoxError>) -> Self {
         ApiError::Unavailable {
             what,
-            detail: err.to_string(),
+            source: err.into(),
         }
+    }
+
+    /// What to log of this error, if it is the service's failure.
+    pub fn to_log(&self) -> Option<ErrorLog> {
+        let internal = match self {
+            ApiError::Internal(_) => true,
+            ApiError::Unavailable { .. } => false,
+            _ => return None,
+        };
+        Some(ErrorLog {
+            internal,
+            chain: chain(self),
+        })
     }
 
     pub fn status_and_code(&self) -> (StatusCode, &str) {
@@ -155,13 +193,7 @@ impl From<RequestError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
-            ApiError::Unavailable { what, detail } => {
-                tracing::warn!(dependency = what, error = %detail, "dependency unavailable")
-            }
-            _ => {}
-        }
+        let log = self.to_log();
         let body = ErrorReply {
             error: ErrorBody {
                 code: code.to_string(),
@@ -169,6 +201,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(log) = log {
+            response.extensions_mut().insert(log);
+        }
         if matches!(
             self,
             ApiError::TooMany(..)

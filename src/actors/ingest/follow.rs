@@ -17,9 +17,9 @@ use futures::{FutureExt, Stream, StreamExt};
 
 use tokio::sync::broadcast;
 
-use super::api::JobView;
 use super::error::ApiError;
 use super::feeds::JobFeed;
+use super::view::JobView;
 use super::{Ingest, per_owner};
 use crate::token::{Claims, unix_now};
 use crate::wire::{self, Job, JobState};

@@ -10,13 +10,18 @@ use std::sync::Arc;
 use async_nats::jetstream::kv;
 use async_nats::service::Request;
 use serde::Serialize;
+use tracing::Instrument;
 
-use super::api::{JobView, clean_filename, parse_format};
+use super::Ingest;
 use super::error::ApiError;
-use super::{Ingest, new_job};
+use super::submission::{self, clean_filename};
+use super::view::JobView;
+use crate::actors::micro;
+use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::token::Claims;
-use crate::wire::{self, AudioOptions, Format, StatusRequest, SubmitRequest, subject};
+use crate::trace_context::TraceContext;
+use crate::wire::{self, AudioOptions, StatusRequest, SubmitRequest, subject};
 
 /// Longest `Nats-Msg-Id` kept for deduplication.
 const MAX_MESSAGE_ID: usize = 256;
@@ -37,46 +42,41 @@ struct JobReply {
 /// Answers one request to `endpoint`, with the job or a micro service error
 /// (`Nats-Service-Error-Code` header and a JSON `{"error": …}` body).
 pub(super) async fn serve(ingest: Arc<Ingest>, request: Request, endpoint: &'static str) {
-    let result = match endpoint {
-        subject::SUBMIT_ENDPOINT => submit(&ingest, &request).await,
-        _ => status(&ingest, &request).await,
-    };
-    let sent = match result {
-        Ok(reply) => request.respond(Ok(wire::encode(&reply))).await,
-        Err(err) => {
-            match &err {
-                ApiError::Internal(detail) => {
-                    tracing::error!(endpoint, error = %detail, "request failed")
-                }
-                ApiError::Unavailable { what, detail } => {
-                    tracing::warn!(endpoint, dependency = what, error = %detail, "dependency unavailable")
-                }
-                _ => {}
-            }
-            let (status, code) = err.status_and_code();
-            let (headers, body) = wire::error_reply(status.as_u16(), code, &err.to_string());
-            request.respond_with_headers(Ok(body), headers).await
+    let (span, trace) = micro::request_span(endpoint, &request);
+    async move {
+        let result = match endpoint {
+            subject::SUBMIT_ENDPOINT => submit(&ingest, &request, &trace).await,
+            _ => status(&ingest, &request).await,
+        };
+        let result = result.map(|reply| wire::encode(&reply));
+        micro::respond(request, endpoint, result).await;
+    }
+    .instrument(span)
+    .await
+}
+
+impl micro::ServiceError for ApiError {
+    fn status_and_code(&self) -> (u16, &str) {
+        let (status, code) = ApiError::status_and_code(self);
+        (status.as_u16(), code)
+    }
+
+    fn log(&self, endpoint: &str) {
+        if let Some(log) = self.to_log() {
+            log.emit(endpoint);
         }
-    };
-    if let Err(err) = sent {
-        tracing::warn!(endpoint, error = %err, "cannot send a jobs reply");
     }
 }
 
 /// The verified bearer of the request's `Authorization` header.
 async fn caller(ingest: &Ingest, request: &Request) -> Result<Claims, ApiError> {
-    let header = request
+    let token = request
         .message
         .headers
         .as_ref()
         .and_then(|h| h.get("Authorization"))
-        .map(|v| v.as_str().trim())
+        .and_then(|v| crate::token::bearer(v.as_str()))
         .ok_or(ApiError::Unauthorized)?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .unwrap_or(header)
-        .trim();
     Ok(ingest.verifier.verify(token).await?)
 }
 
@@ -99,7 +99,11 @@ async fn reply(ingest: &Ingest, job: wire::Job, duplicate: bool) -> Result<JobRe
     })
 }
 
-async fn submit(ingest: &Ingest, request: &Request) -> Result<JobReply, ApiError> {
+async fn submit(
+    ingest: &Ingest,
+    request: &Request,
+    trace: &TraceContext,
+) -> Result<JobReply, ApiError> {
     let claims = caller(ingest, request).await?;
     let asked: SubmitRequest = wire::decode(&request.message.payload).map_err(bad_request)?;
     let message_id = request
@@ -136,7 +140,7 @@ async fn submit(ingest: &Ingest, request: &Request) -> Result<JobReply, ApiError
         }
         None => None,
     };
-    if let Err(err) = ingest.submit(&job).await {
+    if let Err(err) = ingest.submit(&job, trace).await {
         if let Some(key) = claim {
             let _ = ingest.submissions.purge(key.as_str()).await;
         }
@@ -176,12 +180,7 @@ fn submission_key(owner: &str, message_id: &str) -> String {
     context.update(owner.as_bytes());
     context.update(b"\n");
     context.update(message_id.as_bytes());
-    context
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(context.finish().as_ref())
 }
 
 /// A new job for the request, once its object belongs to the caller, exists
@@ -210,17 +209,12 @@ async fn checked_job(
                 "uploads submitted over NATS must be named `{prefix}<file name>`"
             ))
         })?;
-    let format = match asked.format.as_deref() {
-        None => Format::Mp3,
-        Some(text) => parse_format(text)?,
-    };
+    let format = submission::format_named(asked.format.as_deref())?;
     let options = AudioOptions {
         bitrate: asked.bitrate,
         sample_rate: asked.sample_rate,
     };
-    format
-        .check(options)
-        .map_err(|message| ApiError::BadRequest("invalid_options", message))?;
+    submission::check_options(format, options)?;
     let info = match ingest.uploads.info(&asked.object).await {
         Ok(info) => info,
         Err(ReadError::NotFound) => {
@@ -234,31 +228,17 @@ async fn checked_job(
     };
     let size = info.size as u64;
     let quota = ingest.quota_left(&claims.sub).await?;
-    if size > quota {
-        return Err(ApiError::QuotaExceeded(ingest.max_user_bytes));
-    }
-    if size == 0 {
-        return Err(ApiError::BadRequest(
-            "empty_file",
-            "the uploaded file is empty".into(),
-        ));
-    }
-    if size > ingest.max_upload_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "the upload is larger than the limit of {} bytes",
-            ingest.max_upload_bytes
-        )));
-    }
+    ingest.check_size(size, quota)?;
     let filename = clean_filename(Some(asked.filename.as_deref().unwrap_or(name)));
-    let mut job = new_job(
-        uuid::Uuid::now_v7().to_string(),
+    let mut job = submission::new_job(
+        JobId::new().to_string(),
         claims,
         format,
+        options,
         filename,
         size,
+        quota,
     );
-    job.options = options;
-    job.max_output_bytes = Some(quota - size);
     job.upload = Some(asked.object);
     Ok(job)
 }

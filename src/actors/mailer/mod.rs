@@ -12,10 +12,14 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture, consumer_deleted};
-use crate::config::Config;
+use crate::backoff::Backoff;
+use crate::config::{MailerSettings, Shared};
+use crate::error::{BoxError, chain};
 use crate::storage::jetstream::{self as js_setup, SetupError};
+use crate::trace_context::TraceContext;
 use crate::wire::{self, Job, JobState, names};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,18 +47,14 @@ impl Transport {
         }
     }
 
-    async fn send(&self, message: Message) -> Result<(), String> {
+    async fn send(&self, message: Message) -> Result<(), BoxError> {
         match self {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(BoxError::from),
             Transport::Outbox(outbox) => outbox
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(BoxError::from),
         }
     }
 }
@@ -72,11 +72,12 @@ pub struct Mailer {
 
 impl Mailer {
     pub async fn build(
-        config: &Config,
+        shared: &Shared,
+        settings: &MailerSettings,
         client: async_nats::Client,
     ) -> Result<Arc<Mailer>, MailerSetupError> {
         let js = js_setup::context(client);
-        let transport = match &config.smtp_url {
+        let transport = match &settings.smtp_url {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailerSetupError::SmtpUrl(e.to_string()))?
@@ -84,30 +85,29 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                let outbox = config.data_dir.join("outbox");
+                let outbox = shared.data_dir.join("outbox");
                 std::fs::create_dir_all(&outbox)
                     .map_err(|e| MailerSetupError::Outbox(outbox.clone(), e))?;
                 Transport::Outbox(AsyncFileTransport::<Tokio1Executor>::new(outbox))
             }
         };
-        let from = config
+        let from = settings
             .mail_from
             .parse()
             .map_err(|e: lettre::address::AddressError| {
-                MailerSetupError::From(config.mail_from.clone(), e.to_string())
+                MailerSetupError::From(settings.mail_from.clone(), e.to_string())
             })?;
         Ok(Arc::new(Mailer {
-            events: js_setup::events_stream(&js, config.replicas).await?,
-            sent: js_setup::mail_bucket(&js, config.replicas).await?,
-            owners: js_setup::owners_bucket(&js, config.replicas).await?,
+            events: js_setup::events_stream(&js, shared.replicas).await?,
+            sent: js_setup::mail_bucket(&js, shared.replicas).await?,
+            owners: js_setup::owners_bucket(&js, shared.replicas).await?,
             transport,
             from,
-            public_url: config.public_base_url(),
+            public_url: settings.public_base_url(shared.http),
         }))
     }
 
     async fn handle(&self, message: jetstream::Message) {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let job: Job = match wire::decode(&message.payload) {
             Ok(job) => job,
             Err(err) => {
@@ -116,6 +116,15 @@ impl Mailer {
                 return;
             }
         };
+        // Every log line about the email carries the job and its trace.
+        let trace = TraceContext::from_nats(message.headers.as_ref());
+        let span = tracing::info_span!("mail", job = %job.id, trace_id = %trace.trace_id());
+        self.notify(message, job).instrument(span).await;
+    }
+
+    /// Sends the email of a job's end, once.
+    async fn notify(&self, message: jetstream::Message, job: Job) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         // Only completed and failed jobs are mailed; a job its owner canceled
         // needs no email (the consumer's filter leaves those out already).
         if !matches!(job.state, JobState::Completed | JobState::Failed) {
@@ -130,10 +139,10 @@ impl Mailer {
         let recipient = match self.owners.get(job.id.as_str()).await {
             Ok(Some(owner)) => wire::decode::<wire::JobOwner>(&owner)
                 .map(|owner| owner.email)
-                .map_err(|e| e.to_string()),
-            Ok(None) => Err("no owner is recorded for the job".to_string()),
+                .map_err(BoxError::from),
+            Ok(None) => Err("no owner is recorded for the job".into()),
             Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "cannot look up the job's owner; retrying");
+                tracing::warn!(error = %err, "cannot look up the job's owner; retrying");
                 let _ = message
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
                     .await;
@@ -143,7 +152,7 @@ impl Mailer {
         let email = match recipient.and_then(|to| self.compose(&job, &to)) {
             Ok(email) => email,
             Err(reason) => {
-                tracing::warn!(job = %job.id, reason, "cannot address the notification; dropping it");
+                tracing::warn!(reason = %chain(&*reason), "cannot address the notification; dropping it");
                 let _ = message.ack_with(AckKind::Term).await;
                 return;
             }
@@ -156,24 +165,23 @@ impl Mailer {
                     .put(job.id.as_str(), bytes::Bytes::from_static(b"1"))
                     .await
                 {
-                    tracing::warn!(job = %job.id, error = %err, "cannot record the sent email");
+                    tracing::warn!(error = %err, "cannot record the sent email");
                 }
                 let _ = message.ack().await;
-                tracing::info!(job = %job.id, "notification sent");
+                tracing::info!("notification sent");
             }
             Err(err) => {
                 crate::metrics::email(self.transport.label(), false);
-                let delay = Duration::from_secs(
-                    2u64.pow(u32::try_from(delivered.clamp(1, 8)).unwrap_or(1))
-                        .min(300),
-                );
-                tracing::warn!(job = %job.id, error = %err, ?delay, "cannot send the notification; retrying");
+                const RETRIES: Backoff =
+                    Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+                let delay = RETRIES.delay(u32::try_from(delivered.saturating_sub(1)).unwrap_or(0));
+                tracing::warn!(error = %chain(&*err), ?delay, "cannot send the notification; retrying");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
     }
 
-    fn compose(&self, job: &Job, recipient: &str) -> Result<Message, String> {
+    fn compose(&self, job: &Job, recipient: &str) -> Result<Message, BoxError> {
         let to: Mailbox = recipient
             .parse()
             .map_err(|e| format!("bad recipient: {e}"))?;
@@ -206,7 +214,7 @@ impl Mailer {
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body)
-            .map_err(|e| e.to_string())
+            .map_err(BoxError::from)
     }
 }
 
@@ -237,8 +245,11 @@ impl Worker for Mailer {
                             health.ok();
                             self.handle(message).await;
                         }
-                        Some(Err(err)) => health.failed(&err, consumer_deleted(&err))?,
-                        None => return Err(WorkerError("mailer consumer ended".to_string())),
+                        Some(Err(err)) => {
+                            let deleted = consumer_deleted(&err);
+                            health.failed(err, deleted)?
+                        }
+                        None => return Err(WorkerError::ended("the mailer consumer")),
                     },
                 }
             }

@@ -1,0 +1,112 @@
+//! Creating a job, once its submission is valid: the upload stored, the
+//! owner recorded where only Ingest writes, the history row, the live state
+//! and the work item, each undone if a later one fails.
+
+use async_nats::jetstream;
+use tokio::io::AsyncRead;
+
+use super::Ingest;
+use super::error::ApiError;
+use crate::storage::jetstream as js_setup;
+use crate::storage::objects;
+use crate::trace_context::{TRACEPARENT, TraceContext};
+use crate::wire::{self, Job, WorkItem, subject};
+
+impl Ingest {
+    /// Streams an upload into the object store under the job id and returns
+    /// its size. Only one chunk is held in memory at a time.
+    pub(super) async fn store_upload(
+        &self,
+        job_id: &str,
+        data: impl AsyncRead + Unpin,
+    ) -> Result<u64, objects::PutError> {
+        let info = objects::put_object(
+            &self.uploads,
+            job_id,
+            data,
+            self.chunk_size,
+            Default::default(),
+        )
+        .await?;
+        Ok(info.size as u64)
+    }
+
+    /// Removes an upload whose job could not be created.
+    pub(super) async fn discard_upload(&self, job_id: &str) {
+        if let Err(err) = self.uploads.delete(job_id).await {
+            tracing::warn!(job = job_id, error = %err, "cannot delete an abandoned upload");
+        }
+    }
+
+    /// Records a new job and queues its work item. On failure nothing of the
+    /// job is left behind except what the caller cleans (the upload).
+    pub(super) async fn submit(&self, job: &Job, trace: &TraceContext) -> Result<(), ApiError> {
+        // Who gets the job's email, where no transcoder can change it.
+        let owner = wire::JobOwner {
+            v: wire::VERSION,
+            owner: job.owner.clone(),
+            email: job.owner_email.clone(),
+        };
+        self.owners
+            .put(job.id.as_str(), wire::encode(&owner))
+            .await
+            .map_err(|e| ApiError::unavailable("the owners bucket", e))?;
+        self.history
+            .upsert(job)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        let revision = match self.jobs.create(job.id.as_str(), wire::encode(job)).await {
+            Ok(revision) => revision,
+            Err(err) => {
+                self.forget(job).await;
+                return Err(ApiError::unavailable("the jobs bucket", err));
+            }
+        };
+        let item = WorkItem {
+            v: wire::VERSION,
+            job_id: job.id.clone(),
+        };
+        // The work item carries the trace on to the transcoder.
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(wire::encode(&item))
+            .message_id(job.id.as_str())
+            .header(TRACEPARENT, trace.child().header().as_str());
+        let acked = match self.js.send_publish(subject::WORK_TRANSCODE, publish).await {
+            Ok(ack) => ack.await,
+            Err(err) => Err(err),
+        };
+        let sequence = match acked {
+            Ok(ack) => ack.sequence,
+            Err(err) => {
+                let _ = self.jobs.purge(job.id.as_str()).await;
+                self.forget(job).await;
+                return Err(ApiError::unavailable("the work queue", err));
+            }
+        };
+        // The work item's place in the stream tells the job's place in the
+        // queue. Only while nothing else wrote the job: once a transcoder
+        // has it, its place no longer matters.
+        let mut queued = job.clone();
+        queued.work_seq = Some(sequence);
+        if let Err(err) = self
+            .jobs
+            .update(job.id.as_str(), wire::encode(&queued), revision)
+            .await
+        {
+            tracing::debug!(job = %job.id, error = %err, "the job moved on before its queue place was noted");
+        }
+        // The queued event only feeds observers; the job is already safe.
+        if let Err(err) = js_setup::publish_job_event(&self.js, job, trace).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot publish the queued event");
+        }
+        Ok(())
+    }
+
+    /// Removes the history row of a job that could not be queued, so the
+    /// user's list shows no job that will never run.
+    pub(super) async fn forget(&self, job: &Job) {
+        if let Err(err) = self.history.delete(&job.id).await {
+            tracing::warn!(job = %job.id, error = %err, "cannot remove an unqueued job");
+        }
+    }
+}

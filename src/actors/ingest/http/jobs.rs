@@ -1,0 +1,195 @@
+//! Jobs: submit (an upload), list, show, follow as Server-Sent Events,
+//! cancel or delete.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::Caller;
+use super::upload::accept_upload;
+use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::view::JobView;
+use crate::actors::ingest::{Ingest, follow};
+use crate::domain::JobId;
+use crate::trace_context::TraceContext;
+use crate::wire::{ErrorReply, JobState};
+
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    summary = "Upload a video and queue its conversion",
+    request_body(content = crate::actors::ingest::openapi::JobForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job, queued", body = JobView),
+        (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
+        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorReply),
+        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
+        (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
+    ))]
+pub(super) async fn create_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    trace: Option<Extension<TraceContext>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let trace = trace.map(|Extension(trace)| trace).unwrap_or_default();
+    let job = accept_upload(&ingest, &caller, &trace, &headers, multipart?).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// Only jobs older than this job id (the cursor of the previous page).
+    #[param(value_type = Option<uuid::Uuid>)]
+    before: Option<String>,
+}
+
+/// The caller's jobs, newest first, a page at a time: a full page carries a
+/// `Link` header to the next one.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    summary = "The caller's jobs, newest first",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of jobs", body = Vec<JobView>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there may be more"))),
+        (status = 400, description = "A bad query", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 503, description = "SurrealDB is unavailable", body = ErrorReply),
+    ))]
+pub(super) async fn list_jobs(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "`limit` must be 1 to 500".into(),
+        ));
+    }
+    let before =
+        match query.before.as_deref() {
+            None => None,
+            Some(before) => Some(JobId::parse(before).map(|id| id.to_string()).ok_or_else(
+                || ApiError::BadRequest("bad_query", "`before` must be a job id".into()),
+            )?),
+        };
+    let (jobs, next) = ingest
+        .jobs_for(&caller.sub, query.state, before.as_deref(), limit)
+        .await?;
+    let taken = if jobs.iter().any(|job| job.state == JobState::Queued) {
+        ingest.work_taken().await
+    } else {
+        None
+    };
+    let views: Vec<JobView> = jobs
+        .into_iter()
+        .map(|job| JobView::new(job, taken))
+        .collect();
+    let mut response = Json(views).into_response();
+    if let Some(next) = next {
+        let state = query
+            .state
+            .map(|s| format!("&state={}", s.as_str()))
+            .unwrap_or_default();
+        let link = format!("</v1/jobs?limit={limit}{state}&before={next}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    summary = "One job, with its live progress",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+    ))]
+pub(super) async fn get_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let job = ingest.job_for(&caller.sub, &id).await?;
+    Ok(Json(ingest.view(job).await))
+}
+
+/// Server-Sent Events of the caller's job: an event `state` whenever its
+/// state changes and `progress` for progress and queue moves, each carrying
+/// the whole job as JSON, until the job ends (or `deleted`).
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    summary = "Live job events (Server-Sent Events)",
+    description = "Event `state` at every state change and `progress` for progress and queue \
+        moves; each event's data is the job as JSON. The stream ends after the terminal state \
+        (or with `deleted`).",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "An event stream", content(("text/event-stream"))),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 429, description = "Too many event streams open; see Retry-After", body = ErrorReply),
+        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+    ))]
+pub(super) async fn job_events(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let job = ingest.job_for(&caller.sub, &id).await?;
+    let events = follow::job_events(ingest, job, &caller).await?;
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Cancels a queued or running job (202 with the job, now `canceled`), or
+/// deletes a finished one and its audio (204).
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
+    summary = "Cancel an unfinished job, or delete a finished one with its audio",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job, now canceled", body = JobView),
+        (status = 204, description = "The finished job and its audio are gone"),
+        (status = 401, description = "No valid token", body = ErrorReply),
+        (status = 404, description = "No such job of the caller's", body = ErrorReply),
+        (status = 409, description = "The job ended before it could be canceled", body = ErrorReply),
+        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
+    ))]
+pub(super) async fn cancel_or_delete_job(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    trace: Option<Extension<TraceContext>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let trace = trace.map(|Extension(trace)| trace).unwrap_or_default();
+    Ok(
+        match ingest.cancel_or_delete(&caller.sub, &id, &trace).await? {
+            Some(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
+}

@@ -1,0 +1,137 @@
+//! The HTTP API: the router, with every route's OpenAPI attributes next to
+//! its handler, and what the handlers share (the caller's token, the time
+//! limit). One file per group of routes:
+//!
+//! - `sessions`: login, refresh, logout
+//! - `users`: user creation
+//! - `jobs`: submit, list, show, follow (SSE), cancel or delete
+//! - `upload`: the multipart upload a submission streams into the store
+//! - `download`: a finished job's audio, whole or a byte range
+//! - `compat`: the routes of the service mediajet replaces (`/login`,
+//!   `/upload`, `/download`), so its clients keep working
+
+mod compat;
+mod download;
+mod jobs;
+mod sessions;
+mod upload;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Ingest;
+use super::error::{ApiError, ErrorLog};
+use crate::token::Claims;
+
+/// Largest JSON body accepted (logins, user creation).
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Room for the multipart framing and the short fields around an upload.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// The API's routes and, at `/openapi.json`, their OpenAPI document. Both
+/// come from the same `routes!` lists, so no route goes undocumented.
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    // Uploads may be large; the limit is the configured upload size plus
+    // room for the multipart framing.
+    let upload_limit = usize::try_from(ingest.max_upload_bytes.saturating_add(FORM_OVERHEAD))
+        .unwrap_or(usize::MAX);
+    let (router, document) = documented_routes(upload_limit, ingest.request_timeout)
+        .with_state(ingest)
+        .split_for_parts();
+    let document = document.to_json().unwrap_or_default();
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+        )
+        .merge(super::web::router())
+        .layer(axum::middleware::from_fn(log_errors))
+}
+
+/// Logs the service's own failures once, with their causes, outside the
+/// handlers (see `ErrorLog`): the client got a fixed message and a code.
+async fn log_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = format!("{} {}", request.method(), request.uri().path());
+    let response = next.run(request).await;
+    if let Some(log) = response.extensions().get::<ErrorLog>() {
+        log.emit(&route);
+    }
+    response
+}
+
+fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiRouter<Arc<Ingest>> {
+    // Only uploads may be large: any other body is read into memory whole.
+    // Only uploads may take long, too: anything else has `request_timeout`
+    // to answer (a stream's answer is its first line, not its end).
+    let small_bodies = OpenApiRouter::new()
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(users::create_user))
+        .routes(routes!(jobs::get_job, jobs::cancel_or_delete_job))
+        .routes(routes!(download::download))
+        .routes(routes!(jobs::job_events))
+        .routes(routes!(compat::seed_login))
+        .routes(routes!(compat::seed_download))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            time_limit,
+        ));
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(compat::seed_upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .merge(small_bodies)
+        .merge(uploads)
+}
+
+/// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes(JSON_BODY_LIMIT, Duration::from_secs(60)).into_openapi()
+}
+
+/// Answers 503 for a request that is not answered within `limit`.
+async fn time_limit(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut.into_response(),
+    }
+}
+
+/// The verified bearer of the request's token.
+pub struct Caller(pub Claims);
+
+impl FromRequestParts<Arc<Ingest>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ingest: &Arc<Ingest>) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        Ok(Caller(ingest.verifier.verify(token).await?))
+    }
+}
+
+/// The token of the request's `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::token::bearer)
+}

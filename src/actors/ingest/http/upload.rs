@@ -1,0 +1,214 @@
+//! The multipart upload of a submission: the file is streamed into the
+//! uploads bucket (bounded by the upload limit, the caller's quota and the
+//! slowest rate accepted), the short fields are read with a cap, and the
+//! job is created from both.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use axum::extract::Multipart;
+use axum::http::{HeaderMap, StatusCode, header};
+use futures::TryStreamExt;
+use tokio_util::io::StreamReader;
+
+use super::FORM_OVERHEAD;
+use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::{Ingest, rate, submission};
+use crate::domain::JobId;
+use crate::token::Claims;
+use crate::trace_context::TraceContext;
+use crate::wire::{AudioOptions, Format, Job};
+
+/// What an upload stream notes (where it notes the status of its failure)
+/// when it stops at the caller's quota.
+const QUOTA_FAILURE: u16 = 1;
+
+/// Reads the multipart form: streams `file` into the object store and reads
+/// `format`, `bitrate` and `sample_rate`. Whatever goes wrong after the file
+/// is stored removes it again.
+pub(super) async fn accept_upload(
+    ingest: &Ingest,
+    caller: &Claims,
+    trace: &TraceContext,
+    headers: &HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Job, ApiError> {
+    // A body that says it is too large is refused before it is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > ingest.max_upload_bytes.saturating_add(FORM_OVERHEAD))
+    {
+        return Err(ingest.too_large());
+    }
+    // Before a byte of the upload is read: a refused upload keeps nothing.
+    // The upload counts as an unfinished job until it is one (or refused).
+    let _uploading = ingest.start_upload(&caller.sub).await?;
+    let quota = ingest.quota_left(&caller.sub).await?;
+    let job_id = JobId::new().to_string();
+    let mut stored: Option<(String, u64)> = None;
+    let result = read_form(ingest, &job_id, quota, &mut multipart, &mut stored).await;
+    let result = match (result, &stored) {
+        (Ok((format, options)), Some((filename, size))) => {
+            let job = submission::new_job(
+                job_id.clone(),
+                caller,
+                format,
+                options,
+                filename.clone(),
+                *size,
+                quota,
+            );
+            ingest.submit(&job, trace).await.map(|()| job)
+        }
+        (Ok(_), None) => Err(ApiError::BadRequest(
+            "missing_file",
+            "the multipart field `file` is required".into(),
+        )),
+        (Err(err), _) => Err(err),
+    };
+    match &result {
+        Ok(job) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
+        Err(_) if stored.is_some() => ingest.discard_upload(&job_id).await,
+        Err(_) => {}
+    }
+    result
+}
+
+async fn read_form(
+    ingest: &Ingest,
+    job_id: &str,
+    quota: u64,
+    multipart: &mut Multipart,
+    stored: &mut Option<(String, u64)>,
+) -> Result<(Format, AudioOptions), ApiError> {
+    let mut format = Format::Mp3;
+    let mut options = AudioOptions::default();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
+        match field.name() {
+            Some("file") if stored.is_none() => {
+                let filename = submission::clean_filename(field.file_name());
+                // The multipart error's status (413 past the size limit)
+                // is lost inside the object store's error; keep it aside.
+                let failure = Arc::new(AtomicU16::new(0));
+                let seen = failure.clone();
+                let body = field.map_err(move |e| {
+                    seen.store(e.status().as_u16(), Ordering::Relaxed);
+                    std::io::Error::other(e.body_text())
+                });
+                let slow = failure.clone();
+                let body = rate::at_least(body, ingest.upload_min_rate).map_err(move |e| {
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        slow.store(StatusCode::REQUEST_TIMEOUT.as_u16(), Ordering::Relaxed);
+                    }
+                    e
+                });
+                // No further than the caller's quota allows.
+                let over = failure.clone();
+                let mut counted = 0u64;
+                let body = body.and_then(move |chunk| {
+                    counted = counted.saturating_add(chunk.len() as u64);
+                    let past_quota = counted > quota;
+                    if past_quota {
+                        over.store(QUOTA_FAILURE, Ordering::Relaxed);
+                    }
+                    futures::future::ready(if past_quota {
+                        Err(std::io::Error::other("past the storage quota"))
+                    } else {
+                        Ok(chunk)
+                    })
+                });
+                let body = Box::pin(body);
+                match ingest.store_upload(job_id, StreamReader::new(body)).await {
+                    Ok(0) => {
+                        ingest.discard_upload(job_id).await;
+                        return Err(submission::empty_file());
+                    }
+                    Ok(size) => *stored = Some((filename, size)),
+                    Err(err) => {
+                        return Err(match failure.load(Ordering::Relaxed) {
+                            0 => ApiError::unavailable("the object store", err),
+                            413 => ingest.too_large(),
+                            408 => ApiError::TooSlow(ingest.upload_min_rate),
+                            QUOTA_FAILURE => ApiError::QuotaExceeded(ingest.max_user_bytes),
+                            status => multipart_error(
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                                err.to_string(),
+                            ),
+                        });
+                    }
+                }
+            }
+            Some(name @ ("format" | "bitrate" | "sample_rate")) => {
+                let name = name.to_string();
+                let text = bounded_text(field, &name).await?;
+                let text = text.trim();
+                match name.as_str() {
+                    "format" => format = submission::format_named(Some(text))?,
+                    "bitrate" => {
+                        options.bitrate = Some(submission::parse_number(&name, text, Some('k'))?)
+                    }
+                    _ => options.sample_rate = Some(submission::parse_number(&name, text, None)?),
+                }
+            }
+            // Further files are skipped: the parser reads past them without
+            // keeping them.
+            _ if field.file_name().is_some() => {}
+            // Unknown fields are skipped too, but only short ones.
+            _ => {
+                let name = field
+                    .name()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(32)
+                    .collect::<String>();
+                bounded_text(field, &name).await?;
+            }
+        }
+    }
+    submission::check_options(format, options)?;
+    Ok((format, options))
+}
+
+/// Longest value of a form field other than the file.
+const MAX_FIELD_BYTES: usize = 256;
+
+/// The text of a form field, read a chunk at a time and refused (400) as
+/// soon as it is longer than [`MAX_FIELD_BYTES`]: a field is never held
+/// whole unless it is short.
+async fn bounded_text(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
+        if text.len() + chunk.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::BadRequest(
+                "field_too_long",
+                format!("the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
+            ));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text)
+        .map_err(|_| ApiError::BadRequest("invalid_options", format!("`{name}` is not UTF-8 text")))
+}
+
+fn multipart_error(status: StatusCode, detail: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge(detail);
+    }
+    ApiError::BadRequest(
+        "bad_multipart",
+        format!("malformed multipart body: {detail}"),
+    )
+}

@@ -1,0 +1,209 @@
+//! What makes a submission valid, whether it comes over HTTP or NATS: the
+//! caller's cap on unfinished jobs and storage quota, the format and its
+//! options, the upload's size, the file name the job shows; and the job
+//! made from it.
+
+use time::OffsetDateTime;
+
+use super::Ingest;
+use super::error::ApiError;
+use super::per_owner;
+use crate::token::Claims;
+use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
+
+/// A format the caller named, or a 400 that lists the formats there are.
+fn parse_format(text: &str) -> Result<Format, ApiError> {
+    Format::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = FORMATS.iter().map(|f| f.name()).collect();
+        // Echo a short name back, not whatever a client sent.
+        let asked: String = text.chars().take(32).collect();
+        ApiError::BadRequest(
+            "unsupported_format",
+            format!(
+                "unsupported format `{asked}`; use one of {}",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+/// The format a submission names, mp3 when it names none.
+pub(super) fn format_named(text: Option<&str>) -> Result<Format, ApiError> {
+    text.map_or(Ok(Format::Mp3), parse_format)
+}
+
+/// Refuses options the format cannot encode, saying what it takes.
+pub(super) fn check_options(format: Format, options: AudioOptions) -> Result<(), ApiError> {
+    format
+        .check(options)
+        .map_err(|message| ApiError::BadRequest("invalid_options", message))
+}
+
+/// A whole number from a form field, with an optional unit suffix (`128k`).
+pub(super) fn parse_number(field: &str, text: &str, suffix: Option<char>) -> Result<u32, ApiError> {
+    let digits = suffix
+        .and_then(|unit| {
+            text.strip_suffix(unit)
+                .or_else(|| text.strip_suffix(unit.to_ascii_uppercase()))
+        })
+        .unwrap_or(text);
+    digits.parse().map_err(|_| {
+        ApiError::BadRequest(
+            "invalid_options",
+            format!("`{field}` must be a whole number, not `{text}`"),
+        )
+    })
+}
+
+/// Keeps the base name of a client-supplied file name, without control
+/// characters, at most 200 characters.
+pub(super) fn clean_filename(name: Option<&str>) -> String {
+    let base = name
+        .unwrap_or("upload")
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("upload");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() {
+        "upload".to_string()
+    } else {
+        clean
+    }
+}
+
+/// The refusal of an upload with nothing in it.
+pub(super) fn empty_file() -> ApiError {
+    ApiError::BadRequest("empty_file", "the uploaded file is empty".into())
+}
+
+/// A fresh job for an upload of `input_bytes` whose owner has `quota`
+/// bytes left: the audio may take what the upload leaves of it.
+pub(super) fn new_job(
+    id: String,
+    owner: &Claims,
+    format: Format,
+    options: AudioOptions,
+    filename: String,
+    input_bytes: u64,
+    quota: u64,
+) -> Job {
+    let now = OffsetDateTime::now_utc();
+    Job {
+        v: wire::VERSION,
+        id,
+        owner: owner.sub.clone(),
+        owner_email: owner.email.clone(),
+        state: JobState::Queued,
+        progress: 0.0,
+        speed: None,
+        eta_seconds: None,
+        format,
+        options,
+        filename,
+        input_bytes,
+        upload: None,
+        work_seq: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        attempts: 0,
+        retries: 0,
+        max_output_bytes: Some(quota.saturating_sub(input_bytes)),
+        error: None,
+        output: None,
+    }
+}
+
+impl Ingest {
+    /// Refuses an upload of `size` bytes that is empty, over the upload
+    /// limit, or over what is left (`quota`) of its owner's storage.
+    pub(super) fn check_size(&self, size: u64, quota: u64) -> Result<(), ApiError> {
+        if size > quota {
+            return Err(ApiError::QuotaExceeded(self.max_user_bytes));
+        }
+        if size == 0 {
+            return Err(empty_file());
+        }
+        if size > self.max_upload_bytes {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    /// The refusal of an upload over the limit.
+    pub(super) fn too_large(&self) -> ApiError {
+        ApiError::TooLarge(format!(
+            "the upload is larger than the limit of {} bytes",
+            self.max_upload_bytes
+        ))
+    }
+
+    /// Refuses a new job while the owner already has the most unfinished
+    /// jobs allowed, counting `also` more (uploads in progress, or the job
+    /// about to be created).
+    pub(super) async fn check_unfinished(&self, owner: &str, also: u64) -> Result<(), ApiError> {
+        let unfinished = self
+            .history
+            .unfinished(owner)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        if unfinished.saturating_add(also) > self.max_unfinished_jobs {
+            crate::metrics::refused("unfinished_jobs");
+            return Err(ApiError::TooMany(
+                "too_many_jobs",
+                format!(
+                    "you have {unfinished} unfinished jobs and {} uploads in progress; at most {} \
+                     are allowed: wait for some to end or cancel some",
+                    also.saturating_sub(1),
+                    self.max_unfinished_jobs
+                ),
+                30,
+            ));
+        }
+        Ok(())
+    }
+
+    /// What is left of `owner`'s storage quota, or 413 `quota_exceeded`
+    /// when nothing is.
+    pub(super) async fn quota_left(&self, owner: &str) -> Result<u64, ApiError> {
+        let kept_since = OffsetDateTime::now_utc() - self.retention;
+        let stored = self
+            .history
+            .stored_bytes(owner, kept_since)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        match self
+            .max_user_bytes
+            .checked_sub(stored)
+            .filter(|left| *left > 0)
+        {
+            Some(left) => Ok(left),
+            None => {
+                crate::metrics::refused("quota");
+                Err(ApiError::QuotaExceeded(self.max_user_bytes))
+            }
+        }
+    }
+
+    /// Counts an upload of `owner`'s as in progress, unless that would take
+    /// them past their cap on unfinished jobs.
+    pub(super) async fn start_upload(&self, owner: &str) -> Result<per_owner::Slot, ApiError> {
+        let (slot, in_progress) = self.uploading.start(owner);
+        self.check_unfinished(owner, in_progress).await?;
+        Ok(slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_their_directories_and_control_characters() {
+        assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_filename(Some("C:\\videos\\clip.mp4")), "clip.mp4");
+        assert_eq!(clean_filename(Some("a\nb.mp4")), "ab.mp4");
+        assert_eq!(clean_filename(None), "upload");
+        assert_eq!(clean_filename(Some("")), "upload");
+    }
+}

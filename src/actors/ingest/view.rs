@@ -1,0 +1,116 @@
+//! A job as its owner sees it: the one view HTTP, the NATS jobs service and
+//! the event stream all answer with.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::wire::{AudioOptions, Format, Job, JobState};
+
+/// A job as its owner sees it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Job)]
+pub struct JobView {
+    id: String,
+    state: JobState,
+    progress: f64,
+    /// Encode speed as a multiple of real time, while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed: Option<f64>,
+    /// Seconds until the encode should end, while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eta_seconds: Option<f64>,
+    /// Place in the queue while queued; 1 starts next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_position: Option<u64>,
+    format: Format,
+    #[serde(flatten)]
+    options: AudioOptions,
+    filename: String,
+    input_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    finished_at: Option<OffsetDateTime>,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<OutputView>,
+}
+
+/// A completed job's audio.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Output)]
+struct OutputView {
+    url: String,
+    filename: String,
+    content_type: String,
+    bytes: u64,
+    duration_seconds: f64,
+}
+
+impl JobView {
+    /// The view of a job, with its queue place worked out from the last
+    /// work item taken (see [`Ingest::work_taken`]).
+    pub fn new(job: Job, taken: Option<u64>) -> Self {
+        let queue_position = queue_position(&job, taken);
+        JobView {
+            queue_position,
+            ..JobView::from(job)
+        }
+    }
+
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    pub fn queue_position(&self) -> Option<u64> {
+        self.queue_position
+    }
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        let output = job.output.map(|o| OutputView {
+            url: format!("/v1/jobs/{}/output", job.id),
+            filename: o.filename,
+            content_type: o.content_type,
+            bytes: o.bytes,
+            duration_seconds: o.duration_seconds,
+        });
+        JobView {
+            id: job.id,
+            state: job.state,
+            progress: job.progress,
+            speed: job.speed,
+            eta_seconds: job.eta_seconds,
+            queue_position: None,
+            format: job.format,
+            options: job.options,
+            filename: job.filename,
+            input_bytes: job.input_bytes,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            finished_at: job.finished_at,
+            attempts: job.attempts,
+            error: job.error,
+            output,
+        }
+    }
+}
+
+/// A queued job's place in the queue (1: next to start): the work items
+/// not yet taken by a transcoder up to and including its own. Items of jobs
+/// canceled while queued still count until a transcoder skips them.
+fn queue_position(job: &Job, taken: Option<u64>) -> Option<u64> {
+    if job.state != JobState::Queued {
+        return None;
+    }
+    Some(job.work_seq?.saturating_sub(taken?).max(1))
+}

@@ -1,0 +1,189 @@
+//! The conversion's I/O: the upload to a work file, ffprobe and ffmpeg with
+//! progress written to the job, the audio back into the outputs bucket.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{AttemptError, transient};
+use super::ffmpeg::{self, Encode};
+use super::ownership::{Standing, Stops};
+use super::{OUTPUT_DURATION, Transcoder};
+use crate::storage::objects;
+use crate::wire::{Job, Output};
+
+impl Transcoder {
+    pub(super) async fn convert(
+        &self,
+        job: &mut Job,
+        revision: &mut Option<u64>,
+        interrupt: &CancellationToken,
+        stops: &Stops,
+    ) -> Result<Output, AttemptError> {
+        let object = format!("{}.{}", job.id, job.format.extension());
+        let stem = job
+            .filename
+            .rsplit_once('.')
+            .map_or(job.filename.as_str(), |(stem, _)| stem);
+        let filename = format!("{stem}.{}", job.format.extension());
+        let content_type = job.format.content_type().to_string();
+        let output = |bytes: u64, duration_seconds: f64| Output {
+            object: object.clone(),
+            bytes,
+            content_type: content_type.clone(),
+            filename: filename.clone(),
+            duration_seconds,
+        };
+        // An earlier delivery may have stored the audio and then died before
+        // recording it. The object exists only once it was stored whole, and
+        // carries its duration: use it rather than encode again.
+        if let Ok(info) = self.outputs.info(&object).await
+            && let Some(duration) = info
+                .metadata
+                .get(OUTPUT_DURATION)
+                .and_then(|d| d.parse::<f64>().ok())
+        {
+            tracing::info!("the audio is already stored; not encoding again");
+            return Ok(output(info.size as u64, duration));
+        }
+        let dir = ffmpeg::work_dir(&self.work_root, &job.id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(transient("create the work dir"))?;
+        let input = dir.join("input");
+        let output_path = dir.join(format!("output.{}", job.format.extension()));
+
+        // ffmpeg needs a seekable file for containers such as MP4.
+        let phase = Instant::now();
+        self.download(job.upload_object(), &input).await?;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
+        let phase = Instant::now();
+        // The job may make no more audio than its owner's quota has room for.
+        let mut media = self.media.clone();
+        if let Some(left) = job.max_output_bytes {
+            media.max_output_bytes = media.max_output_bytes.min(left.max(1));
+        }
+        let media = &media;
+        let probe = ffmpeg::probe(media, &input).await?;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload probed");
+        let phase = Instant::now();
+        let mut encode =
+            Encode::start(media, &probe, &input, &output_path, job.format, job.options)?;
+        let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
+        tokio::pin!(encode_deadline);
+        let mut last_saved = Instant::now();
+        let result = loop {
+            tokio::select! {
+                changed = encode.progress.changed() => {
+                    if changed.is_err() {
+                        break encode.finish().await;
+                    }
+                    let progress = *encode.progress.borrow_and_update();
+                    if let Some(total) = probe.duration
+                        && last_saved.elapsed() >= Duration::from_millis(500)
+                    {
+                        job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
+                        job.speed = (progress.speed > 0.0).then_some(progress.speed);
+                        job.eta_seconds = job.speed.map(|speed| {
+                            ((total - progress.seconds).max(0.0) / speed).round()
+                        });
+                        *revision = self.save_over(job, *revision, stops).await;
+                        last_saved = Instant::now();
+                    }
+                }
+                _ = stops.canceled.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Canceled);
+                }
+                _ = stops.superseded.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Superseded);
+                }
+                _ = interrupt.cancelled() => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Interrupted);
+                }
+                _ = &mut encode_deadline => {
+                    encode.kill();
+                    let _ = encode.finish().await;
+                    return Err(AttemptError::Rejected(format!(
+                        "the conversion took longer than the limit of {} seconds",
+                        self.media.encode_timeout.as_secs()
+                    )));
+                }
+            }
+        };
+        result?;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "encoded");
+        // ffmpeg's last report says how much audio it wrote. Each ffprobe run
+        // costs about as much CPU as a short encode (mostly loading its
+        // libraries), so the output is probed only when ffmpeg did not say.
+        let written = encode.progress.borrow().seconds;
+        let duration = if written > 0.0 {
+            written
+        } else {
+            ffmpeg::output_duration(media, &output_path).await?
+        };
+        // ffmpeg can exit 0 having read only part of an input (an mp4 whose
+        // index is missing or damaged): a short output is a failed job, not
+        // audio to hand out.
+        if let Some(expected) = probe.audio_duration
+            && duration < expected * 0.95 - 1.0
+        {
+            return Err(AttemptError::Rejected(format!(
+                "only {duration:.1} of {expected:.1} seconds of audio could be read; \
+                 the file is damaged or incomplete"
+            )));
+        }
+        // Storing would replace the audio a later attempt may have stored
+        // and be serving: check the job is still this attempt's first. Not
+        // knowing (NATS unreachable) is a reason to try again later.
+        match self.standing(job).await {
+            Ok(Standing::Superseded) => return Err(AttemptError::Superseded),
+            Ok(_) => {}
+            Err(err) => return Err(transient("check the job")(err)),
+        }
+        let file = tokio::fs::File::open(&output_path)
+            .await
+            .map_err(transient("open the output"))?;
+        let metadata = [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        let phase = Instant::now();
+        let info = objects::put_object(&self.outputs, &object, file, self.chunk_size, metadata)
+            .await
+            .map_err(transient("store the output"))?;
+        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "audio stored");
+        Ok(output(info.size as u64, duration))
+    }
+
+    /// Copies the upload to a local file, streaming.
+    pub(super) async fn download(
+        &self,
+        object: &str,
+        path: &std::path::Path,
+    ) -> Result<(), AttemptError> {
+        let (_, chunks) = match self.uploads.read(object).await {
+            Ok(object) => object,
+            Err(objects::ReadError::NotFound) => {
+                return Err(AttemptError::Rejected(
+                    "the upload is gone (it expired or was deleted)".into(),
+                ));
+            }
+            Err(err) => return Err(transient("read the upload")(err)),
+        };
+        let mut object = tokio_util::io::StreamReader::new(objects::read_ahead(chunks, 2));
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(transient("create the input file"))?;
+        tokio::io::copy(&mut object, &mut file)
+            .await
+            .map_err(transient("read the upload"))?;
+        file.flush()
+            .await
+            .map_err(transient("write the input file"))?;
+        Ok(())
+    }
+}

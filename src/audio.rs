@@ -1,0 +1,184 @@
+//! The audio formats mediajet makes and the encoding options each takes:
+//! service policy (which bit rates and sample rates, which defaults), kept
+//! apart from the wire contract that merely carries a format's name.
+
+use serde::{Deserialize, Serialize};
+
+/// Output audio formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// MPEG layer 3 (libmp3lame).
+    Mp3,
+    /// AAC in an MPEG-4 audio file (`.m4a`).
+    Aac,
+    /// Opus in Ogg (`.opus`).
+    Opus,
+    /// FLAC, lossless.
+    Flac,
+    /// 16-bit PCM in WAV, uncompressed.
+    Wav,
+}
+
+/// Every format, in the order the API documents them.
+pub const FORMATS: [Format; 5] = [
+    Format::Mp3,
+    Format::Aac,
+    Format::Opus,
+    Format::Flac,
+    Format::Wav,
+];
+
+/// Sample rates (Hz) that mp3 and AAC encoders take.
+const COMMON_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/// Encoding options of a job: `None` takes the format's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AudioOptions {
+    /// Bit rate in kbit/s (lossy formats only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u32>,
+    /// Sample rate in Hz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+}
+
+impl Format {
+    /// Parses a user-supplied format name.
+    pub fn parse(name: &str) -> Option<Format> {
+        let name = name.trim().to_ascii_lowercase();
+        FORMATS.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Mp3 => "mp3",
+            Format::Aac => "aac",
+            Format::Opus => "opus",
+            Format::Flac => "flac",
+            Format::Wav => "wav",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Mp3 => "mp3",
+            Format::Aac => "m4a",
+            Format::Opus => "opus",
+            Format::Flac => "flac",
+            Format::Wav => "wav",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Mp3 => "audio/mpeg",
+            Format::Aac => "audio/mp4",
+            Format::Opus => "audio/ogg",
+            Format::Flac => "audio/flac",
+            Format::Wav => "audio/wav",
+        }
+    }
+
+    /// Bit rate (kbit/s) and sample rate (Hz) used when a job names none;
+    /// `None` keeps the input's sample rate (lossless formats) or has no bit
+    /// rate at all.
+    pub fn defaults(self) -> (Option<u32>, Option<u32>) {
+        match self {
+            // The settings of the service this one replaces.
+            Format::Mp3 => (Some(192), Some(44100)),
+            Format::Aac => (Some(192), Some(44100)),
+            Format::Opus => (Some(128), Some(48000)),
+            Format::Flac | Format::Wav => (None, None),
+        }
+    }
+
+    /// Checks options against what this format can encode, with a sentence
+    /// saying what is allowed when they do not fit.
+    pub fn check(self, options: AudioOptions) -> Result<(), String> {
+        const MP3_RATES: &[u32] = &[
+            32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+        ];
+        const OPUS_RATES: &[u32] = &[8000, 12000, 16000, 24000, 48000];
+        const LOSSLESS_RATES: &[u32] = &[
+            8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400,
+            192000,
+        ];
+        let list = |values: &[u32]| {
+            values
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (bitrates_ok, bitrate_rule) = match self {
+            Format::Mp3 => (
+                options.bitrate.is_none_or(|b| MP3_RATES.contains(&b)),
+                format!("one of {} kbit/s", list(MP3_RATES)),
+            ),
+            Format::Aac => (
+                options.bitrate.is_none_or(|b| (32..=320).contains(&b)),
+                "32 to 320 kbit/s".to_string(),
+            ),
+            Format::Opus => (
+                options.bitrate.is_none_or(|b| (6..=510).contains(&b)),
+                "6 to 510 kbit/s".to_string(),
+            ),
+            Format::Flac | Format::Wav => (
+                options.bitrate.is_none(),
+                "none: the format is lossless".to_string(),
+            ),
+        };
+        if !bitrates_ok {
+            return Err(format!("{} takes a bitrate of {bitrate_rule}", self.name()));
+        }
+        let rates = match self {
+            Format::Mp3 | Format::Aac => COMMON_RATES,
+            Format::Opus => OPUS_RATES,
+            Format::Flac | Format::Wav => LOSSLESS_RATES,
+        };
+        if options.sample_rate.is_some_and(|r| !rates.contains(&r)) {
+            return Err(format!(
+                "{} takes a sample rate of one of {} Hz",
+                self.name(),
+                list(rates)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_are_case_insensitive_and_unknown_ones_rejected() {
+        assert_eq!(Format::parse(" MP3 "), Some(Format::Mp3));
+        assert_eq!(Format::parse("Opus"), Some(Format::Opus));
+        assert_eq!(Format::parse("exe"), None);
+    }
+
+    #[test]
+    fn options_are_checked_per_format() {
+        let opts = |bitrate, sample_rate| AudioOptions {
+            bitrate,
+            sample_rate,
+        };
+        for format in FORMATS {
+            let (bitrate, sample_rate) = format.defaults();
+            assert_eq!(
+                format.check(opts(bitrate, sample_rate)),
+                Ok(()),
+                "{format:?}"
+            );
+            assert_eq!(format.check(AudioOptions::default()), Ok(()));
+        }
+        assert!(Format::Mp3.check(opts(Some(100), None)).is_err());
+        assert!(Format::Mp3.check(opts(Some(320), Some(48000))).is_ok());
+        assert!(Format::Opus.check(opts(None, Some(44100))).is_err());
+        assert!(Format::Flac.check(opts(Some(128), None)).is_err());
+        assert!(Format::Wav.check(opts(None, Some(96000))).is_ok());
+        assert!(Format::Aac.check(opts(Some(400), None)).is_err());
+    }
+}

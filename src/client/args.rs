@@ -1,0 +1,49 @@
+//! The arguments of `mediajet login` and `mediajet submit`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `mediajet login`.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The mediajet HTTP API.
+    #[arg(long, env = "MEDIAJET_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Your account's email.
+    #[arg(long)]
+    pub email: String,
+    /// Read from here, or else asked for on the terminal (never a flag, so
+    /// it stays out of shell history and process lists).
+    #[arg(skip = std::env::var("MEDIAJET_PASSWORD").ok())]
+    pub password: Option<String>,
+}
+
+/// `mediajet submit`.
+#[derive(Debug, Clone, Args)]
+pub struct SubmitArgs {
+    /// The video to convert.
+    pub file: PathBuf,
+    /// Output format: mp3, aac, opus, flac or wav.
+    #[arg(long, default_value = "mp3")]
+    pub format: String,
+    /// Bit rate in kbit/s (lossy formats).
+    #[arg(long)]
+    pub bitrate: Option<u32>,
+    /// Sample rate in Hz.
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    /// Where the audio goes: a file, or a directory for the server's file
+    /// name. Default: the server's file name in the current directory.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// The mediajet HTTP API (default: the one `mediajet login` used).
+    #[arg(long, env = "MEDIAJET_SERVER")]
+    pub server: Option<String>,
+    /// A bearer token (default: the one `mediajet login` saved).
+    #[arg(long, env = "MEDIAJET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}

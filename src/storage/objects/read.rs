@@ -1,0 +1,176 @@
+//! Reading an object chunk by chunk with direct gets (any live replica
+//! answers), its size and SHA-256 checked at the end; reading ahead; and
+//! cutting a byte range out of the chunks.
+
+use async_nats::jetstream::object_store::ObjectInfo;
+use async_nats::jetstream::stream::Stream;
+use aws_lc_rs::digest;
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{Bucket, Chunks, ReadError};
+
+/// A chunk of an object could not be read, or the chunks do not add up to
+/// the object that was written.
+fn chunk_error(message: String) -> std::io::Error {
+    std::io::Error::other(message)
+}
+
+impl Bucket {
+    /// The object's metadata and a stream of its bytes, one chunk at a time.
+    /// The stream checks the object's size and SHA-256 digest at its end and
+    /// fails instead of ending if they do not match.
+    pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
+        let info = self.info(name).await?;
+        let state = ChunkCursor {
+            stream: self.stream.clone(),
+            subject: format!("$O.{}.C.{}", self.name, info.nuid),
+            next_sequence: 1,
+            remaining: info.chunks,
+            expected_size: info.size,
+            size: 0,
+            digest: digest::Context::new(&digest::SHA256),
+            expected_digest: info.digest.clone(),
+        };
+        let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
+        Ok((info, chunks))
+    }
+}
+
+/// `chunks`, fetched ahead: a task asks for the next chunk while the caller
+/// is still busy with the last one (writing it to disk, say), which a read
+/// chunk by chunk would otherwise wait for. At most `ahead` chunks wait.
+pub fn read_ahead(mut chunks: Chunks, ahead: usize) -> Chunks {
+    let (fetched, ready) = tokio::sync::mpsc::channel(ahead.max(1));
+    tokio::spawn(async move {
+        while let Some(chunk) = chunks.next().await {
+            let failed = chunk.is_err();
+            // The reader is gone: stop fetching.
+            if fetched.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(ready, |mut ready| async move {
+        ready.recv().await.map(|chunk| (chunk, ready))
+    })
+    .boxed()
+}
+
+/// The `len` bytes of `chunks` that start `start` bytes in. Chunks before
+/// the range are read and dropped: objects carry no index from byte offsets to
+/// chunks, and the audio served this way is small next to the chunk size.
+pub fn slice(chunks: Chunks, start: u64, len: u64) -> Chunks {
+    futures::stream::try_unfold(
+        (chunks, start, len),
+        |(mut chunks, mut skip, mut remaining)| async move {
+            use futures::TryStreamExt;
+            while remaining > 0 {
+                let Some(chunk) = chunks.try_next().await? else {
+                    return Ok(None);
+                };
+                let size = chunk.len() as u64;
+                if skip >= size {
+                    skip -= size;
+                    continue;
+                }
+                let from = skip;
+                let take = (size - from).min(remaining);
+                remaining -= take;
+                let part = chunk.slice(from as usize..(from + take) as usize);
+                return Ok(Some((part, (chunks, 0, remaining))));
+            }
+            Ok(None)
+        },
+    )
+    .boxed()
+}
+
+/// Where a chunked read stands.
+struct ChunkCursor {
+    stream: Stream,
+    subject: String,
+    next_sequence: u64,
+    remaining: usize,
+    expected_size: usize,
+    size: usize,
+    digest: digest::Context,
+    expected_digest: Option<String>,
+}
+
+impl ChunkCursor {
+    async fn next(mut self) -> std::io::Result<Option<(Bytes, ChunkCursor)>> {
+        if self.remaining == 0 {
+            self.verify()?;
+            return Ok(None);
+        }
+        let message = self
+            .stream
+            .direct_get_next_for_subject(self.subject.clone(), Some(self.next_sequence))
+            .await
+            .map_err(|err| chunk_error(format!("cannot read a chunk: {err}")))?;
+        self.next_sequence = message.sequence + 1;
+        self.remaining -= 1;
+        self.size += message.payload.len();
+        self.digest.update(&message.payload);
+        Ok(Some((message.payload, self)))
+    }
+
+    fn verify(&self) -> std::io::Result<()> {
+        if self.size != self.expected_size {
+            return Err(chunk_error(format!(
+                "the object has {} bytes, its chunks {}",
+                self.expected_size, self.size
+            )));
+        }
+        if let Some(expected) = &self.expected_digest {
+            let actual = base64::engine::general_purpose::URL_SAFE
+                .encode(self.digest.clone().finish().as_ref());
+            let expected = expected.trim_start_matches("SHA-256=");
+            if expected.trim_end_matches('=') != actual.trim_end_matches('=') {
+                return Err(chunk_error(
+                    "the object's chunks do not match its digest".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn chunks_of(data: &[u8], size: usize) -> Chunks {
+        let parts: Vec<std::io::Result<Bytes>> = data
+            .chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(parts).boxed()
+    }
+
+    async fn sliced(data: &[u8], chunk: usize, start: u64, len: u64) -> Vec<u8> {
+        let parts: Vec<Bytes> = slice(chunks_of(data, chunk), start, len)
+            .try_collect()
+            .await
+            .unwrap();
+        parts.concat()
+    }
+
+    #[tokio::test]
+    async fn a_slice_spans_chunk_boundaries() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for (start, len) in [(0, 1000), (0, 1), (99, 2), (150, 300), (999, 1), (640, 360)] {
+            let expected = &data[start as usize..(start + len) as usize];
+            assert_eq!(
+                sliced(&data, 100, start, len).await,
+                expected,
+                "{start}+{len}"
+            );
+        }
+        // Past the end, a slice just stops.
+        assert_eq!(sliced(&data, 100, 990, 50).await, &data[990..]);
+    }
+}

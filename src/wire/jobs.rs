@@ -1,0 +1,162 @@
+//! Jobs on the wire: the job itself (jobs bucket, events, history), its
+//! owner record, the work item, and the NATS submission requests.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::v;
+use crate::audio::{AudioOptions, Format};
+
+/// The lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    /// Stopped by its owner; no email.
+    Canceled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Canceled
+        )
+    }
+}
+
+/// Where a finished job's audio lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Output {
+    /// Object name in the outputs bucket.
+    pub object: String,
+    pub bytes: u64,
+    pub content_type: String,
+    /// Suggested file name for downloads.
+    pub filename: String,
+    pub duration_seconds: f64,
+}
+
+/// A job: the value of its key in the jobs bucket, the body of its events and,
+/// once finished, its row in the history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub id: String,
+    /// User id of the owner.
+    pub owner: String,
+    pub owner_email: String,
+    pub state: JobState,
+    /// Percent done, 0–100.
+    pub progress: f64,
+    /// Encode speed as a multiple of real time, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// Seconds until the encode is expected to end, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<f64>,
+    pub format: Format,
+    /// Bit rate and sample rate asked for (absent: the format's defaults).
+    #[serde(flatten)]
+    pub options: AudioOptions,
+    /// The uploaded file's name as the client gave it.
+    pub filename: String,
+    pub input_bytes: u64,
+    /// The object in the uploads bucket to convert, when it is not named
+    /// after the job (jobs submitted over NATS name their own upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// Stream sequence of the job's work item, from which Ingest tells a
+    /// queued job's place in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_seq: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// How many times a transcoder has started on this job.
+    pub attempts: u32,
+    /// How many attempts failed for a reason on our side and were retried.
+    #[serde(default)]
+    pub retries: u32,
+    /// Largest audio the job may make: what is left of its owner's storage
+    /// quota once its upload is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+}
+
+impl Job {
+    /// Name of the object in the uploads bucket this job converts.
+    pub fn upload_object(&self) -> &str {
+        self.upload.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A job request over NATS (`mediajet.jobs.submit`), for an object the
+/// caller has put into the uploads bucket under `<their email>/<name>`. The
+/// caller's token travels in an `Authorization: Bearer` header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub v: u32,
+    /// Name of the object in the uploads bucket.
+    pub object: String,
+    /// Output format name (default `mp3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// The file name the job shows and the download is named after
+    /// (default: the object's name without its owner prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// A job status request over NATS (`mediajet.jobs.status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    pub v: u32,
+    pub job_id: String,
+}
+
+/// A unit of transcode work. The job id is also the message id, so JetStream
+/// drops a duplicate submission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkItem {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub job_id: String,
+}
+
+/// The owner of a job, as Ingest recorded it when the job was created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobOwner {
+    #[serde(default = "v")]
+    pub v: u32,
+    /// User id.
+    pub owner: String,
+    pub email: String,
+}

@@ -1,0 +1,25 @@
+//! Names of JetStream streams, consumers and buckets.
+
+pub const WORK_STREAM: &str = "MEDIAJET_WORK";
+pub const EVENTS_STREAM: &str = "MEDIAJET_EVENTS";
+pub const DEAD_STREAM: &str = "MEDIAJET_DEAD";
+pub const TRANSCODERS_CONSUMER: &str = "transcoders";
+pub const MAILER_CONSUMER: &str = "mailer";
+pub const HISTORY_CONSUMER: &str = "history";
+/// Live job state, one key per job id.
+pub const JOBS_BUCKET: &str = "mediajet_jobs";
+/// Public token verification keys, one key per key id.
+pub const KEYS_BUCKET: &str = "mediajet_keys";
+/// Login sessions, one key per session id: the refresh token in use.
+pub const SESSIONS_BUCKET: &str = "mediajet_sessions";
+/// Sessions ended early, whose access tokens must no longer pass.
+pub const REVOKED_BUCKET: &str = "mediajet_revoked";
+/// Jobs whose email has gone out, so a redelivered event sends none.
+pub const MAIL_BUCKET: &str = "mediajet_mail";
+/// Who each job belongs to, written by Ingest alone: where Mailer
+/// sends a job's email, whatever a job's live state or event says.
+pub const OWNERS_BUCKET: &str = "mediajet_owners";
+/// The job each `Nats-Msg-Id` of a NATS submission created, per owner.
+pub const SUBMISSIONS_BUCKET: &str = "mediajet_submissions";
+pub const UPLOADS_BUCKET: &str = "mediajet_uploads";
+pub const OUTPUTS_BUCKET: &str = "mediajet_outputs";

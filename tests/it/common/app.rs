@@ -1,0 +1,246 @@
+//! A mediajet process for a test: its own nats-server (or one it shares),
+//! data dir and random ports, stopped when the test ends.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mediajet::app::{Ready, StartError};
+use mediajet::config::Config;
+use mediajet::nats_server::NatsServer;
+use tempfile::TempDir;
+
+use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Api, read_outbox};
+
+/// A running mediajet with its own nats-server and data dir.
+pub struct TestApp {
+    /// The HTTP API of this process (its methods are reachable on `TestApp`).
+    pub api: Api,
+    pub ready: Ready,
+    pub config: Config,
+    pub dir: TempDir,
+    nats: Option<NatsServer>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), StartError>>,
+}
+
+/// Starts mediajet against a fresh nats-server on a random port.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to change the configuration first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(configure, true).await
+}
+
+/// Starts mediajet the way `mediajet up` does: it runs its own nats-server
+/// under the data dir.
+pub async fn spawn_app_with_own_nats() -> TestApp {
+    spawn_app_with_own_nats_and(|_| {}).await
+}
+
+/// Like [`spawn_app_with_own_nats`], with a chance to change the configuration.
+pub async fn spawn_app_with_own_nats_and(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(
+        |config| {
+            config.shared.nats_port = 0;
+            configure(config);
+        },
+        false,
+    )
+    .await
+}
+
+/// Starts mediajet against a NATS server that is already running (another
+/// test process's), as one more process of a split deployment.
+pub async fn spawn_app_on(nats_url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let nats_url = nats_url.to_string();
+    spawn(
+        |config| {
+            config.shared.nats_url = Some(nats_url);
+            configure(config);
+        },
+        false,
+    )
+    .await
+}
+
+async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp {
+    // Quiet by default; RUST_LOG=info shows what the services do.
+    mediajet::telemetry::init_with("warn,surrealkv=error");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_data_dir(dir.path().join("data"));
+    let nats = if test_nats {
+        let nats = NatsServer::start(Path::new("nats-server"), &dir.path().join("nats"), 0)
+            .await
+            .expect("nats-server must be installed for the tests");
+        config.shared.nats_url = Some(nats.url().to_string());
+        Some(nats)
+    } else {
+        None
+    };
+    config.shared.http = "127.0.0.1:0".parse().unwrap();
+    config.auth.admin_email = Some(ADMIN_EMAIL.to_string());
+    config.auth.admin_password = Some(ADMIN_PASSWORD.to_string());
+    config.transcoder.transcoders = Some(2);
+    config.transcoder.drain_timeout = Duration::from_secs(5);
+    configure(&mut config);
+    let (running, ready) = start(config.clone()).await;
+    TestApp {
+        api: Api::new(&format!("http://{}", ready.http_addr)),
+        ready,
+        config,
+        dir,
+        nats,
+        running: Some(running),
+    }
+}
+
+async fn start(config: Config) -> (Running, Ready) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
+    let thread = std::thread::spawn(move || {
+        mediajet::app::run(
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+            move |ready| {
+                let _ = ready_tx.send(ready.clone());
+            },
+        )
+    });
+    match ready_rx.await {
+        Ok(ready) => (Running { stop, thread }, ready),
+        Err(_) => {
+            let outcome = thread.join().expect("mediajet thread panicked");
+            panic!("mediajet did not start: {outcome:?}");
+        }
+    }
+}
+
+impl TestApp {
+    /// Stops mediajet (as SIGTERM would) and waits until it has drained.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let outcome = tokio::task::spawn_blocking(move || running.thread.join())
+                .await
+                .expect("join")
+                .expect("mediajet thread panicked");
+            outcome.expect("mediajet stopped with an error");
+        }
+    }
+
+    /// Stops and starts mediajet again on the same data dir.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (running, ready) = start(self.config.clone()).await;
+        self.api = Api::new(&format!("http://{}", ready.http_addr));
+        self.ready = ready;
+        self.running = Some(running);
+    }
+
+    /// Stops the test's nats-server under the running service.
+    /// SIGKILLs the test's nats-server, as a crash would end it.
+    pub async fn kill_test_nats(&mut self) {
+        if let Some(nats) = self.nats.take() {
+            nats.kill().await;
+        }
+    }
+
+    /// Starts the test's nats-server again, on the same port and store.
+    pub async fn restart_test_nats(&mut self) {
+        let url = self.ready.nats_url.clone();
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the test nats-server's port");
+        let started = Instant::now();
+        loop {
+            match NatsServer::start(
+                Path::new("nats-server"),
+                &self.dir.path().join("nats"),
+                port,
+            )
+            .await
+            {
+                Ok(nats) => {
+                    self.nats = Some(nats);
+                    return;
+                }
+                // The killed server's port may take a moment to free.
+                Err(err) if started.elapsed() < Duration::from_secs(20) => {
+                    eprintln!("nats-server not back yet: {err}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(err) => panic!("nats-server does not start again: {err}"),
+            }
+        }
+    }
+
+    pub async fn stop_test_nats(&mut self) {
+        if let Some(nats) = self.nats.take() {
+            nats.stop().await;
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.shared.data_dir.clone()
+    }
+
+    /// Waits until the transcoders have settled every work item: none is
+    /// waiting to be delivered, none is delivered and unacknowledged.
+    pub async fn wait_until_work_settled(&self) {
+        let client = async_nats::connect(self.ready.nats_url.as_str())
+            .await
+            .expect("connect to NATS");
+        let js = async_nats::jetstream::new(client);
+        let started = Instant::now();
+        loop {
+            let mut consumer = js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    mediajet::wire::names::TRANSCODERS_CONSUMER,
+                    mediajet::wire::names::WORK_STREAM,
+                )
+                .await
+                .expect("the transcoders' consumer");
+            let info = consumer.info().await.expect("consumer info");
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "work items still unsettled: {info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The emails in the outbox, waiting up to ten seconds for `expected`.
+    pub async fn outbox(&self, expected: usize) -> Vec<String> {
+        read_outbox(&self.data_dir(), expected).await
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let _ = running.thread.join();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The black-box tests: each module drives the service as its users and
+//! operators do, against a real nats-server, ffmpeg, SurrealDB, SMTP server
+//! and browser. They live in one test binary so that the suite links once;
+//! `common` holds what they share (spawning the service, the API client,
+//! fixtures).
+
+mod common;
+
+mod abuse;
+mod architecture;
+mod client;
+mod cluster;
+mod control;
+mod faults;
+mod formats;
+mod hostile_media;
+mod journey;
+mod lifecycle;
+mod nats_submit;
+mod nomad;
+mod openapi;
+mod permissions;
+mod progress;
+mod remote_db;
+mod schemathesis;
+mod security;
+mod sessions;
+mod split;
+mod web;

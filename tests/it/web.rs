@@ -1,0 +1,130 @@
+//! The web page, driven in a real headless browser (Debian's Chromium via
+//! playwright-core, see `tests/web/journey.mjs`): log in, drop a video, see
+//! the job complete live, download and decode the audio, cancel a running
+//! job, renew a refused access token, log out. The screenshot of the
+//! finished page is kept under the target dir.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
+    let tools = tempfile::tempdir().unwrap();
+    let slow = common::realtime_ffmpeg(tools.path());
+    let app = common::spawn_app_with(|config| config.transcoder.ffmpeg = slow).await;
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "holiday.mp4", 3);
+    let long = common::make_video(app.dir.path(), "lecture.mp4", 60);
+    let out = tempfile::tempdir().unwrap();
+
+    // The page and its assets come from the binary, under a strict policy.
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/journey.mjs");
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .env("BASE_URL", &app.base)
+        .env("EMAIL", "ann@example.com")
+        .env("PASSWORD", common::USER_PASSWORD)
+        .env("VIDEO", &video)
+        .env("LONG_VIDEO", &long)
+        .env("OUT_DIR", out.path());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node must be installed for the tests");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("Cannot find package 'playwright-core'"),
+        "playwright-core is missing: run scripts/test.sh, which installs it"
+    );
+    assert!(
+        output.status.success(),
+        "the browser journey failed:\n{stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the journey's summary");
+
+    assert_eq!(seen["external_requests"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    // The failing requests are the wrong password, the token the test made
+    // the server refuse, and the check after logging out.
+    assert_eq!(
+        seen["failed_requests"],
+        serde_json::json!([
+            "401 POST /v1/login",
+            "401 GET /v1/jobs?limit=50",
+            "401 GET /v1/jobs"
+        ]),
+        "{seen}"
+    );
+    assert_eq!(seen["still_logged_in"], true, "renewal failed: {seen}");
+    assert_eq!(seen["after_logout"], 401, "logout left the token working");
+    assert!(
+        seen["login_error"].as_str().unwrap().contains("wrong"),
+        "{seen}"
+    );
+
+    // The list changed live from queued or running to completed.
+    let states: Vec<&str> = seen["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    assert!(!states[0].starts_with("completed"), "{states:?}");
+    assert!(
+        states.last().unwrap().starts_with("completed"),
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .any(|s| s.starts_with("running") && s.contains('%')),
+        "no live progress was shown: {states:?}"
+    );
+    assert!(
+        seen["running_detail"].as_str().unwrap().contains("s left"),
+        "{seen}"
+    );
+
+    // The downloaded file is the MP3 of the video.
+    let downloaded = Path::new(seen["downloaded"].as_str().unwrap());
+    assert_eq!(downloaded.file_name().unwrap(), "holiday.mp3");
+    let probed = common::probe(downloaded);
+    assert_eq!(probed.codec, "mp3");
+    assert!((probed.duration - 3.0).abs() < 0.3, "{}", probed.duration);
+
+    // The service agrees with what the page showed.
+    let first = app.job(&token, seen["first_job"].as_str().unwrap()).await;
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["state"], "completed");
+    let second = app.job(&token, seen["second_job"].as_str().unwrap()).await;
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["state"], "canceled");
+    assert_eq!(second["format"], "opus");
+
+    let screenshot = std::fs::read(seen["screenshot"].as_str().unwrap()).unwrap();
+    assert!(
+        screenshot.starts_with(b"\x89PNG"),
+        "the screenshot is not a PNG"
+    );
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-finished-page.png");
+    std::fs::write(&kept, &screenshot).unwrap();
+    println!("screenshot of the finished page: {}", kept.display());
+}
