@@ -1,7 +1,8 @@
 //! Connections and the durable resources behind them: JetStream streams,
 //! consumers and KV buckets ([`jetstream`]), object store buckets
-//! ([`objects`]) and SurrealDB ([`db`]). Every resource is created idempotently, so any number of
-//! processes can start in any order without resetting anything.
+//! ([`objects`]) and SurrealDB ([`db`]). Every resource is created
+//! idempotently, so any number of processes can start in any order without
+//! resetting anything.
 
 pub mod db;
 pub mod jetstream;

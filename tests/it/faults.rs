@@ -95,8 +95,13 @@ async fn mail_held_up_by_an_smtp_outage_goes_out_once_after_recovery() {
         let job = app.wait_until_finished(&token, id).await;
         assert_eq!(job["state"], "completed", "{job}");
     }
-    // Give the mailer time to fail a few times.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The mailer has failed to send and is retrying.
+    app.wait_for_consumer(
+        mediajet::wire::names::EVENTS_STREAM,
+        mediajet::wire::names::MAILER_CONSUMER,
+        |info| info.num_redelivered > 0,
+    )
+    .await;
 
     let _smtp = common::SmtpServer::start(port, maildir.path());
     let started = Instant::now();
@@ -109,8 +114,8 @@ async fn mail_held_up_by_an_smtp_outage_goes_out_once_after_recovery() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Settle: nothing more arrives.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Once the mailer has settled every event, nothing more can arrive.
+    app.wait_until_mail_settled().await;
     let mails = common::SmtpServer::mails(maildir.path());
     assert_eq!(mails.len(), ids.len(), "duplicated mail");
     let tally = Tally::of(&app, &token, &ids, 1.0, &mails).await;
@@ -359,8 +364,10 @@ async fn a_transcoder_killed_mid_encode_leaves_its_jobs_to_be_done_once_elsewher
     for id in &ids {
         front.wait_until_finished(&token, id).await;
     }
-    // Settle, then count: no second completion, no second email.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once the work and the mail have settled, count: no second
+    // completion, no second email.
+    front.wait_until_work_settled().await;
+    front.wait_until_mail_settled().await;
     let mails = front.outbox(ids.len()).await;
     let tally = Tally::of(&front, &token, &ids, 6.0, &mails).await;
     tally.assert_sound();
@@ -547,7 +554,7 @@ async fn a_transcoder_cut_off_from_nats_longer_than_the_ack_wait_loses_and_dupli
     }
 
     // Heal, and wait until the cut-off transcoder talks to NATS again (its
-    // readiness checks that), then give it time to act on what it held.
+    // readiness checks that) and has ended the encodes it held.
     netns.heal();
     let readiness = format!("{inside}/readyz");
     let healed = Instant::now();
@@ -562,7 +569,28 @@ async fn a_transcoder_cut_off_from_nats_longer_than_the_ack_wait_loses_and_dupli
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Its metrics say when: an answer without the gauge at 0 is no answer.
+    let metrics = format!("{inside}/metrics");
+    loop {
+        let text = match front.http.get(&metrics).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let in_flight = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mediajet_transcodes_in_flight "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if in_flight == Some(0.0) {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(180),
+            "the cut-off transcoder never let go of its encodes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    front.wait_until_work_settled().await;
+    front.wait_until_mail_settled().await;
 
     // Every job completed once, by the host transcoder (attempt 2), with
     // all of its audio and one email; nothing was written over it.
@@ -781,6 +809,26 @@ async fn deleted_durable_consumers_are_made_again_and_their_work_goes_on() {
     app.wait_until_finished(&token, &first).await;
     app.outbox(1).await;
 
+    // Readiness, watched from before the consumers go: a worker between its
+    // failure and its restart makes the process unready.
+    let unready = {
+        let http = app.http.clone();
+        let url = app.url("/readyz");
+        tokio::spawn(async move {
+            loop {
+                if let Ok(response) = http.get(&url).send().await
+                    && response.status() == 503
+                {
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    let actors = body["checks"]["actors"].as_object().cloned();
+                    if actors.is_some_and(|a| a.values().any(|running| running == false)) {
+                        return body;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
     let nats = async_nats::connect(&app.ready.nats_url).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     for (stream, consumer) in [
@@ -795,12 +843,18 @@ async fn deleted_durable_consumers_are_made_again_and_their_work_goes_on() {
             .await
             .unwrap_or_else(|e| panic!("delete {consumer}: {e}"));
     }
+    let unready = tokio::time::timeout(Duration::from_secs(30), unready)
+        .await
+        .expect("readiness never showed a restarting actor")
+        .unwrap();
+    assert_eq!(unready["status"], "unavailable", "{unready}");
     let second = app.submit(&token, &video).await;
     let done = app.wait_until_finished(&token, &second).await;
     assert_eq!(done["state"], "completed", "{done}");
     let mails = app.outbox(2).await;
     assert_eq!(common::mails_about(&mails, &second), 1);
     assert_eq!(common::mails_about(&mails, &first), 1, "mailed twice");
+    assert_eq!(app.readiness().await["status"], "ready");
     // The history recorded the end, too.
     let started = Instant::now();
     loop {

@@ -1,6 +1,10 @@
 //! Auth: users, password login and token issuing, served as a NATS micro
 //! service (`mediajet-auth`, discoverable through `$SRV`). It publishes its
 //! public key to the keys bucket so other actors verify tokens themselves.
+//!
+//! - `endpoints`: login, refresh, logout, user creation; `error`: refusals
+//! - `users`, `sessions`, `keys`: users, refresh-token sessions, the key
+//! - `admin`: the first admin
 
 mod admin;
 mod endpoints;

@@ -1,6 +1,16 @@
 //! Ingest: the HTTP API. It takes uploads into the object store, creates
 //! jobs (history row, live state, work item), serves status and downloads,
 //! and projects terminal job events into the history.
+//!
+//! - `http/`: the routes; `service`: the same jobs over NATS
+//! - `submission`: what makes a submission valid; `create`: the job made of it
+//! - `lookup`: reading jobs; `view`: the job as its owner sees it
+//! - `cancel`: cancel and delete; `follow`, `feeds`: live job events
+//! - `login`, `throttle`, `peer`: throttled logins and the client's address
+//! - `history`, `projector`: the job history in SurrealDB and its writer
+//! - `per_owner`, `rate`: per-user counts and the upload speed floor
+//! - `error`: the HTTP error mapping; `openapi`, `web`: the document's frame
+//!   and the web page
 
 pub mod cancel;
 mod create;

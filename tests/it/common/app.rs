@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use mediajet::app::{Ready, StartError};
 use mediajet::config::Config;
 use mediajet::nats_server::NatsServer;
+use mediajet::wire::names;
 use tempfile::TempDir;
 
 use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Api, read_outbox};
@@ -197,26 +198,53 @@ impl TestApp {
     /// Waits until the transcoders have settled every work item: none is
     /// waiting to be delivered, none is delivered and unacknowledged.
     pub async fn wait_until_work_settled(&self) {
+        self.wait_until_settled(names::WORK_STREAM, names::TRANSCODERS_CONSUMER)
+            .await;
+    }
+
+    /// Waits until the mailer has settled every event: from then on no
+    /// redelivery can send an email.
+    pub async fn wait_until_mail_settled(&self) {
+        self.wait_until_settled(names::EVENTS_STREAM, names::MAILER_CONSUMER)
+            .await;
+    }
+
+    /// Waits until `consumer` of `stream` has nothing left to deliver and
+    /// nothing delivered that is not acknowledged.
+    pub async fn wait_until_settled(&self, stream: &str, consumer: &str) {
+        self.wait_for_consumer(stream, consumer, |info| {
+            info.num_pending == 0 && info.num_ack_pending == 0
+        })
+        .await;
+    }
+
+    /// Waits (30 s at most) until the state of `consumer` of `stream`
+    /// passes `check`.
+    pub async fn wait_for_consumer(
+        &self,
+        stream: &str,
+        consumer: &str,
+        check: impl Fn(&async_nats::jetstream::consumer::Info) -> bool,
+    ) {
         let client = async_nats::connect(self.ready.nats_url.as_str())
             .await
             .expect("connect to NATS");
         let js = async_nats::jetstream::new(client);
         let started = Instant::now();
         loop {
-            let mut consumer = js
+            let mut found = js
                 .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                    mediajet::wire::names::TRANSCODERS_CONSUMER,
-                    mediajet::wire::names::WORK_STREAM,
+                    consumer, stream,
                 )
                 .await
-                .expect("the transcoders' consumer");
-            let info = consumer.info().await.expect("consumer info");
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                .expect("the consumer");
+            let info = found.info().await.expect("consumer info");
+            if check(info) {
                 return;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "work items still unsettled: {info:?}"
+                "{consumer} never got there: {info:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

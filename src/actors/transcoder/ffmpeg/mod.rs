@@ -1,0 +1,89 @@
+//! Probing and converting with the system's ffprobe and ffmpeg.
+//!
+//! Uploads are untrusted input to a large C program. The defences, in order:
+//! the probe reads a bounded amount, in a bounded time, with only a fixed
+//! list of container demuxers and the `file` protocol allowed; the probed
+//! file must fit the [`MediaPolicy`] (duration, streams, picture size);
+//! ffmpeg is then pinned to the probed demuxer, the same lists and the first
+//! audio stream, with a thread cap, and runs in a process group of its own
+//! under resource limits (CPU time, file size, address space), so the
+//! caller's wall-clock timeout can kill all of it. A playlist or concat list
+//! disguised as a video therefore cannot make either tool read other files.
+//!
+//! - `probe`: the bounded probe, and the duration of an output
+//! - `encode`: the pinned, confined encode and its progress
+
+mod encode;
+mod probe;
+
+pub use encode::{Encode, Progress};
+pub use probe::{Probe, output_duration, probe};
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::sandbox;
+
+/// Demuxers accepted for uploads: media containers only, no playlists,
+/// concatenation lists or image sequences.
+const ALLOWED_DEMUXERS: &[&str] = &[
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg",
+    "ogg", "wav", "mp3", "flac", "aac", "asf", "aiff", "caf", "amr", "w64", "au",
+];
+
+/// What the probe may spend on one upload.
+const PROBE_BYTES: &str = "20000000";
+/// The same in microseconds of media.
+const PROBE_MICROS: &str = "20000000";
+/// Wall-clock limit of one probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tools and the limits under which they run on untrusted uploads.
+#[derive(Debug, Clone)]
+pub struct MediaPolicy {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// Longest input accepted.
+    pub max_duration: Duration,
+    /// Most streams (audio, video, subtitles, data) an input may have.
+    pub max_streams: usize,
+    /// Largest picture (width × height) of a video stream.
+    pub max_pixels: u64,
+    /// Largest output file ffmpeg may write.
+    pub max_output_bytes: u64,
+    /// Threads one ffmpeg may use.
+    pub threads: u32,
+    /// Address space of one ffmpeg or ffprobe process.
+    pub memory_bytes: u64,
+    /// Wall-clock limit of one encode; CPU time is limited to this times
+    /// the thread cap.
+    pub encode_timeout: Duration,
+}
+
+/// Why a confined tool died, when a resource limit killed it.
+fn limit_hit(status: std::process::ExitStatus, policy: &MediaPolicy) -> Option<String> {
+    match status.signal()? {
+        libc::SIGXFSZ => Some(format!(
+            "the output would be larger than the limit of {} bytes",
+            policy.max_output_bytes
+        )),
+        libc::SIGXCPU => Some("the conversion used more CPU time than allowed".to_string()),
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The upload is not something we convert: the user's fault, not retried.
+    #[error("{0}")]
+    Rejected(String),
+    /// ffmpeg or ffprobe could not be run, or failed for reasons of its own.
+    #[error("{0}")]
+    Tool(String),
+}
+
+/// Where a job's files live while it is converted.
+pub fn work_dir(root: &Path, job_id: &str) -> PathBuf {
+    root.join(job_id)
+}
