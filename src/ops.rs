@@ -14,7 +14,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tracing::Instrument;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::TraceLayer;
 
 use crate::actors::Health;
 use crate::storage::db::{self, Db};
@@ -93,6 +94,43 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         .into_response()
 }
 
+/// The span every request runs in: method, matched route and trace id.
+/// Failures are logged by `http::log_errors` with their causes, not here.
+pub fn trace_layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), (), (), (), ()> {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as RequestSpan)
+        .on_request(())
+        .on_response(())
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
+}
+
+type RequestSpan = fn(&Request) -> tracing::Span;
+
+fn request_span(request: &Request) -> tracing::Span {
+    let trace_id = request
+        .extensions()
+        .get::<TraceContext>()
+        .map(TraceContext::trace_id)
+        .unwrap_or_default();
+    tracing::info_span!(
+        "http",
+        method = %request.method(),
+        route = %matched_route(request),
+        trace_id = %trace_id,
+    )
+}
+
+/// The route a request matched, as metrics and logs name it.
+fn matched_route(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string())
+}
+
 /// JSON answer for routes that do not exist.
 pub async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")
@@ -115,30 +153,21 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// Runs every request in a span of its own, with its trace (the client's
-/// `traceparent`, or a new one, which handlers find in the request's
-/// extensions), and records it by matched route (never the raw path, which
+/// Gives every request its trace (the client's `traceparent`, or a new
+/// one) in its extensions, where the request's span and the handlers find
+/// it, and records the request by matched route (never the raw path, which
 /// holds job ids) and status class.
 pub async fn track(mut request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let route = matched_route(&request);
     let trace = request
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceContext::parse)
         .unwrap_or_default();
-    let span = tracing::info_span!(
-        "http",
-        method = %request.method(),
-        route = %route,
-        trace_id = %trace.trace_id(),
-    );
     request.extensions_mut().insert(trace);
     let started = Instant::now();
-    let response = next.run(request).instrument(span).await;
+    let response = next.run(request).await;
     crate::metrics::http_request(
         &route,
         response.status().as_u16(),

@@ -249,6 +249,9 @@ async fn serve(
     let router = router
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        // Outermost last: `track` gives the request its trace, then the
+        // trace layer opens the request's span with it.
+        .layer(ops::trace_layer())
         .layer(middleware::from_fn(ops::track));
     let stop_http = CancellationToken::new();
     let server = tokio::spawn(crate::server::serve(

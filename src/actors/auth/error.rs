@@ -54,7 +54,7 @@ impl AuthError {
 impl From<SessionError> for AuthError {
     fn from(err: SessionError) -> Self {
         match err {
-            SessionError::Unavailable(detail) => AuthError::Unavailable(detail.into()),
+            SessionError::Unavailable(cause) => AuthError::Unavailable(cause),
             refused => AuthError::InvalidRefreshToken(refused),
         }
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use base64::Engine;
 
+use crate::error::BoxError;
 use crate::token::{Revocations, unix_now};
 use crate::wire::{self, Session};
 
@@ -27,8 +28,8 @@ pub enum SessionError {
     /// A spent token came back; its session is now revoked.
     #[error("this refresh token was already used; the session is revoked, log in again")]
     Replayed,
-    #[error("sessions unavailable: {0}")]
-    Unavailable(String),
+    #[error("sessions unavailable")]
+    Unavailable(#[source] BoxError),
 }
 
 /// A session's next refresh token.
@@ -114,7 +115,7 @@ impl Sessions {
         self.store
             .create(&session, wire::encode(&record))
             .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+            .map_err(|e| SessionError::Unavailable(e.into()))?;
         Ok(NextToken {
             refresh_token: format!("{session}.0.{secret}"),
             session,
@@ -204,7 +205,7 @@ impl Sessions {
                 Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     renewal = self.check(token).await?;
                 }
-                Err(err) => return Err(SessionError::Unavailable(err.to_string())),
+                Err(err) => return Err(SessionError::Unavailable(err.into())),
             }
         }
         Err(SessionError::Unavailable(
@@ -234,7 +235,7 @@ impl Sessions {
             .store
             .entry(session)
             .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?
+            .map_err(|e| SessionError::Unavailable(e.into()))?
             .filter(|entry| entry.operation == kv::Operation::Put);
         match entry {
             None => Ok(None),
@@ -253,11 +254,11 @@ impl Sessions {
         self.revocations
             .revoke(session, until)
             .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+            .map_err(|e| SessionError::Unavailable(e.into()))?;
         self.store
             .purge(session)
             .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+            .map_err(|e| SessionError::Unavailable(e.into()))?;
         Ok(until)
     }
 }
@@ -314,7 +315,8 @@ fn issued_as(presented: &Presented<'_>, record: &Session) -> Option<Issued> {
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], SessionError> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| SessionError::Unavailable(e.to_string()))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| SessionError::Unavailable(e.to_string().into()))?;
     Ok(bytes)
 }
 
