@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use super::{decode, encode};
 
 /// Error body used by every reply and every HTTP error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     /// A stable machine-readable code, such as `invalid_credentials`.
     pub code: String,
@@ -16,7 +16,7 @@ pub struct ErrorBody {
 }
 
 /// `{"error": {...}}`: the shape of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub error: ErrorBody,
 }

@@ -1,5 +1,6 @@
-//! The frame of the OpenAPI document: title, security schemes, tags. The
-//! operations come from the `#[utoipa::path]` attributes in `api.rs`.
+//! The frame of the OpenAPI document: title, security schemes, tags, and
+//! the schema of the error answer. The operations come from the
+//! `#[utoipa::path]` attributes in `http/`.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -60,4 +61,27 @@ pub struct JobForm {
     /// Sample rate in Hz.
     #[schema(minimum = 8000, maximum = 192000)]
     sample_rate: Option<u32>,
+}
+
+// The schema of `wire::ErrorReply`, the body every NATS error reply carries
+// as well, described here so that the wire contract carries no HTTP schema.
+// Only the schema is used (answers are `wire::ErrorReply` values), so the
+// fields are never read.
+/// `{"error": {...}}`: the shape of every error answer.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ErrorReply)]
+pub struct ErrorAnswer {
+    pub error: ErrorAnswerBody,
+}
+
+/// Error body used by every reply and every HTTP error.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct ErrorAnswerBody {
+    /// A stable machine-readable code, such as `invalid_credentials`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
 }

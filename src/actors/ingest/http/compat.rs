@@ -20,8 +20,8 @@ use super::sessions::credentials;
 use super::upload::accept_upload;
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::trace_context::TraceContext;
-use crate::wire::ErrorReply;
 
 /// Seed-compatible login: Basic credentials in, the bare token out.
 #[utoipa::path(post, path = "/login", tag = "compatibility",
@@ -29,9 +29,9 @@ use crate::wire::ErrorReply;
     security(("basic" = [])),
     responses(
         (status = 200, description = "The token", body = String),
-        (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
-        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorReply),
-        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+        (status = 401, description = "Wrong or missing credentials", body = ErrorAnswer),
+        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorAnswer),
+        (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn seed_login(
     State(ingest): State<Arc<Ingest>>,
@@ -57,12 +57,12 @@ pub(super) async fn seed_login(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The job id", body = String),
-        (status = 400, description = "No file, or bad options", body = ErrorReply),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
-        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorReply),
-        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
-        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
+        (status = 400, description = "No file, or bad options", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorAnswer),
+        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorAnswer),
+        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorAnswer),
+        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn seed_upload(
     State(ingest): State<Arc<Ingest>>,
@@ -97,12 +97,12 @@ pub(super) struct FidQuery {
             ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
         (status = 206, description = "The range asked for", content(
             ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
-        (status = 400, description = "No `fid`", body = ErrorReply),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 404, description = "No such job of the caller's", body = ErrorReply),
-        (status = 409, description = "Not completed (yet)", body = ErrorReply),
-        (status = 410, description = "The audio was removed after the retention period", body = ErrorReply),
-        (status = 416, description = "The range starts past the end", body = ErrorReply),
+        (status = 400, description = "No `fid`", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 409, description = "Not completed (yet)", body = ErrorAnswer),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
     ))]
 pub(super) async fn seed_download(
     State(ingest): State<Arc<Ingest>>,

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use super::Caller;
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::storage::objects;
 use crate::token::Claims;
-use crate::wire::{ErrorReply, JobState};
+use crate::wire::JobState;
 
 #[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
     summary = "The audio of a completed job",
@@ -27,12 +28,12 @@ use crate::wire::{ErrorReply, JobState};
             ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
         (status = 206, description = "The range asked for", content(
             ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 404, description = "No such job of the caller's", body = ErrorReply),
-        (status = 409, description = "Not completed (yet)", body = ErrorReply),
-        (status = 410, description = "The audio was removed after the retention period", body = ErrorReply),
-        (status = 416, description = "The range starts past the end", body = ErrorReply),
-        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 409, description = "Not completed (yet)", body = ErrorAnswer),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn download(
     State(ingest): State<Arc<Ingest>>,

@@ -16,11 +16,12 @@ use utoipa::IntoParams;
 use super::Caller;
 use super::upload::accept_upload;
 use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::actors::ingest::view::JobView;
 use crate::actors::ingest::{Ingest, follow};
 use crate::domain::JobId;
 use crate::trace_context::TraceContext;
-use crate::wire::{ErrorReply, JobState};
+use crate::wire::JobState;
 
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
     summary = "Upload a video and queue its conversion",
@@ -28,12 +29,12 @@ use crate::wire::{ErrorReply, JobState};
     security(("bearer" = [])),
     responses(
         (status = 202, description = "The job, queued", body = JobView),
-        (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorReply),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorReply),
-        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorReply),
-        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorReply),
-        (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorReply),
+        (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorAnswer),
+        (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorAnswer),
+        (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorAnswer),
+        (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorAnswer),
     ))]
 pub(super) async fn create_job(
     State(ingest): State<Arc<Ingest>>,
@@ -69,9 +70,9 @@ pub(super) struct ListQuery {
     responses(
         (status = 200, description = "A page of jobs", body = Vec<JobView>,
             headers(("Link" = String, description = "`<…>; rel=\"next\"` when there may be more"))),
-        (status = 400, description = "A bad query", body = ErrorReply),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 503, description = "SurrealDB is unavailable", body = ErrorReply),
+        (status = 400, description = "A bad query", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 503, description = "SurrealDB is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn list_jobs(
     State(ingest): State<Arc<Ingest>>,
@@ -125,9 +126,9 @@ pub(super) async fn list_jobs(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The job", body = JobView),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 404, description = "No such job of the caller's", body = ErrorReply),
-        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn get_job(
     State(ingest): State<Arc<Ingest>>,
@@ -150,10 +151,10 @@ pub(super) async fn get_job(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "An event stream", content(("text/event-stream"))),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 404, description = "No such job of the caller's", body = ErrorReply),
-        (status = 429, description = "Too many event streams open; see Retry-After", body = ErrorReply),
-        (status = 503, description = "NATS is unavailable", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 429, description = "Too many event streams open; see Retry-After", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn job_events(
     State(ingest): State<Arc<Ingest>>,
@@ -174,10 +175,10 @@ pub(super) async fn job_events(
     responses(
         (status = 202, description = "The job, now canceled", body = JobView),
         (status = 204, description = "The finished job and its audio are gone"),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 404, description = "No such job of the caller's", body = ErrorReply),
-        (status = 409, description = "The job ended before it could be canceled", body = ErrorReply),
-        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorReply),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 409, description = "The job ended before it could be canceled", body = ErrorAnswer),
+        (status = 503, description = "NATS or SurrealDB is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn cancel_or_delete_job(
     State(ingest): State<Arc<Ingest>>,

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 use super::bearer_token;
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
-use crate::wire::{ErrorReply, auth};
+use crate::actors::ingest::openapi::ErrorAnswer;
+use crate::wire::auth;
 
 /// Credentials as a JSON body (HTTP Basic works too).
 #[derive(Deserialize, ToSchema)]
@@ -96,10 +97,10 @@ impl From<crate::wire::TokenReply> for LoginResponse {
     security((), ("basic" = [])),
     responses(
         (status = 200, description = "The tokens of a new session", body = LoginResponse),
-        (status = 400, description = "Malformed credentials", body = ErrorReply),
-        (status = 401, description = "Wrong or missing credentials", body = ErrorReply),
-        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorReply),
-        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+        (status = 400, description = "Malformed credentials", body = ErrorAnswer),
+        (status = 401, description = "Wrong or missing credentials", body = ErrorAnswer),
+        (status = 429, description = "Too many failed logins lately; see Retry-After", body = ErrorAnswer),
+        (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn login(
     State(ingest): State<Arc<Ingest>>,
@@ -148,9 +149,9 @@ fn refresh_token_of(body: &Bytes) -> Result<String, ApiError> {
     security(()),
     responses(
         (status = 200, description = "The session's next tokens", body = LoginResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorReply),
-        (status = 401, description = "Invalid, expired, spent or revoked refresh token", body = ErrorReply),
-        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+        (status = 400, description = "Malformed JSON", body = ErrorAnswer),
+        (status = 401, description = "Invalid, expired, spent or revoked refresh token", body = ErrorAnswer),
+        (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn refresh(
     State(ingest): State<Arc<Ingest>>,
@@ -170,9 +171,9 @@ pub(super) async fn refresh(
     security(("bearer" = []), ()),
     responses(
         (status = 204, description = "The session has ended"),
-        (status = 400, description = "Malformed JSON", body = ErrorReply),
-        (status = 401, description = "Neither token is valid", body = ErrorReply),
-        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+        (status = 400, description = "Malformed JSON", body = ErrorAnswer),
+        (status = 401, description = "Neither token is valid", body = ErrorAnswer),
+        (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn logout(
     State(ingest): State<Arc<Ingest>>,

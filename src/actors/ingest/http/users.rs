@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use super::{Caller, bearer_token};
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
-use crate::wire::{ErrorReply, Role, auth};
+use crate::actors::ingest::openapi::ErrorAnswer;
+use crate::wire::{Role, auth};
 
 #[derive(Deserialize, ToSchema)]
 struct NewUser {
@@ -45,11 +46,11 @@ pub(super) struct UserView {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new user", body = UserView),
-        (status = 400, description = "Invalid email, password or JSON", body = ErrorReply),
-        (status = 401, description = "No valid token", body = ErrorReply),
-        (status = 403, description = "Not an admin", body = ErrorReply),
-        (status = 409, description = "The email is taken", body = ErrorReply),
-        (status = 503, description = "Auth is unavailable", body = ErrorReply),
+        (status = 400, description = "Invalid email, password or JSON", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 403, description = "Not an admin", body = ErrorAnswer),
+        (status = 409, description = "The email is taken", body = ErrorAnswer),
+        (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn create_user(
     State(ingest): State<Arc<Ingest>>,
