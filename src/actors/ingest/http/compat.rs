@@ -8,20 +8,19 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Extension, Multipart, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::Caller;
 use super::download::stream_output;
 use super::sessions::credentials;
 use super::upload::accept_upload;
+use super::{Caller, Trace};
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
-use crate::trace_context::TraceContext;
 
 /// Seed-compatible login: Basic credentials in, the bare token out.
 #[utoipa::path(post, path = "/login", tag = "compatibility",
@@ -67,11 +66,10 @@ pub(super) async fn seed_login(
 pub(super) async fn seed_upload(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    trace: Option<Extension<TraceContext>>,
+    Trace(trace): Trace,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<String, ApiError> {
-    let trace = trace.map(|Extension(trace)| trace).unwrap_or_default();
     Ok(
         accept_upload(&ingest, &caller, &trace, &headers, multipart?)
             .await?

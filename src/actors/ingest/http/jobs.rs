@@ -6,21 +6,20 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::Caller;
 use super::upload::accept_upload;
+use super::{Caller, Trace};
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::actors::ingest::view::JobView;
 use crate::actors::ingest::{Ingest, follow};
 use crate::domain::JobId;
-use crate::trace_context::TraceContext;
 use crate::wire::JobState;
 
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
@@ -39,11 +38,10 @@ use crate::wire::JobState;
 pub(super) async fn create_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    trace: Option<Extension<TraceContext>>,
+    Trace(trace): Trace,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let trace = trace.map(|Extension(trace)| trace).unwrap_or_default();
     let job = accept_upload(&ingest, &caller, &trace, &headers, multipart?).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
 }
@@ -183,10 +181,9 @@ pub(super) async fn job_events(
 pub(super) async fn cancel_or_delete_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
-    trace: Option<Extension<TraceContext>>,
+    Trace(trace): Trace,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let trace = trace.map(|Extension(trace)| trace).unwrap_or_default();
     Ok(
         match ingest.cancel_or_delete(&caller.sub, &id, &trace).await? {
             Some(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),

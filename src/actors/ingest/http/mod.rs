@@ -33,6 +33,7 @@ use utoipa_axum::routes;
 use super::Ingest;
 use super::error::{ApiError, ErrorLog};
 use crate::token::Claims;
+use crate::trace_context::TraceContext;
 
 /// Largest JSON body accepted (logins, user creation).
 const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -125,6 +126,24 @@ impl FromRequestParts<Arc<Ingest>> for Caller {
     async fn from_request_parts(parts: &mut Parts, ingest: &Arc<Ingest>) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         Ok(Caller(ingest.verifier.verify(token).await?))
+    }
+}
+
+/// The trace of the request, as `ops::track` gave it; a new one where no
+/// middleware did (a router built without it).
+pub struct Trace(pub TraceContext);
+
+impl<S: Sync> FromRequestParts<S> for Trace {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Trace(
+            parts
+                .extensions
+                .get::<TraceContext>()
+                .copied()
+                .unwrap_or_default(),
+        ))
     }
 }
 
