@@ -29,6 +29,12 @@ variable "transcoder_drain_timeout" {
   default = "60s"
 }
 
+variable "nats_replicas" {
+  type        = number
+  default     = 3
+  description = "Replicas of every stream and bucket: the NATS cluster's size (nomad/nats.nomad.hcl runs three nodes)."
+}
+
 variable "media_store_bytes" {
   type        = number
   default     = 107374182400
@@ -40,8 +46,8 @@ locals {
   # NATS speaks TLS only; every process trusts the nodes' CA.
   nats_env = <<-EOT
     MEDIAJET_NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}tls://{{ $s.Address }}:{{ $s.Port }}{{ end }}
-    MEDIAJET_NATS_TLS_CA=/secrets/nats-ca.pem
-    MEDIAJET_REPLICAS=3
+    MEDIAJET_NATS_TLS_CA={{ env "NOMAD_SECRETS_DIR" }}/nats-ca.pem
+    MEDIAJET_REPLICAS=${var.nats_replicas}
     MEDIAJET_UPLOADS_STORE_BYTES=${var.media_store_bytes}
     MEDIAJET_OUTPUTS_STORE_BYTES=${var.media_store_bytes}
   EOT
@@ -49,7 +55,7 @@ locals {
   nats_ca = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .nats_tls_ca }}{{ end }}"
   surreal_env = <<-EOT
     MEDIAJET_SURREAL_URL={{ range nomadService "surrealdb" }}wss://{{ .Address }}:{{ .Port }}{{ end }}
-    MEDIAJET_SURREAL_TLS_CA=/secrets/surreal-ca.pem
+    MEDIAJET_SURREAL_TLS_CA={{ env "NOMAD_SECRETS_DIR" }}/surreal-ca.pem
     MEDIAJET_SURREAL_USER=root
     {{ with nomadVar "nomad/jobs/mediajet" }}MEDIAJET_SURREAL_PASSWORD={{ .surreal_password }}{{ end }}
   EOT
@@ -114,22 +120,26 @@ job "mediajet" {
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats-ca.pem"
         data        = local.nats_ca
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/surreal.env"
         env         = true
         data        = local.surreal_env
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/surreal-ca.pem"
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats.env"
         env         = true
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .auth_nats_password }}{{ end }}"
@@ -137,6 +147,7 @@ job "mediajet" {
 
       # Readable by the image's `mediajet` user (uid 10001) only.
       template {
+        error_on_missing_key = true
         destination = "secrets/signing-key.pem"
         perms       = "0400"
         uid         = 10001
@@ -145,6 +156,7 @@ job "mediajet" {
 
       # The first admin, ensured at start (the same on every instance).
       template {
+        error_on_missing_key = true
         destination = "secrets/admin.env"
         env         = true
         data        = <<-EOT
@@ -177,7 +189,7 @@ job "mediajet" {
     }
 
     network {
-      port "http" { to = 8080 }
+      port "http" {}
     }
 
     service {
@@ -207,7 +219,7 @@ job "mediajet" {
       }
 
       env {
-        MEDIAJET_HTTP       = "0.0.0.0:8080"
+        MEDIAJET_HTTP       = "0.0.0.0:${NOMAD_PORT_http}"
         MEDIAJET_DATA_DIR   = "${NOMAD_ALLOC_DIR}/data"
         MEDIAJET_NATS_USER  = "ingest"
         MEDIAJET_PUBLIC_URL = var.public_url
@@ -220,22 +232,26 @@ job "mediajet" {
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats-ca.pem"
         data        = local.nats_ca
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/surreal.env"
         env         = true
         data        = local.surreal_env
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/surreal-ca.pem"
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats.env"
         env         = true
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .ingest_nats_password }}{{ end }}"
@@ -287,6 +303,13 @@ job "mediajet" {
       port "http" {}
     }
 
+    # Work files live in the allocation's data dir: per encode a copy of the
+    # upload (up to Ingest's 4 GiB limit) and the audio (up to 2 GiB), for
+    # two encodes at once.
+    ephemeral_disk {
+      size = 12800
+    }
+
     service {
       name     = "mediajet-transcoder"
       port     = "http"
@@ -309,7 +332,9 @@ job "mediajet" {
       # kill_timeout covers the drain timeout plus the time to nak, flush and
       # exit (mediajet's shutdown budget); shorter, and Nomad would SIGKILL
       # encodes that were about to finish (they would still be redelivered
-      # after the ack wait, only later).
+      # after the ack wait, only later). Nomad clients cap kill_timeout at
+      # their max_kill_timeout (30s unless raised): set it to 90s or more on
+      # the clients that run transcoders (README "Deploying on Nomad").
       kill_timeout = "90s"
 
       config {
@@ -324,6 +349,9 @@ job "mediajet" {
         MEDIAJET_NATS_USER     = "transcoder"
         MEDIAJET_DRAIN_TIMEOUT = var.transcoder_drain_timeout
         MEDIAJET_TRANSCODERS   = "2"
+        # Each encode may use 1 GiB: two of them and mediajet itself fit in
+        # the task's memory below (tests/it/nomad.rs checks the sum).
+        MEDIAJET_FFMPEG_MEMORY_BYTES = "1073741824"
       }
 
       template {
@@ -333,11 +361,13 @@ job "mediajet" {
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats-ca.pem"
         data        = local.nats_ca
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats.env"
         env         = true
         data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .transcoder_nats_password }}{{ end }}"
@@ -345,7 +375,7 @@ job "mediajet" {
 
       resources {
         cpu    = 2000
-        memory = 1024
+        memory = 2304
       }
     }
   }
@@ -403,11 +433,13 @@ job "mediajet" {
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/nats-ca.pem"
         data        = local.nats_ca
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/mail.env"
         env         = true
         data        = <<-EOT

@@ -110,6 +110,7 @@ job "nats" {
       # reloadable: when nodes move, SIGHUP updates them without a restart,
       # and nats-server learns the rest of the mesh from any one route.
       template {
+        error_on_missing_key = true
         destination   = "local/nats.conf"
         change_mode   = "signal"
         change_signal = "SIGHUP"
@@ -144,20 +145,24 @@ job "nats" {
       # The nodes' certificate (for clients and routes) and its CA, from
       # Nomad Variables: tls_cert, tls_key, tls_ca (PEM).
       template {
+        error_on_missing_key = true
         destination = "secrets/tls/server.pem"
         data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_cert }}{{ end }}"
       }
       template {
+        error_on_missing_key = true
         destination = "secrets/tls/server-key.pem"
         perms       = "0600"
         data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_key }}{{ end }}"
       }
       template {
+        error_on_missing_key = true
         destination = "secrets/tls/ca.pem"
         data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_ca }}{{ end }}"
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/passwords.env"
         env         = true
         data        = <<-EOT

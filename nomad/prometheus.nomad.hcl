@@ -1,5 +1,8 @@
 # Prometheus, scraping every mediajet process and every NATS node's exporter
-# that Nomad's service discovery knows (services tagged `metrics`).
+# that Nomad's service discovery knows (services tagged `metrics`), with
+# mediajet's alert rules (ops/prometheus/alerts.yml) loaded.
+#
+# Run from the repository root (the job embeds the rules file):
 #
 #   nomad job run nomad/prometheus.nomad.hcl
 
@@ -70,6 +73,21 @@ job "prometheus" {
           global:
             scrape_interval: 15s
 
+          # Next to this file (Prometheus reads rule files relative to it).
+          rule_files:
+            - alerts.yml
+
+          # Alerts go to an Alertmanager registered as the Nomad service
+          # `alertmanager`, when there is one.
+          alerting:
+            alertmanagers:
+              - nomad_sd_configs:
+                  - server: "${var.nomad_address}"
+                relabel_configs:
+                  - source_labels: [__meta_nomad_service]
+                    regex: alertmanager
+                    action: keep
+
           scrape_configs:
             # Every service tagged `metrics`: each mediajet process (/metrics
             # on its service port) and the NATS exporters.
@@ -80,15 +98,26 @@ job "prometheus" {
                 - source_labels: [__meta_nomad_tags]
                   regex: '(.*,)?metrics(,.*)?'
                   action: keep
+                # The service names the group (mediajet-transcoder, …). No
+                # `actor` target label: mediajet's own metrics carry one.
                 - source_labels: [__meta_nomad_service]
                   target_label: service
-                - source_labels: [__meta_nomad_service]
-                  regex: 'mediajet-(.*)'
-                  target_label: actor
                 - source_labels: [__meta_nomad_node_id]
                   target_label: node
               metrics_path: /metrics
         EOT
+      }
+
+      # The alert rules, as the repository has them. They are Go templates
+      # themselves ({{ $labels.instance }}), so this template uses other
+      # delimiters and leaves them for Prometheus.
+      template {
+        destination     = "local/alerts.yml"
+        change_mode     = "signal"
+        change_signal   = "SIGHUP"
+        left_delimiter  = "[["
+        right_delimiter = "]]"
+        data            = file("ops/prometheus/alerts.yml")
       }
 
       resources {

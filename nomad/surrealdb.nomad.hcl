@@ -57,10 +57,12 @@ job "surrealdb" {
       }
 
       template {
+        error_on_missing_key = true
         destination = "secrets/tls/server.pem"
         data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_cert }}{{ end }}"
       }
       template {
+        error_on_missing_key = true
         destination = "secrets/tls/server-key.pem"
         perms       = "0600"
         data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_key }}{{ end }}"
@@ -73,6 +75,7 @@ job "surrealdb" {
 
       # The root credentials come from Nomad Variables, never from the job.
       template {
+        error_on_missing_key = true
         destination = "secrets/root.env"
         env         = true
         data        = <<-EOT

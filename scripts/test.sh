@@ -3,7 +3,7 @@
 # tests in tests/, against a real nats-server (single node and a three-node
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
 # (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
-# headless Chromium for the web page.
+# headless Chromium for the web page, and Prometheus with promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -38,6 +38,9 @@ command -v nft >/dev/null || missing="$missing nftables"
 command -v wrk >/dev/null || missing="$missing wrk"
 # The cluster tests make their TLS certificates with openssl.
 command -v openssl >/dev/null || missing="$missing openssl"
+# The operations tests scrape a split deployment with a real Prometheus and
+# check metrics, rules and configs with its promtool.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$missing prometheus"
 if [ -n "$missing" ]; then
   echo "test: installing $missing (for the web page, network partition and benchmark runs)"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -1,6 +1,10 @@
 //! Every metric the service exports, named and described in one place.
 //! Names follow Prometheus conventions (`_total` for counters, `_seconds` for
 //! durations) and labels come from small fixed sets, never from user input.
+//! The series alerts and dashboards rely on start at zero when the actor
+//! that counts them starts ([`declare`]), so a rate or an `increase` has a
+//! value before the first event, and a missing series means a missing
+//! process, not a quiet one.
 
 use std::sync::OnceLock;
 
@@ -8,6 +12,8 @@ use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::ActorKind;
 
 pub const HTTP_REQUESTS: &str = "mediajet_http_requests_total";
 pub const HTTP_DURATION: &str = "mediajet_http_request_duration_seconds";
@@ -23,6 +29,16 @@ pub const TRANSCODE_RETRIES: &str = "mediajet_transcode_retries_total";
 pub const EMAILS: &str = "mediajet_emails_total";
 pub const ACTOR_RESTARTS: &str = "mediajet_actor_restarts_total";
 pub const REFUSED: &str = "mediajet_refused_total";
+pub const TRANSCODED_AUDIO: &str = "mediajet_transcoded_audio_duration_seconds";
+pub const NATS_REQUESTS: &str = "mediajet_nats_requests_total";
+pub const QUEUE_JOBS: &str = "mediajet_queue_jobs";
+pub const QUEUE_OLDEST_AGE: &str = "mediajet_queue_oldest_waiting_age_seconds";
+pub const DEAD_LETTERS: &str = "mediajet_dead_letters";
+pub const BUCKET_BYTES: &str = "mediajet_bucket_bytes";
+pub const BUCKET_LIMIT: &str = "mediajet_bucket_limit_bytes";
+pub const JETSTREAM_STORAGE: &str = "mediajet_jetstream_storage_bytes";
+pub const READINESS_CHECK: &str = "mediajet_readiness_check_ok";
+pub const ACTOR_UP: &str = "mediajet_actor_up";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -41,6 +57,12 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Full(TRANSCODE_DURATION.to_string()),
                         &[0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(TRANSCODED_AUDIO.to_string()),
+                        &[1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 10800.0],
                     )
                 });
             let recorder = match builder {
@@ -85,7 +107,12 @@ fn describe() {
     describe_histogram!(
         TRANSCODE_DURATION,
         Unit::Seconds,
-        "Wall time of a transcode, from pull to stored output"
+        "Wall time of a completed transcode, from pull to stored output"
+    );
+    describe_histogram!(
+        TRANSCODED_AUDIO,
+        Unit::Seconds,
+        "Length of the audio a completed transcode produced"
     );
     describe_gauge!(TRANSCODES_IN_FLIGHT, "Encodes running in this process");
     describe_counter!(
@@ -98,6 +125,89 @@ fn describe() {
         REFUSED,
         "Connections and requests refused by a limit, by the limit"
     );
+    describe_counter!(
+        NATS_REQUESTS,
+        "NATS service requests answered, by actor, endpoint and outcome"
+    );
+    describe_gauge!(
+        QUEUE_JOBS,
+        "Jobs in the work queue: waiting for a transcoder, or running"
+    );
+    describe_gauge!(
+        QUEUE_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest job waiting for a transcoder (0 when none waits)"
+    );
+    describe_gauge!(
+        DEAD_LETTERS,
+        "Work items given up on, kept in the dead-letter stream"
+    );
+    describe_gauge!(BUCKET_BYTES, Unit::Bytes, "Bytes a media bucket holds");
+    describe_gauge!(
+        BUCKET_LIMIT,
+        Unit::Bytes,
+        "Most bytes a media bucket may hold (0: unbounded)"
+    );
+    describe_gauge!(
+        JETSTREAM_STORAGE,
+        Unit::Bytes,
+        "JetStream file storage the account uses"
+    );
+    describe_gauge!(
+        READINESS_CHECK,
+        "Whether a readiness check of this process passes (1) or fails (0)"
+    );
+    describe_gauge!(
+        ACTOR_UP,
+        "Whether an actor of this process runs its worker (1) or not (0)"
+    );
+}
+
+/// Starts at zero the series that `actor` counts, as its process starts.
+pub fn declare(actor: ActorKind) {
+    counter!(ACTOR_RESTARTS, "actor" => actor.name()).increment(0);
+    counter!(REFUSED, "limit" => "connections").increment(0);
+    match actor {
+        ActorKind::Auth => {
+            for outcome in ["success", "failure"] {
+                counter!(LOGINS, "outcome" => outcome).increment(0);
+            }
+            counter!(REFUSED, "limit" => "password_checks").increment(0);
+        }
+        ActorKind::Ingest => {
+            counter!(UPLOAD_BYTES).increment(0);
+            for format in crate::audio::FORMATS {
+                counter!(JOBS_SUBMITTED, "format" => format.name()).increment(0);
+            }
+            for limit in [
+                "unfinished_jobs",
+                "quota",
+                "login_throttle",
+                "event_streams",
+            ] {
+                counter!(REFUSED, "limit" => limit).increment(0);
+            }
+            // Until the first sample: nothing queued and no dead letters,
+            // which is the truth before any transcoder made its streams.
+            queue(0, 0, 0.0);
+            dead_letters(0);
+        }
+        ActorKind::Transcoder => {
+            for state in ["completed", "failed", "canceled"] {
+                counter!(JOBS_FINISHED, "state" => state).increment(0);
+            }
+            counter!(TRANSCODE_RETRIES).increment(0);
+            gauge!(TRANSCODES_IN_FLIGHT).increment(0.0);
+        }
+        ActorKind::Mailer => {}
+    }
+}
+
+/// Starts at zero the email counters of the transport a mailer uses.
+pub fn declare_emails(transport: &'static str) {
+    for outcome in ["sent", "error"] {
+        counter!(EMAILS, "transport" => transport, "outcome" => outcome).increment(0);
+    }
 }
 
 pub fn http_request(route: &str, status: u16, seconds: f64) {
@@ -129,9 +239,15 @@ pub fn job_submitted(format: &'static str, bytes: u64) {
     counter!(UPLOAD_BYTES).increment(bytes);
 }
 
-pub fn job_finished(state: &'static str, seconds: f64) {
+pub fn job_finished(state: &'static str) {
     counter!(JOBS_FINISHED, "state" => state).increment(1);
+}
+
+/// A transcode that stored its audio: its wall time and the audio's length,
+/// whose rates' ratio is the realtime factor.
+pub fn transcode_completed(seconds: f64, audio_seconds: f64) {
     histogram!(TRANSCODE_DURATION).record(seconds);
+    histogram!(TRANSCODED_AUDIO).record(audio_seconds);
 }
 
 pub fn transcodes_in_flight(delta: f64) {
@@ -159,4 +275,45 @@ pub fn refused(limit: &'static str) {
 
 pub fn http_connection_refused() {
     refused("connections");
+}
+
+/// A NATS service request answered by `actor`'s `endpoint`, with the HTTP-like
+/// status of its reply.
+pub fn nats_request(actor: &'static str, endpoint: &str, status: u16) {
+    let outcome = match status {
+        ..400 => "ok",
+        400..=499 => "client_error",
+        _ => "server_error",
+    };
+    counter!(NATS_REQUESTS, "actor" => actor, "endpoint" => endpoint.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// What Ingest last saw of the work queue.
+pub fn queue(waiting: u64, running: u64, oldest_waiting_seconds: f64) {
+    gauge!(QUEUE_JOBS, "state" => "waiting").set(waiting as f64);
+    gauge!(QUEUE_JOBS, "state" => "running").set(running as f64);
+    gauge!(QUEUE_OLDEST_AGE).set(oldest_waiting_seconds);
+}
+
+pub fn dead_letters(count: u64) {
+    gauge!(DEAD_LETTERS).set(count as f64);
+}
+
+/// A media bucket's size and bound (`limit` 0 when it has none).
+pub fn bucket(bucket: &'static str, bytes: u64, limit: u64) {
+    gauge!(BUCKET_BYTES, "bucket" => bucket).set(bytes as f64);
+    gauge!(BUCKET_LIMIT, "bucket" => bucket).set(limit as f64);
+}
+
+pub fn jetstream_storage(bytes: u64) {
+    gauge!(JETSTREAM_STORAGE).set(bytes as f64);
+}
+
+pub fn readiness_check(check: &'static str, ok: bool) {
+    gauge!(READINESS_CHECK, "check" => check).set(if ok { 1.0 } else { 0.0 });
+}
+
+pub fn actor_up(actor: &'static str, running: bool) {
+    gauge!(ACTOR_UP, "actor" => actor).set(if running { 1.0 } else { 0.0 });
 }

@@ -2,6 +2,7 @@
 //! dependencies answer) and `/metrics` (Prometheus text), plus the request
 //! metrics middleware.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,56 +38,96 @@ pub fn router(ops: Arc<Ops>) -> Router {
         .with_state(ops)
 }
 
-async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
-    let nats = ops.client.connection_state() == ConnectionState::Connected;
-    let js = async_nats::jetstream::new(ops.client.clone());
-    let jetstream = nats
-        && tokio::time::timeout(Duration::from_secs(2), js.query_account())
-            .await
-            .is_ok_and(|r| r.is_ok());
-    let surrealdb = match &ops.db {
-        Some(db) => Some(
-            tokio::time::timeout(Duration::from_secs(2), db::ping(db))
+/// What the readiness checks found. A process without a database has no
+/// `surrealdb` check.
+struct Readiness {
+    nats: bool,
+    jetstream: bool,
+    surrealdb: Option<bool>,
+    /// Whether each actor of this process runs its worker.
+    actors: BTreeMap<&'static str, bool>,
+}
+
+impl Readiness {
+    async fn check(ops: &Ops) -> Readiness {
+        let nats = ops.client.connection_state() == ConnectionState::Connected;
+        let js = async_nats::jetstream::new(ops.client.clone());
+        let jetstream = nats
+            && tokio::time::timeout(Duration::from_secs(2), js.query_account())
                 .await
-                .unwrap_or(false),
-        ),
-        None => None,
-    };
-    let actors = ops.actors.actors();
-    let actors_run = actors.values().all(|running| *running);
-    let mut checks = json!({"nats": nats, "jetstream": jetstream, "actors": actors});
-    if let Some(ok) = surrealdb {
+                .is_ok_and(|r| r.is_ok());
+        let surrealdb = match &ops.db {
+            Some(db) => Some(
+                tokio::time::timeout(Duration::from_secs(2), db::ping(db))
+                    .await
+                    .unwrap_or(false),
+            ),
+            None => None,
+        };
+        Readiness {
+            nats,
+            jetstream,
+            surrealdb,
+            actors: ops.actors.actors(),
+        }
+    }
+
+    /// Each check by name, passing or not.
+    fn checks(&self) -> Vec<(&'static str, bool)> {
+        let mut checks = vec![
+            ("nats", self.nats),
+            ("jetstream", self.jetstream),
+            ("actors", self.actors.values().all(|running| *running)),
+        ];
+        if let Some(ok) = self.surrealdb {
+            checks.push(("surrealdb", ok));
+        }
+        checks
+    }
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
+    let readiness = Readiness::check(&ops).await;
+    let mut checks = json!({
+        "nats": readiness.nats,
+        "jetstream": readiness.jetstream,
+        "actors": readiness.actors,
+    });
+    if let Some(ok) = readiness.surrealdb {
         checks["surrealdb"] = json!(ok);
     }
-    let ready = nats && jetstream && surrealdb.unwrap_or(true) && actors_run;
-    let status = if ready {
-        StatusCode::OK
+    let failing: Vec<&str> = readiness
+        .checks()
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| name)
+        .collect();
+    if failing.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "checks": checks})),
+        )
+            .into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let failing: Vec<&str> = [
-        ("nats", nats),
-        ("jetstream", jetstream),
-        ("surrealdb", surrealdb.unwrap_or(true)),
-        ("actors", actors_run),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(name, _)| name)
-    .collect();
-    let body = if ready {
-        json!({"status": "ready", "checks": checks})
-    } else {
-        json!({
+        let body = json!({
             "status": "unavailable",
             "checks": checks,
             "error": {"code": "not_ready", "message": format!("unreachable: {}", failing.join(", "))}
-        })
-    };
-    (status, Json(body)).into_response()
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
 }
 
+/// The Prometheus page, with the readiness checks run for it: an alert on a
+/// failing check needs no prober besides the scrape.
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    let readiness = Readiness::check(&ops).await;
+    for (check, ok) in readiness.checks() {
+        crate::metrics::readiness_check(check, ok);
+    }
+    for (actor, running) in &readiness.actors {
+        crate::metrics::actor_up(actor, *running);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ops.metrics.render(),

@@ -97,14 +97,24 @@ pub trait ServiceError: std::fmt::Display {
     fn log(&self, endpoint: &str);
 }
 
-/// Answers `request` with `result`: the reply body, or an error reply
-/// (`Nats-Service-Error-Code` header and a JSON `{"error": …}` body).
-pub async fn respond<E: ServiceError>(request: Request, endpoint: &str, result: Result<Bytes, E>) {
+/// Answers `request` to `actor`'s `endpoint` with `result`: the reply body,
+/// or an error reply (`Nats-Service-Error-Code` header and a JSON
+/// `{"error": …}` body).
+pub async fn respond<E: ServiceError>(
+    actor: &'static str,
+    request: Request,
+    endpoint: &str,
+    result: Result<Bytes, E>,
+) {
     let sent = match result {
-        Ok(body) => request.respond(Ok(body)).await,
+        Ok(body) => {
+            crate::metrics::nats_request(actor, endpoint, 200);
+            request.respond(Ok(body)).await
+        }
         Err(err) => {
             err.log(endpoint);
             let (status, code) = err.status_and_code();
+            crate::metrics::nats_request(actor, endpoint, status);
             let (headers, body) = crate::wire::error_reply(status, code, &err.to_string());
             request.respond_with_headers(Ok(body), headers).await
         }

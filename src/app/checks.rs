@@ -1,6 +1,7 @@
-//! What start-up checks and waits for: the tools a transcoder runs, the
-//! local nats-server's password, the NATS credentials to use, and the
-//! actors' services and workers coming up.
+//! What start-up checks and waits for: settings that come in pairs or
+//! name files, the tools a transcoder runs, the local nats-server's
+//! password, the NATS credentials to use, and the actors' services and
+//! workers coming up.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,57 @@ use super::StartError;
 use crate::actors::Health;
 use crate::config::Config;
 use crate::storage::jetstream::NatsAuth;
+
+/// Refuses settings that cannot work, before anything connects: a user
+/// without a password, an empty SMTP URL, a named file that is empty or
+/// unreadable. Secrets come from deployment templates (Nomad Variables): one
+/// that is missing there arrives empty, and must stop the process rather
+/// than let it run half-configured.
+pub(super) fn settings(config: &Config) -> Result<(), StartError> {
+    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let shared = &config.shared;
+    if shared.nats_user.is_some() && shared.nats_creds.is_none() && !given(&shared.nats_password) {
+        return Err(StartError::Setting(
+            "--nats-user (MEDIAJET_NATS_USER) is set without a password (MEDIAJET_NATS_PASSWORD)"
+                .into(),
+        ));
+    }
+    if shared.surreal_user.is_some() && !given(&shared.surreal_password) {
+        return Err(StartError::Setting(
+            "--surreal-user (MEDIAJET_SURREAL_USER) is set without a password (MEDIAJET_SURREAL_PASSWORD)"
+                .into(),
+        ));
+    }
+    if config.mailer.smtp_url.is_some() && !given(&config.mailer.smtp_url) {
+        return Err(StartError::Setting(
+            "--smtp-url (MEDIAJET_SMTP_URL) is empty".into(),
+        ));
+    }
+    let files = [
+        ("--nats-tls-ca", &shared.nats_tls_ca),
+        ("--surreal-tls-ca", &shared.surreal_tls_ca),
+        ("--jwt-key-file", &config.auth.jwt_key_file),
+    ];
+    for (flag, path) in files {
+        let Some(path) = path else { continue };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > 0 => {}
+            Ok(_) => {
+                return Err(StartError::Setting(format!(
+                    "{flag} {} is empty",
+                    path.display()
+                )));
+            }
+            Err(err) => {
+                return Err(StartError::Setting(format!(
+                    "{flag} {}: {err}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The password of the local nats-server in `dir`, made on first use and
 /// readable by this OS user only (`nats --user mediajet --password

@@ -47,6 +47,8 @@ pub enum StartError {
         path: String,
         hint: &'static str,
     },
+    #[error("refusing to start: {0}")]
+    Setting(String),
     #[error("cannot use the data dir {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error(transparent)]
@@ -96,6 +98,7 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), StartError> {
+    checks::settings(&config)?;
     std::fs::create_dir_all(&config.shared.data_dir)
         .map_err(|e| StartError::DataDir(config.shared.data_dir.clone(), e))?;
     config.shared.data_dir = std::fs::canonicalize(&config.shared.data_dir)
@@ -173,6 +176,9 @@ async fn serve(
         None
     };
     let metrics = crate::metrics::install();
+    for actor in &config.shared.actors {
+        crate::metrics::declare(*actor);
+    }
 
     // Bind first: with port 0 the real address is known only now, and links
     // in emails must point at it.

@@ -5,17 +5,14 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, Api};
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, MediajetProcess};
 use futures::TryStreamExt;
 use mediajet::nats_server::{ClusterOptions, NatsServer, Options};
 use mediajet::storage::objects;
 use mediajet::wire::names;
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::common::NATS_USERS as USERS;
 
@@ -203,62 +200,25 @@ impl Drop for Cluster {
     }
 }
 
-/// One `mediajet run` process.
-struct Actor {
-    child: Child,
-    api: Api,
-    data_dir: PathBuf,
-}
+/// One `mediajet run` process of the cluster's deployment.
+type Actor = MediajetProcess;
 
-impl Actor {
-    async fn spawn(cluster: &Cluster, actor: &str, extra: &[&str]) -> Actor {
-        let data_dir = cluster.path().join(format!("{actor}-{}", free_port()));
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let log = std::fs::File::create(data_dir.join("mediajet.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mediajet"))
-            .args(["run", "--actors", actor, "--replicas", "3"])
-            .args(["--http", "127.0.0.1:0", "--transcoders", "1"])
-            .args(["--nats-url", &cluster.urls, "--nats-user", actor])
-            .arg("--nats-tls-ca")
-            .arg(&cluster.ca)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(extra)
-            .env("MEDIAJET_NATS_PASSWORD", password(actor))
-            .env("MEDIAJET_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("MEDIAJET_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run mediajet");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let up = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{actor} did not start: {}", log_of(&data_dir)));
-        let up = up.ok().flatten().unwrap_or_default();
-        let Some(base) = up.strip_prefix("mediajet is up: ") else {
-            panic!("{actor} did not start: {}", log_of(&data_dir));
-        };
-        Actor {
-            child,
-            api: Api::new(base),
-            data_dir,
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = self.child.id().expect("running") as i32;
-        // SAFETY: kill(2) on a child we own has no memory effects.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-fn log_of(data_dir: &Path) -> String {
-    std::fs::read_to_string(data_dir.join("mediajet.log")).unwrap_or_default()
+async fn spawn_actor(cluster: &Cluster, actor: &str, extra: &[&str]) -> Actor {
+    let data_dir = cluster.path().join(format!("{actor}-{}", free_port()));
+    let mut command = MediajetProcess::command();
+    command
+        .args(["run", "--actors", actor, "--replicas", "3"])
+        .args(["--http", "127.0.0.1:0", "--transcoders", "1"])
+        .args(["--nats-url", &cluster.urls, "--nats-user", actor])
+        .arg("--nats-tls-ca")
+        .arg(&cluster.ca)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(extra)
+        .env("MEDIAJET_NATS_PASSWORD", password(actor))
+        .env("MEDIAJET_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("MEDIAJET_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    MediajetProcess::start(command, &data_dir, actor).await
 }
 
 /// The five processes of a split deployment.
@@ -270,12 +230,12 @@ struct Deployment {
 }
 
 async fn deploy(cluster: &Cluster, transcoder_args: &[&str]) -> Deployment {
-    let auth = Actor::spawn(cluster, "auth", &[]).await;
-    let ingest = Actor::spawn(cluster, "ingest", &[]).await;
-    let mailer = Actor::spawn(cluster, "mailer", &[]).await;
+    let auth = spawn_actor(cluster, "auth", &[]).await;
+    let ingest = spawn_actor(cluster, "ingest", &[]).await;
+    let mailer = spawn_actor(cluster, "mailer", &[]).await;
     let mut transcoders = Vec::new();
     for _ in 0..2 {
-        transcoders.push(Actor::spawn(cluster, "transcoder", transcoder_args).await);
+        transcoders.push(spawn_actor(cluster, "transcoder", transcoder_args).await);
     }
     Deployment {
         auth,

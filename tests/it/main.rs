@@ -7,6 +7,7 @@
 mod common;
 
 mod abuse;
+mod alerts;
 mod architecture;
 mod client;
 mod cluster;
@@ -18,9 +19,11 @@ mod journey;
 mod lifecycle;
 mod nats_submit;
 mod nomad;
+mod nomad_tasks;
 mod openapi;
 mod permissions;
 mod progress;
+mod prometheus;
 mod remote_db;
 mod schemathesis;
 mod security;

@@ -1,48 +1,410 @@
-//! The Nomad jobs in `nomad/` parse as HCL and keep the promises the code
-//! relies on: one group per actor running the right actors, a kill timeout
-//! that covers the transcoders' drain, health checks, secrets only from
-//! Nomad Variables, and service discovery everywhere. (No Nomad agent runs
-//! here; `nomad job validate` checks the rest where one does.)
+//! The Nomad jobs in `nomad/`, checked the way Nomad checks them: evaluated
+//! as `nomad job run` evaluates HCL2, held to the rules `nomad job validate`
+//! and `nomad job plan` apply, and sized for the flags their tasks pass. No
+//! Nomad agent runs here; `nomad_tasks` starts each mediajet task the way
+//! the Nomad client would.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::nomad::{blocks, evaluate_job};
+
+const JOBS: [&str; 4] = [
+    "mediajet.nomad.hcl",
+    "nats.nomad.hcl",
+    "prometheus.nomad.hcl",
+    "surrealdb.nomad.hcl",
+];
+
 fn job(file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("nomad")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("read the job file");
-    hcl::from_str(&text).unwrap_or_else(|e| panic!("{file} is not valid HCL: {e}"))
+    evaluate_job(file, &[("image", "registry.example.com/mediajet:test")])
 }
 
-fn seconds(duration: &Value) -> u64 {
-    let text = duration.as_str().expect("a duration string");
-    mediajet::config::parse_duration(text)
-        .unwrap_or_else(|e| panic!("bad duration {text}: {e}"))
-        .as_secs()
+fn duration(value: &Value) -> Duration {
+    let text = value.as_str().expect("a duration string");
+    mediajet::config::parse_duration(text).unwrap_or_else(|e| panic!("bad duration {text}: {e}"))
 }
 
-/// Every template's text in `task`, joined; `data = local.x` is looked up
-/// in the file's `locals`.
-fn templates_with(task: &Value, locals: &Value) -> String {
-    let list = match &task["template"] {
-        Value::Array(list) => list.clone(),
-        Value::Null => Vec::new(),
-        one => vec![one.clone()],
-    };
-    list.iter()
-        .filter_map(|t| t["data"].as_str())
-        .map(|data| {
-            data.strip_prefix("${local.")
-                .and_then(|rest| rest.strip_suffix('}'))
-                .and_then(|name| locals[name].as_str())
-                .unwrap_or(data)
-        })
+fn seconds(value: &Value) -> u64 {
+    duration(value).as_secs()
+}
+
+/// `block[key]` as a duration, or Nomad's default.
+fn duration_or(block: &Value, key: &str, default: &str) -> Duration {
+    match &block[key] {
+        Value::Null => mediajet::config::parse_duration(default).expect("a default"),
+        value => duration(value),
+    }
+}
+
+/// Each (job, group name, group) of every job file.
+fn groups() -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for file in JOBS {
+        let parsed = job(file);
+        for (job_name, job) in parsed["job"].as_object().expect("a job block") {
+            for (name, group) in job["group"].as_object().expect("groups") {
+                // Job-level update settings apply to groups without their own.
+                let mut group = group.clone();
+                if group["update"].is_null() && !job["update"].is_null() {
+                    group["update"] = job["update"].clone();
+                }
+                all.push((job_name.clone(), name.clone(), group));
+            }
+        }
+    }
+    all
+}
+
+/// Each (task name, task) of a group.
+fn tasks(group: &Value) -> Vec<(String, Value)> {
+    group["task"]
+        .as_object()
+        .expect("tasks")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Every template's text in `task`, joined.
+fn templates(task: &Value) -> String {
+    blocks(&task["template"])
+        .iter()
+        .filter_map(|t| t["data"].as_str().map(str::to_string))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn templates(task: &Value) -> String {
-    templates_with(task, &Value::Null)
+/// The port labels of a group's network block.
+fn port_labels(group: &Value) -> BTreeSet<String> {
+    blocks(&group["network"])
+        .iter()
+        .filter_map(|n| n["port"].as_object())
+        .flat_map(|ports| ports.keys().cloned())
+        .collect()
+}
+
+#[test]
+fn every_group_keeps_the_rules_nomad_job_validate_enforces() {
+    for (job, name, group) in groups() {
+        let at = format!("{job}.{name}");
+        // Scaling: min ≤ count ≤ max (count defaults to min, then to 1).
+        let scaling = &group["scaling"];
+        let min = scaling["min"].as_u64();
+        let count = group["count"].as_u64().or(min).unwrap_or(1);
+        if !scaling.is_null() {
+            let max = scaling["max"].as_u64().expect("scaling needs max");
+            let min = min.unwrap_or(0);
+            assert!(
+                min <= count && count <= max,
+                "{at}: {min} ≤ {count} ≤ {max} fails"
+            );
+        }
+        // Restart: the attempts must fit in the interval (defaults for a
+        // service job: 2 attempts, 15 s apart, in 30 min, then fail).
+        for restart in std::iter::once(&group["restart"]).chain(
+            tasks(&group)
+                .iter()
+                .map(|(_, t)| &t["restart"])
+                .collect::<Vec<_>>(),
+        ) {
+            let attempts = restart["attempts"].as_u64().unwrap_or(2) as u32;
+            let delay = duration_or(restart, "delay", "15s");
+            let interval = duration_or(restart, "interval", "30m");
+            let mode = restart["mode"].as_str().unwrap_or("fail");
+            assert!(
+                ["fail", "delay"].contains(&mode),
+                "{at}: restart mode {mode}"
+            );
+            assert!(interval >= Duration::from_secs(5), "{at}: restart interval");
+            assert!(
+                delay * attempts <= interval,
+                "{at}: {attempts} restarts {delay:?} apart do not fit in {interval:?}"
+            );
+        }
+        // Update: min_healthy_time < healthy_deadline < progress_deadline.
+        let update = &group["update"];
+        let healthy = duration_or(update, "min_healthy_time", "10s");
+        let deadline = duration_or(update, "healthy_deadline", "5m");
+        let progress = duration_or(update, "progress_deadline", "10m");
+        assert!(
+            healthy < deadline,
+            "{at}: min_healthy_time ≥ healthy_deadline"
+        );
+        assert!(
+            progress.is_zero() || deadline < progress,
+            "{at}: healthy_deadline ≥ progress_deadline"
+        );
+        if update["auto_promote"] == true {
+            assert!(
+                update["canary"].as_u64().unwrap_or(0) > 0,
+                "{at}: auto_promote without canary"
+            );
+        }
+        // Services: unique per group, named as Nomad allows, checked only
+        // with http or tcp (the Nomad provider's), on ports that exist.
+        let ports = port_labels(&group);
+        let mut seen = BTreeSet::new();
+        for service in blocks(&group["service"]) {
+            let service_name = service["name"].as_str().expect("a service name");
+            let port = service["port"].as_str().unwrap_or_default();
+            assert!(
+                seen.insert((service_name.to_string(), port.to_string())),
+                "{at}: duplicate {service_name}"
+            );
+            assert!(
+                service_name.len() <= 63
+                    && service_name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{at}: service name {service_name}"
+            );
+            assert_eq!(service["provider"], "nomad", "{at}: {service_name}");
+            assert!(
+                ports.contains(port),
+                "{at}: {service_name} on port {port}, not in {ports:?}"
+            );
+            for check in blocks(&service["check"]) {
+                let kind = check["type"].as_str().unwrap_or_default();
+                assert!(["http", "tcp"].contains(&kind), "{at}: {kind} check");
+                if kind == "http" {
+                    assert!(
+                        check["path"].as_str().is_some_and(|p| p.starts_with('/')),
+                        "{at}"
+                    );
+                }
+                assert!(
+                    !check["interval"].is_null() && !check["timeout"].is_null(),
+                    "{at}"
+                );
+                if let Some(check_port) = check["port"].as_str() {
+                    assert!(
+                        ports.contains(check_port),
+                        "{at}: check on port {check_port}"
+                    );
+                }
+            }
+        }
+        for (task_name, task) in tasks(&group) {
+            let at = format!("{at}.{task_name}");
+            for port in blocks(&task["config"]["ports"]) {
+                let port = port.as_str().unwrap_or_default();
+                assert!(
+                    ports.contains(port),
+                    "{at}: config.ports {port} not in {ports:?}"
+                );
+            }
+            let mut destinations = BTreeSet::new();
+            for template in blocks(&task["template"]) {
+                let destination = template["destination"].as_str().expect("a destination");
+                assert!(
+                    destinations.insert(destination.to_string()),
+                    "{at}: two templates write {destination}"
+                );
+                assert!(
+                    destination.starts_with("local/") || destination.starts_with("secrets/"),
+                    "{at}: {destination} outside the task dir"
+                );
+                if template["change_mode"] == "signal" {
+                    assert!(
+                        !template["change_signal"].is_null(),
+                        "{at}: signal without change_signal"
+                    );
+                    assert!(
+                        template["env"] != true,
+                        "{at}: an env template cannot signal"
+                    );
+                }
+            }
+            // A task reads only the variables its workload identity may:
+            // nomad/jobs/<job>[/<group>[/<task>]].
+            let text = templates(&task);
+            for path in text
+                .split("nomadVar \"")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next())
+            {
+                let allowed = [
+                    format!("nomad/jobs/{job}"),
+                    format!("nomad/jobs/{job}/{name}"),
+                    format!("nomad/jobs/{job}/{name}/{task_name}"),
+                ];
+                assert!(
+                    allowed.iter().any(|a| a == path),
+                    "{at} reads {path}, which its identity cannot"
+                );
+            }
+            assert!(
+                task["kill_timeout"].is_null() || seconds(&task["kill_timeout"]) > 0,
+                "{at}"
+            );
+        }
+    }
+}
+
+#[test]
+fn service_names_are_unique_across_the_jobs() {
+    let mut names = BTreeMap::new();
+    for (job, group, value) in groups() {
+        for service in blocks(&value["service"]) {
+            let name = service["name"].as_str().unwrap_or_default().to_string();
+            if let Some(other) = names.insert(name.clone(), format!("{job}.{group}")) {
+                panic!("{name} is registered by {other} and {job}.{group}");
+            }
+        }
+    }
+    assert!(names.contains_key("mediajet-transcoder") && names.contains_key("nats"));
+}
+
+#[test]
+fn every_template_that_reads_a_variable_fails_on_a_missing_key() {
+    for (job, name, group) in groups() {
+        for (task_name, task) in tasks(&group) {
+            for template in blocks(&task["template"]) {
+                if template["data"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("nomadVar")
+                {
+                    assert_eq!(
+                        template["error_on_missing_key"], true,
+                        "{job}.{name}.{task_name}: {} renders a missing key as <no value>",
+                        template["destination"]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_transcoder_group_is_sized_for_its_encodes() {
+    let file = job("mediajet.nomad.hcl");
+    let groups = &file["job"]["mediajet"]["group"];
+    let defaults = mediajet::config::Config::for_data_dir(".");
+    let env = |group: &str, key: &str| {
+        groups[group]["task"][group]["env"][key]
+            .as_str()
+            .map(str::to_string)
+    };
+    let number = |group: &str, key: &str, default: u64| {
+        env(group, key).map_or(default, |v| {
+            v.parse().unwrap_or_else(|e| panic!("{key}={v}: {e}"))
+        })
+    };
+    let slots = number("transcoder", "MEDIAJET_TRANSCODERS", 0);
+    assert!(slots > 0, "the transcoder task sets MEDIAJET_TRANSCODERS");
+    let encode_memory = number(
+        "transcoder",
+        "MEDIAJET_FFMPEG_MEMORY_BYTES",
+        defaults.transcoder.ffmpeg_memory_bytes,
+    );
+    const MIB: u64 = 1024 * 1024;
+    let memory = groups["transcoder"]["task"]["transcoder"]["resources"]["memory"]
+        .as_u64()
+        .expect("memory")
+        * MIB;
+    // mediajet itself, besides its encodes, stays under 256 MiB (B1's peak
+    // RSS is 130 MiB).
+    assert!(
+        memory >= slots * encode_memory + 256 * MIB,
+        "{} MiB of memory for {slots} encodes of {} MiB",
+        memory / MIB,
+        encode_memory / MIB
+    );
+    let upload = number(
+        "ingest",
+        "MEDIAJET_MAX_UPLOAD_BYTES",
+        defaults.ingest.max_upload_bytes,
+    );
+    let output = number(
+        "transcoder",
+        "MEDIAJET_MAX_OUTPUT_BYTES",
+        defaults.transcoder.max_output_bytes,
+    );
+    let disk = groups["transcoder"]["ephemeral_disk"]["size"]
+        .as_u64()
+        .unwrap_or(300)
+        * MIB;
+    assert!(
+        disk >= slots * (upload + output),
+        "{} MiB of disk for {slots} encodes of up to {} MiB in and {} MiB out",
+        disk / MIB,
+        upload / MIB,
+        output / MIB
+    );
+}
+
+#[test]
+fn the_prometheus_job_loads_the_alert_rules_unchanged() {
+    let file = job("prometheus.nomad.hcl");
+    let task = &file["job"]["prometheus"]["group"]["prometheus"]["task"]["prometheus"];
+    let rules = blocks(&task["template"])
+        .into_iter()
+        .find(|t| t["destination"] == "local/alerts.yml")
+        .expect("a template for the rules");
+    let cluster = crate::common::nomad::Cluster::default();
+    let rendered =
+        crate::common::nomad::render(&rules, &cluster, &BTreeMap::new()).expect("renders");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/prometheus/alerts.yml"),
+    )
+    .unwrap();
+    assert_eq!(
+        rendered, shipped,
+        "the rules' own templates were rendered away"
+    );
+}
+
+#[test]
+fn the_prometheus_job_renders_a_config_promtool_accepts() {
+    let file = job("prometheus.nomad.hcl");
+    let task = &file["job"]["prometheus"]["group"]["prometheus"]["task"]["prometheus"];
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = crate::common::nomad::Cluster {
+        attributes: BTreeMap::from([(
+            "attr.unique.network.ip-address".to_string(),
+            "10.0.0.5".to_string(),
+        )]),
+        ..Default::default()
+    };
+    let prepared = crate::common::nomad::prepare_task(
+        task,
+        &BTreeMap::from([("http".to_string(), 9090)]),
+        &cluster,
+        dir.path(),
+    )
+    .expect("the task's templates render");
+    let config = std::fs::read_to_string(prepared.root.join("local/prometheus.yml")).unwrap();
+    // Debian builds Prometheus without Nomad service discovery, so its
+    // promtool refuses `nomad_sd_configs`. Each one must ask the node's Nomad
+    // agent; it is then checked as the file discovery it stands for, with
+    // the same relabelling.
+    let servers = config
+        .matches(r#"- server: "http://10.0.0.5:4646""#)
+        .count();
+    assert_eq!(config.matches("nomad_sd_configs:").count(), 2, "{config}");
+    assert_eq!(
+        servers, 2,
+        "every discovery asks the node's agent: {config}"
+    );
+    let checkable = config
+        .replace("nomad_sd_configs:", "file_sd_configs:")
+        .replace(
+            r#"- server: "http://10.0.0.5:4646""#,
+            "- files: [nomad-services.json]",
+        );
+    let local = prepared.root.join("local");
+    std::fs::write(local.join("checkable.yml"), &checkable).unwrap();
+    let (passed, printed) =
+        crate::common::promtool(&["check", "config", "checkable.yml"], None, &local);
+    assert!(passed, "{printed}\n{checkable}");
+    assert!(
+        printed.contains("alerts.yml"),
+        "the rules are not checked with it: {printed}"
+    );
 }
 
 #[test]
@@ -76,13 +438,16 @@ fn the_mediajet_job_runs_one_group_per_actor_with_the_right_flags() {
             env.keys().all(|k| !k.contains("PASSWORD")),
             "{actor}: a password in the job file"
         );
-        let secrets = templates_with(task, &file["locals"]);
+        let secrets = templates(task);
         assert!(
             secrets.contains("nomadVar") && secrets.contains("MEDIAJET_NATS_PASSWORD"),
             "{actor}: NATS password not from Nomad Variables"
         );
         assert!(secrets.contains("nomadService \"nats\""), "{actor}");
-        assert!(secrets.contains("MEDIAJET_REPLICAS=3"), "{actor}");
+        assert!(
+            secrets.contains("MEDIAJET_REPLICAS=3"),
+            "{actor}: streams not replicated"
+        );
         assert!(
             secrets.contains("MEDIAJET_UPLOADS_STORE_BYTES")
                 && secrets.contains("MEDIAJET_OUTPUTS_STORE_BYTES"),
@@ -128,7 +493,11 @@ fn the_nats_job_runs_three_named_nodes_from_the_repository_config() {
     let args = task["config"]["args"].to_string();
     assert!(args.contains("NOMAD_ALLOC_INDEX"), "stable names: {args}");
     let text = templates(task);
-    assert!(text.contains("file(\"nats.conf\")"), "{text}");
+    // The repository's nats.conf, with the store on the volume.
+    assert!(
+        text.contains("max_payload: 8MB") && text.contains("/data/jetstream"),
+        "{text}"
+    );
     assert!(text.contains("nomadService \"nats-cluster\""), "{text}");
     assert!(text.contains("nomadVar \"nomad/jobs/nats\""), "{text}");
     // Clients and routes over TLS, routes authenticated.

@@ -8,29 +8,9 @@ use std::time::Duration;
 
 use crate::common::spawn_app_on;
 use mediajet::config::{ActorKind, Config};
-use mediajet::nats_server::{self, NatsServer};
 use mediajet::wire::{names, subject};
 
-use crate::common::NATS_USERS as USERS;
-
-fn password(user: &str) -> String {
-    format!("{user}-secret-password")
-}
-
-async fn start_nats_with_users(dir: &std::path::Path) -> NatsServer {
-    let options = nats_server::Options {
-        users: Some(
-            USERS
-                .iter()
-                .map(|user| (user.to_string(), password(user)))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    NatsServer::start_with(std::path::Path::new("nats-server"), dir, &options)
-        .await
-        .expect("nats-server must be installed for the tests")
-}
+use crate::common::{nats_password as password, start_nats_with_users};
 
 fn as_user(config: &mut Config, actor: ActorKind) {
     config.shared.actors = vec![actor];

@@ -4,6 +4,7 @@ use crate::common;
 
 use crate::common::{spawn_app_on, spawn_app_with};
 use mediajet::config::ActorKind;
+use std::time::Duration;
 
 #[tokio::test]
 async fn actors_split_over_processes_share_the_work_through_nats() {
@@ -183,19 +184,25 @@ async fn one_trace_id_follows_a_job_from_its_upload_to_its_email_across_processe
     assert_eq!(common::mails_about(&mails, &id), 1, "one email");
 
     // The other process's log names the client's trace on the attempt and
-    // on the email, which reached it only through NATS headers.
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    let traced: Vec<&str> = log.lines().filter(|l| l.contains(TRACE_ID)).collect();
-    assert!(
-        traced
-            .iter()
-            .any(|l| l.contains("attempt{") && l.contains(&id) && l.contains("job finished")),
-        "no traced attempt in:\n{log}"
-    );
-    assert!(
-        traced
-            .iter()
-            .any(|l| l.contains("mail{") && l.contains("notification sent")),
-        "no traced email in:\n{log}"
-    );
+    // on the email, which reached it only through NATS headers. The attempt
+    // logs its end after its ack, which may come after the email went out,
+    // so the test waits for both lines.
+    let attempt_traced =
+        |l: &str| l.contains("attempt{") && l.contains(&id) && l.contains("job finished");
+    let mail_traced = |l: &str| l.contains("mail{") && l.contains("notification sent");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let traced: Vec<&str> = log.lines().filter(|l| l.contains(TRACE_ID)).collect();
+        let attempt = traced.iter().any(|l| attempt_traced(l));
+        let mail = traced.iter().any(|l| mail_traced(l));
+        if attempt && mail {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "traced attempt: {attempt}, traced email: {mail}, in:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -193,7 +193,7 @@ impl Auth {
                     Err(err) => Err(AuthError::BadRequest(err.to_string())),
                 },
             };
-            micro::respond(request, endpoint, result).await;
+            micro::respond("auth", request, endpoint, result).await;
         }
         .instrument(span)
         .await;

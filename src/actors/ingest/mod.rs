@@ -9,6 +9,7 @@
 //! - `login`, `throttle`, `peer`: throttled logins and the client's address
 //! - `history`, `projector`: the job history in SurrealDB and its writer
 //! - `per_owner`, `rate`: per-user counts and the upload speed floor
+//! - `gauges`: the queue, dead letters and stores, sampled for Prometheus
 //! - `error`: the HTTP error mapping; `openapi`, `web`: the document's frame
 //!   and the web page
 
@@ -17,6 +18,7 @@ mod create;
 pub mod error;
 mod feeds;
 mod follow;
+mod gauges;
 pub mod history;
 pub mod http;
 mod login;
@@ -201,6 +203,7 @@ impl Worker for Ingest {
             let mut health = ConsumerHealth::new(names::HISTORY_CONSUMER);
             // Chunks of uploads whose process died mid-way, swept now and then.
             let mut sweep = tokio::time::interval(self.orphan_sweep);
+            let mut gauges = tokio::time::interval(gauges::INTERVAL);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -225,6 +228,14 @@ impl Worker for Ingest {
                         Ok(purged) => tracing::info!(purged, "purged the chunks of uploads that broke off"),
                         Err(err) => tracing::warn!(error = %err, "cannot sweep broken-off uploads"),
                     },
+                    // Bounded, so that a slow JetStream cannot hold up the
+                    // jobs service and the projector behind it.
+                    _ = gauges.tick() => {
+                        let sampled = tokio::time::timeout(gauges::BUDGET, self.sample_gauges()).await;
+                        if sampled.is_err() {
+                            tracing::debug!("sampling the gauges took too long; skipped the rest");
+                        }
+                    }
                     next = served.next() => match next {
                         Some((endpoint, request)) => {
                             served.answer(service::serve(self.clone(), request, endpoint));

@@ -49,7 +49,7 @@ pub(super) async fn serve(ingest: Arc<Ingest>, request: Request, endpoint: &'sta
             _ => status(&ingest, &request).await,
         };
         let result = result.map(|reply| wire::encode(&reply));
-        micro::respond(request, endpoint, result).await;
+        micro::respond("ingest", request, endpoint, result).await;
     }
     .instrument(span)
     .await

@@ -91,6 +91,7 @@ impl Mailer {
                 Transport::Outbox(AsyncFileTransport::<Tokio1Executor>::new(outbox))
             }
         };
+        crate::metrics::declare_emails(transport.label());
         let from = settings
             .mail_from
             .parse()

@@ -267,7 +267,13 @@ impl Transcoder {
                 .await;
             return;
         }
-        crate::metrics::job_finished(job.state.as_str(), started.elapsed().as_secs_f64());
+        crate::metrics::job_finished(job.state.as_str());
+        if let (JobState::Completed, Some(output)) = (job.state, &job.output) {
+            crate::metrics::transcode_completed(
+                started.elapsed().as_secs_f64(),
+                output.duration_seconds,
+            );
+        }
         self.delete_upload(job.upload_object()).await;
         if let Err(err) = message.double_ack().await {
             tracing::warn!(error = %err, "cannot acknowledge the work item");

@@ -66,6 +66,15 @@ impl Bucket {
         }
     }
 
+    /// The bytes the bucket holds and the most it may hold (0: no bound).
+    pub async fn usage(&self) -> Result<(u64, u64), async_nats::jetstream::stream::InfoError> {
+        let info = self.stream.get_info().await?;
+        Ok((
+            info.state.bytes,
+            u64::try_from(info.config.max_bytes).unwrap_or(0),
+        ))
+    }
+
     /// Deletes an object and its chunks.
     pub async fn delete(&self, name: &str) -> Result<(), object_store::DeleteError> {
         self.store.delete(name).await

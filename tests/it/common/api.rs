@@ -38,15 +38,20 @@ impl Api {
             .expect("readiness body")
     }
 
+    /// The value of one series of this process's metrics (`name{labels}`,
+    /// as the page writes it), if the page has it.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let response = self.http.get(self.url("/metrics")).send().await.ok()?;
+        let text = response.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// Encodes running in this process, read from its metrics.
     pub async fn encodes_in_flight(&self) -> f64 {
-        let Ok(response) = self.http.get(self.url("/metrics")).send().await else {
-            return 0.0;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("mediajet_transcodes_in_flight "))
-            .and_then(|v| v.trim().parse().ok())
+        self.metric("mediajet_transcodes_in_flight")
+            .await
             .unwrap_or(0.0)
     }
 

@@ -6,18 +6,29 @@
 //! - `mail`: the outbox and a real SMTP server
 //! - `media`: test videos, ffprobe, a real-time ffmpeg, processes of a job
 //! - `net`: free ports, waiting for listeners, TLS certificates
+//! - `process`: a `mediajet run` process, as an operator starts one
+//! - `prometheus`: Debian's Prometheus and promtool
+//! - `surreal`: a SurrealDB server
+//! - `nomad`: the Nomad jobs evaluated and their tasks prepared as Nomad does
 
 mod api;
 mod app;
 mod mail;
 mod media;
 mod net;
+pub mod nomad;
+mod process;
+mod prometheus;
+mod surreal;
 
 pub use api::*;
 pub use app::*;
 pub use mail::*;
 pub use media::*;
 pub use net::*;
+pub use process::*;
+pub use prometheus::*;
+pub use surreal::*;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -30,6 +41,32 @@ pub const NATS_USERS: [&str; 6] = [
     "submitter",
     "operator",
 ];
+
+/// The password the tests give `user` of the production `nats.conf`.
+pub fn nats_password(user: &str) -> String {
+    format!("{user}-secret-password")
+}
+
+/// A nats-server with the production `nats.conf`'s users (and their
+/// permissions), each with its [`nats_password`].
+pub async fn start_nats_with_users(dir: &std::path::Path) -> mediajet::nats_server::NatsServer {
+    let options = mediajet::nats_server::Options {
+        users: Some(
+            NATS_USERS
+                .iter()
+                .map(|user| (user.to_string(), nats_password(user)))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    mediajet::nats_server::NatsServer::start_with(
+        std::path::Path::new("nats-server"),
+        dir,
+        &options,
+    )
+    .await
+    .expect("nats-server must be installed for the tests")
+}
 
 /// The password of every user [`Api::new_user`] creates.
 pub const USER_PASSWORD: &str = "user-password-1";
