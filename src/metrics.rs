@@ -190,7 +190,7 @@ pub fn declare(actor: ActorKind) {
             // Until the first sample: nothing queued and no dead letters,
             // which is the truth before any transcoder made its streams.
             queue(0, 0, 0.0);
-            dead_letters(0);
+            dead_letters(0.0);
         }
         ActorKind::Transcoder => {
             for state in ["completed", "failed", "canceled"] {
@@ -296,18 +296,25 @@ pub fn queue(waiting: u64, running: u64, oldest_waiting_seconds: f64) {
     gauge!(QUEUE_OLDEST_AGE).set(oldest_waiting_seconds);
 }
 
-pub fn dead_letters(count: u64) {
-    gauge!(DEAD_LETTERS).set(count as f64);
+/// The work queue could not be sampled: its gauges are unknown (NaN).
+pub fn queue_unknown() {
+    gauge!(QUEUE_JOBS, "state" => "waiting").set(f64::NAN);
+    gauge!(QUEUE_JOBS, "state" => "running").set(f64::NAN);
+    gauge!(QUEUE_OLDEST_AGE).set(f64::NAN);
+}
+
+pub fn dead_letters(count: f64) {
+    gauge!(DEAD_LETTERS).set(count);
 }
 
 /// A media bucket's size and bound (`limit` 0 when it has none).
-pub fn bucket(bucket: &'static str, bytes: u64, limit: u64) {
-    gauge!(BUCKET_BYTES, "bucket" => bucket).set(bytes as f64);
-    gauge!(BUCKET_LIMIT, "bucket" => bucket).set(limit as f64);
+pub fn bucket(bucket: &'static str, bytes: f64, limit: f64) {
+    gauge!(BUCKET_BYTES, "bucket" => bucket).set(bytes);
+    gauge!(BUCKET_LIMIT, "bucket" => bucket).set(limit);
 }
 
-pub fn jetstream_storage(bytes: u64) {
-    gauge!(JETSTREAM_STORAGE).set(bytes as f64);
+pub fn jetstream_storage(bytes: f64) {
+    gauge!(JETSTREAM_STORAGE).set(bytes);
 }
 
 pub fn readiness_check(check: &'static str, ok: bool) {

@@ -36,15 +36,18 @@ pub(super) fn settings(config: &Config) -> Result<(), StartError> {
             "--smtp-url (MEDIAJET_SMTP_URL) is empty".into(),
         ));
     }
+    // The signing key is made on first start when its file does not exist;
+    // an empty one is a template that rendered nothing.
     let files = [
-        ("--nats-tls-ca", &shared.nats_tls_ca),
-        ("--surreal-tls-ca", &shared.surreal_tls_ca),
-        ("--jwt-key-file", &config.auth.jwt_key_file),
+        ("--nats-tls-ca", &shared.nats_tls_ca, false),
+        ("--surreal-tls-ca", &shared.surreal_tls_ca, false),
+        ("--jwt-key-file", &config.auth.jwt_key_file, true),
     ];
-    for (flag, path) in files {
+    for (flag, path, may_be_made) in files {
         let Some(path) = path else { continue };
         match std::fs::metadata(path) {
             Ok(meta) if meta.len() > 0 => {}
+            Err(err) if may_be_made && err.kind() == std::io::ErrorKind::NotFound => {}
             Ok(_) => {
                 return Err(StartError::Setting(format!(
                     "{flag} {} is empty",

@@ -21,45 +21,58 @@ fn repository_file(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Starts `actor` as its own `mediajet run` process on `port` under its
-/// production NATS user, as its Nomad group does.
-async fn run(dir: &Path, nats_url: &str, actor: &str, port: u16) -> MediajetProcess {
-    let mut command = command(dir, nats_url, actor, port);
+/// Starts `actor` as its own `mediajet run` process under its production
+/// NATS user, as its Nomad group does; `index` tells two of a kind apart.
+async fn run(dir: &Path, nats_url: &str, actor: &str, index: usize) -> MediajetProcess {
+    let name = format!("{actor}-{index}");
+    let mut command = command(dir, nats_url, actor, &name);
     command
         .args(["--nats-user", actor])
         .env("MEDIAJET_NATS_PASSWORD", nats_password(actor));
-    MediajetProcess::start(command, &dir.join(format!("{actor}-{port}")), actor).await
+    MediajetProcess::start(command, &dir.join(&name), &name).await
 }
 
-/// `mediajet run` for `actors` on `port`, its data dir under `dir`.
-fn command(dir: &Path, nats_url: &str, actors: &str, port: u16) -> tokio::process::Command {
+/// `mediajet run` for `actors` on a free port, its data dir `dir/name`.
+fn command(dir: &Path, nats_url: &str, actors: &str, name: &str) -> tokio::process::Command {
     let mut command = MediajetProcess::command();
     command
-        .args(["run", "--actors", actors])
-        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(["run", "--actors", actors, "--http", "127.0.0.1:0"])
         .args(["--nats-url", nats_url])
         .arg("--data-dir")
-        .arg(dir.join(format!("{actors}-{port}")))
+        .arg(dir.join(name))
         .env("MEDIAJET_TRANSCODERS", "1")
         .env("MEDIAJET_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("MEDIAJET_ADMIN_PASSWORD", ADMIN_PASSWORD);
     command
 }
 
-/// A scrape job for the processes on `targets` (actor, port), each labelled
-/// as the Nomad job's relabelling labels it (`service`), every second.
-fn scrape_config(targets: &[(&str, u16)]) -> String {
-    let mut config = String::from(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-         rule_files: [alerts.yml]\n\
-         scrape_configs:\n  - job_name: mediajet\n    static_configs:\n",
-    );
-    for (actor, port) in targets {
-        config.push_str(&format!(
-            "      - targets: ['127.0.0.1:{port}']\n        labels: {{service: mediajet-{actor}}}\n"
-        ));
-    }
-    config
+/// A scrape job that finds its targets in `targets.json` (rewritten as
+/// processes start), every second.
+const SCRAPE_CONFIG: &str = "global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: mediajet
+    file_sd_configs:
+      - files: [targets.json]
+        refresh_interval: 1s
+";
+
+/// Writes the processes as Prometheus' targets, each labelled as the Nomad
+/// job's relabelling labels it (`service`).
+fn write_targets(dir: &Path, processes: &[(&str, MediajetProcess)]) {
+    let targets: Vec<Value> = processes
+        .iter()
+        .map(|(actor, process)| {
+            let address = process.api.url("").replace("http://", "");
+            serde_json::json!({"targets": [address], "labels": {"service": format!("mediajet-{actor}")}})
+        })
+        .collect();
+    let written = dir.join("targets.json.new");
+    std::fs::write(&written, serde_json::to_vec(&targets).unwrap()).unwrap();
+    // Whole or not at all: Prometheus may read the file at any moment.
+    std::fs::rename(&written, dir.join("targets.json")).unwrap();
 }
 
 /// Every `expr` in a Grafana dashboard, with Grafana's interval variables
@@ -96,13 +109,6 @@ async fn prometheus_scrapes_every_actor_of_a_split_deployment_and_sees_the_jobs_
     let dir = tempfile::tempdir().unwrap();
     let nats = start_nats_with_users(dir.path()).await;
     let url = nats.url().to_string();
-    let targets = [
-        ("auth", common::free_port()),
-        ("ingest", common::free_port()),
-        ("mailer", common::free_port()),
-        ("transcoder", common::free_port()),
-        ("transcoder", common::free_port()),
-    ];
     let prometheus_dir = dir.path().join("prometheus");
     std::fs::create_dir_all(&prometheus_dir).unwrap();
     std::fs::copy(
@@ -110,16 +116,18 @@ async fn prometheus_scrapes_every_actor_of_a_split_deployment_and_sees_the_jobs_
         prometheus_dir.join("alerts.yml"),
     )
     .unwrap();
-    let prometheus = Prometheus::start(&prometheus_dir, &scrape_config(&targets)).await;
-    let mut processes = Vec::new();
+    write_targets(&prometheus_dir, &[]);
+    let prometheus = Prometheus::start(&prometheus_dir, SCRAPE_CONFIG).await;
     // The transcoders start later, once the queue has been seen waiting.
-    for (actor, port) in &targets[..3] {
-        processes.push(run(dir.path(), &url, actor, *port).await);
+    let mut processes = Vec::new();
+    for actor in ["auth", "ingest", "mailer"] {
+        processes.push((actor, run(dir.path(), &url, actor, 0).await));
+        write_targets(&prometheus_dir, &processes);
     }
 
     // Jobs wait while no transcoder runs: the queue's gauges show them, and
     // the alert for a deployment without transcoders is on its way.
-    let api = Api::new(&processes[1].api.url(""));
+    let api = Api::new(&processes[1].1.api.url(""));
     let token = api.new_user("ann@example.com").await;
     let video = common::make_video(dir.path(), "clip.mp4", CLIP_SECONDS);
     let video_bytes = std::fs::metadata(&video).unwrap().len();
@@ -137,15 +145,19 @@ async fn prometheus_scrapes_every_actor_of_a_split_deployment_and_sees_the_jobs_
     let no_transcoder = r#"count(ALERTS{alertname="MediajetNoTranscoder"}) or vector(0)"#;
     prometheus.wait_for(no_transcoder, |v| v == 1.0).await;
 
-    for (actor, port) in &targets[3..] {
-        processes.push(run(dir.path(), &url, actor, *port).await);
+    for index in 0..2 {
+        processes.push((
+            "transcoder",
+            run(dir.path(), &url, "transcoder", index).await,
+        ));
+        write_targets(&prometheus_dir, &processes);
     }
     for id in &ids {
         let job = api.wait_until_finished(&token, id).await;
         assert_eq!(job["state"], "completed", "{job}");
     }
     assert_eq!(
-        common::read_outbox(&processes[2].data_dir, JOBS)
+        common::read_outbox(&processes[2].1.data_dir, JOBS)
             .await
             .len(),
         JOBS
@@ -231,7 +243,7 @@ async fn prometheus_scrapes_every_actor_of_a_split_deployment_and_sees_the_jobs_
     }
 
     // Every process's page passes promtool's lint.
-    for ((actor, _), process) in targets.iter().zip(&processes) {
+    for (actor, process) in &processes {
         let page = process
             .api
             .http
@@ -307,7 +319,7 @@ async fn the_queue_gauges_tell_waiting_from_running_jobs_and_count_dead_letters(
     )
     .await
     .expect("nats-server must be installed for the tests");
-    let mut front = command(dir.path(), nats.url(), "auth,ingest", common::free_port());
+    let mut front = command(dir.path(), nats.url(), "auth,ingest", "front");
     front.env("MEDIAJET_UPLOADS_STORE_BYTES", "500000000");
     let front = MediajetProcess::start(front, &dir.path().join("front"), "front").await;
     let api = &front.api;
@@ -348,7 +360,6 @@ async fn the_queue_gauges_tell_waiting_from_running_jobs_and_count_dead_letters(
     wait_for_metric(api, r#"mediajet_queue_jobs{state="running"}"#, 0.0).await;
 
     // A work item given up on lands in the dead-letter stream.
-    wait_for_metric(api, "mediajet_dead_letters", 0.0).await;
     mediajet::storage::jetstream::dead_letter_stream(&js, 1)
         .await
         .unwrap();

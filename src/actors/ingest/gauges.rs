@@ -2,20 +2,27 @@
 //! the work queue, the dead letters and the stores, sampled now and then.
 //! Ingest samples them because it is the one actor whose NATS user may see
 //! all of them, and because it runs wherever the API does; every Ingest
-//! process exports the same values, which queries take the max of.
+//! process exports the same values, which queries take the max of. A value
+//! that cannot be sampled is exported as NaN (unknown), which `max` passes
+//! over while another Ingest knows it, rather than as the last value seen.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
+use tokio_util::sync::CancellationToken;
 
 use super::Ingest;
+use crate::error::BoxError;
 use crate::wire::{names, subject};
 
 /// How often the gauges are sampled: a few times per scrape interval.
-pub(super) const INTERVAL: Duration = Duration::from_secs(5);
+const INTERVAL: Duration = Duration::from_secs(5);
 
-/// The longest one sample may take.
-pub(super) const BUDGET: Duration = Duration::from_secs(2);
+/// The longest one value's sample may take.
+const BUDGET: Duration = Duration::from_secs(2);
 
 /// The work queue as the transcoders' consumer sees it.
 struct Queue {
@@ -24,38 +31,83 @@ struct Queue {
     oldest_waiting: Duration,
 }
 
+/// Samples the gauges until `shutdown`, in a task of its own so that a slow
+/// JetStream holds up neither the jobs service nor the history projector.
+pub(super) async fn sample_until(ingest: Arc<Ingest>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => ingest.sample_gauges().await,
+        }
+    }
+}
+
+/// `sample` within the budget, or the reason it has no value.
+async fn within_budget<T>(
+    sample: impl Future<Output = Result<T, BoxError>>,
+) -> Result<T, BoxError> {
+    match tokio::time::timeout(BUDGET, sample).await {
+        Ok(result) => result,
+        Err(_) => Err("timed out".into()),
+    }
+}
+
 impl Ingest {
-    /// Samples every gauge. A sample that cannot be taken leaves the gauge
-    /// as it was, and says so in the log.
-    pub(super) async fn sample_gauges(&self) {
-        match self.queue().await {
+    async fn sample_gauges(&self) {
+        match within_budget(self.queue()).await {
             Ok(queue) => crate::metrics::queue(
                 queue.waiting,
                 queue.running,
                 queue.oldest_waiting.as_secs_f64(),
             ),
-            Err(err) => tracing::debug!(error = %err, "cannot sample the work queue"),
-        }
-        match self.js.get_stream_no_info(names::DEAD_STREAM).await {
-            Ok(dead) => match dead.get_info().await {
-                Ok(info) => crate::metrics::dead_letters(info.state.messages),
-                Err(err) => tracing::debug!(error = %err, "cannot sample the dead letters"),
-            },
-            Err(err) => tracing::debug!(error = %err, "cannot sample the dead letters"),
-        }
-        for (label, bucket) in [("uploads", &self.uploads), ("outputs", &self.outputs)] {
-            match bucket.usage().await {
-                Ok((bytes, limit)) => crate::metrics::bucket(label, bytes, limit),
-                Err(err) => tracing::debug!(bucket = label, error = %err, "cannot sample a bucket"),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot sample the work queue");
+                crate::metrics::queue_unknown();
             }
         }
-        match self.js.query_account().await {
-            Ok(account) => crate::metrics::jetstream_storage(account.storage),
-            Err(err) => tracing::debug!(error = %err, "cannot sample the JetStream account"),
+        match within_budget(self.dead_letters()).await {
+            Ok(count) => crate::metrics::dead_letters(count as f64),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot sample the dead letters");
+                crate::metrics::dead_letters(f64::NAN);
+            }
+        }
+        for (label, bucket) in [("uploads", &self.uploads), ("outputs", &self.outputs)] {
+            match within_budget(async { Ok(bucket.usage().await?) }).await {
+                Ok((bytes, limit)) => crate::metrics::bucket(label, bytes as f64, limit as f64),
+                Err(err) => {
+                    tracing::debug!(bucket = label, error = %err, "cannot sample a bucket");
+                    crate::metrics::bucket(label, f64::NAN, f64::NAN);
+                }
+            }
+        }
+        match within_budget(async { Ok(self.js.query_account().await?) }).await {
+            Ok(account) => crate::metrics::jetstream_storage(account.storage as f64),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot sample the JetStream account");
+                crate::metrics::jetstream_storage(f64::NAN);
+            }
         }
     }
 
-    async fn queue(&self) -> Result<Queue, crate::error::BoxError> {
+    /// Items in the dead-letter stream; none before a transcoder made it.
+    async fn dead_letters(&self) -> Result<u64, BoxError> {
+        match self.js.get_stream(names::DEAD_STREAM).await {
+            Ok(dead) => Ok(dead.cached_info().state.messages),
+            Err(err) => match err.kind() {
+                GetStreamErrorKind::JetStream(e)
+                    if e.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    Ok(0)
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    async fn queue(&self) -> Result<Queue, BoxError> {
         match self.work.consumer_info(names::TRANSCODERS_CONSUMER).await {
             Ok(consumer) => {
                 // Items are delivered in stream order: the first one after
@@ -73,7 +125,7 @@ impl Ingest {
                 })
             }
             // No transcoder has made the consumer yet: everything waits.
-            Err(_) => {
+            Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => {
                 let stream = self.work.get_info().await?;
                 let oldest_waiting = if stream.state.messages > 0 {
                     age(stream.state.first_timestamp)
@@ -86,19 +138,25 @@ impl Ingest {
                     oldest_waiting,
                 })
             }
+            Err(err) => Err(err.into()),
         }
     }
 }
 
-/// The age of the first work item at or after `sequence`.
-async fn oldest_from(work: &Stream, sequence: u64) -> Result<Duration, crate::error::BoxError> {
+/// The age of the first work item at or after `sequence`; none when a
+/// transcoder took it since the consumer was asked.
+async fn oldest_from(work: &Stream, sequence: u64) -> Result<Duration, BoxError> {
     let message = work
         .raw_message_builder()
         .sequence(sequence)
         .next_by_subject(subject::WORK_TRANSCODE)
         .send()
-        .await?;
-    Ok(age(message.time))
+        .await;
+    match message {
+        Ok(message) => Ok(age(message.time)),
+        Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(Duration::ZERO),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn age(time: time::OffsetDateTime) -> Duration {

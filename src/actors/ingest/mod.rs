@@ -203,7 +203,10 @@ impl Worker for Ingest {
             let mut health = ConsumerHealth::new(names::HISTORY_CONSUMER);
             // Chunks of uploads whose process died mid-way, swept now and then.
             let mut sweep = tokio::time::interval(self.orphan_sweep);
-            let mut gauges = tokio::time::interval(gauges::INTERVAL);
+            // Ends with this run, however it ends: a restarted run starts its own.
+            let _sampler = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                gauges::sample_until(self.clone(), shutdown.clone()),
+            ));
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -228,14 +231,6 @@ impl Worker for Ingest {
                         Ok(purged) => tracing::info!(purged, "purged the chunks of uploads that broke off"),
                         Err(err) => tracing::warn!(error = %err, "cannot sweep broken-off uploads"),
                     },
-                    // Bounded, so that a slow JetStream cannot hold up the
-                    // jobs service and the projector behind it.
-                    _ = gauges.tick() => {
-                        let sampled = tokio::time::timeout(gauges::BUDGET, self.sample_gauges()).await;
-                        if sampled.is_err() {
-                            tracing::debug!("sampling the gauges took too long; skipped the rest");
-                        }
-                    }
                     next = served.next() => match next {
                         Some((endpoint, request)) => {
                             served.answer(service::serve(self.clone(), request, endpoint));
