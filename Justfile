@@ -6,9 +6,13 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 setup:
     bash scripts/setup.sh
 
-# Run the whole service on this machine (http://127.0.0.1:8080).
+# Run the whole service on this machine (http://127.0.0.1:8080), release build.
 up *ARGS:
     bash scripts/up.sh {{ARGS}}
+
+# The same with the debug build: quicker to rebuild, slower to run.
+up-dev *ARGS:
+    MEDIAJET_PROFILE=dev bash scripts/up.sh {{ARGS}}
 
 # Run every test against real NATS, ffmpeg, SurrealDB and SMTP.
 test *ARGS:

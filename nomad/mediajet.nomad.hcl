@@ -121,45 +121,45 @@ job "mediajet" {
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats-ca.pem"
-        data        = local.nats_ca
+        destination          = "secrets/nats-ca.pem"
+        data                 = local.nats_ca
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/surreal.env"
-        env         = true
-        data        = local.surreal_env
+        destination          = "secrets/surreal.env"
+        env                  = true
+        data                 = local.surreal_env
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/surreal-ca.pem"
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
+        destination          = "secrets/surreal-ca.pem"
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats.env"
-        env         = true
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .auth_nats_password }}{{ end }}"
+        destination          = "secrets/nats.env"
+        env                  = true
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .auth_nats_password }}{{ end }}"
       }
 
       # Readable by the image's `mediajet` user (uid 10001) only.
       template {
         error_on_missing_key = true
-        destination = "secrets/signing-key.pem"
-        perms       = "0400"
-        uid         = 10001
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .signing_key }}{{ end }}"
+        destination          = "secrets/signing-key.pem"
+        perms                = "0400"
+        uid                  = 10001
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .signing_key }}{{ end }}"
       }
 
       # The first admin, ensured at start (the same on every instance).
       template {
         error_on_missing_key = true
-        destination = "secrets/admin.env"
-        env         = true
-        data        = <<-EOT
+        destination          = "secrets/admin.env"
+        env                  = true
+        data                 = <<-EOT
           {{ with nomadVar "nomad/jobs/mediajet" }}
           MEDIAJET_ADMIN_EMAIL={{ .admin_email }}
           MEDIAJET_ADMIN_PASSWORD={{ .admin_password }}
@@ -233,28 +233,28 @@ job "mediajet" {
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats-ca.pem"
-        data        = local.nats_ca
+        destination          = "secrets/nats-ca.pem"
+        data                 = local.nats_ca
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/surreal.env"
-        env         = true
-        data        = local.surreal_env
+        destination          = "secrets/surreal.env"
+        env                  = true
+        data                 = local.surreal_env
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/surreal-ca.pem"
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
+        destination          = "secrets/surreal-ca.pem"
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}{{ .surreal_tls_ca }}{{ end }}"
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats.env"
-        env         = true
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .ingest_nats_password }}{{ end }}"
+        destination          = "secrets/nats.env"
+        env                  = true
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .ingest_nats_password }}{{ end }}"
       }
 
       resources {
@@ -362,15 +362,15 @@ job "mediajet" {
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats-ca.pem"
-        data        = local.nats_ca
+        destination          = "secrets/nats-ca.pem"
+        data                 = local.nats_ca
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats.env"
-        env         = true
-        data        = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .transcoder_nats_password }}{{ end }}"
+        destination          = "secrets/nats.env"
+        env                  = true
+        data                 = "{{ with nomadVar \"nomad/jobs/mediajet\" }}MEDIAJET_NATS_PASSWORD={{ .transcoder_nats_password }}{{ end }}"
       }
 
       resources {
@@ -434,15 +434,15 @@ job "mediajet" {
 
       template {
         error_on_missing_key = true
-        destination = "secrets/nats-ca.pem"
-        data        = local.nats_ca
+        destination          = "secrets/nats-ca.pem"
+        data                 = local.nats_ca
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/mail.env"
-        env         = true
-        data        = <<-EOT
+        destination          = "secrets/mail.env"
+        env                  = true
+        data                 = <<-EOT
           {{ with nomadVar "nomad/jobs/mediajet" }}
           MEDIAJET_NATS_PASSWORD={{ .mailer_nats_password }}
           MEDIAJET_SMTP_URL={{ .smtp_url }}

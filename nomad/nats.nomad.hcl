@@ -111,10 +111,10 @@ job "nats" {
       # and nats-server learns the rest of the mesh from any one route.
       template {
         error_on_missing_key = true
-        destination   = "local/nats.conf"
-        change_mode   = "signal"
-        change_signal = "SIGHUP"
-        data          = <<-EOT
+        destination          = "local/nats.conf"
+        change_mode          = "signal"
+        change_signal        = "SIGHUP"
+        data                 = <<-EOT
           ${replace(file("nats.conf"), "./data/nats/jetstream", "/data/jetstream")}
           cluster {
             name: mediajet
@@ -124,9 +124,9 @@ job "nats" {
               password: $MEDIAJET_NATS_ROUTE_PASSWORD
             }
             tls {
-              cert_file: "/secrets/tls/server.pem"
-              key_file: "/secrets/tls/server-key.pem"
-              ca_file: "/secrets/tls/ca.pem"
+              cert_file: "{{ env "NOMAD_SECRETS_DIR" }}/tls/server.pem"
+              key_file: "{{ env "NOMAD_SECRETS_DIR" }}/tls/server-key.pem"
+              ca_file: "{{ env "NOMAD_SECRETS_DIR" }}/tls/ca.pem"
               verify: true
             }
             routes: [
@@ -136,8 +136,8 @@ job "nats" {
             ]
           }
           tls {
-            cert_file: "/secrets/tls/server.pem"
-            key_file: "/secrets/tls/server-key.pem"
+            cert_file: "{{ env "NOMAD_SECRETS_DIR" }}/tls/server.pem"
+            key_file: "{{ env "NOMAD_SECRETS_DIR" }}/tls/server-key.pem"
           }
         EOT
       }
@@ -146,26 +146,26 @@ job "nats" {
       # Nomad Variables: tls_cert, tls_key, tls_ca (PEM).
       template {
         error_on_missing_key = true
-        destination = "secrets/tls/server.pem"
-        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_cert }}{{ end }}"
+        destination          = "secrets/tls/server.pem"
+        data                 = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_cert }}{{ end }}"
       }
       template {
         error_on_missing_key = true
-        destination = "secrets/tls/server-key.pem"
-        perms       = "0600"
-        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_key }}{{ end }}"
+        destination          = "secrets/tls/server-key.pem"
+        perms                = "0600"
+        data                 = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_key }}{{ end }}"
       }
       template {
         error_on_missing_key = true
-        destination = "secrets/tls/ca.pem"
-        data        = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_ca }}{{ end }}"
+        destination          = "secrets/tls/ca.pem"
+        data                 = "{{ with nomadVar \"nomad/jobs/nats\" }}{{ .tls_ca }}{{ end }}"
       }
 
       template {
         error_on_missing_key = true
-        destination = "secrets/passwords.env"
-        env         = true
-        data        = <<-EOT
+        destination          = "secrets/passwords.env"
+        env                  = true
+        data                 = <<-EOT
           {{ with nomadVar "nomad/jobs/nats" }}
           MEDIAJET_NATS_AUTH_PASSWORD={{ .auth_password }}
           MEDIAJET_NATS_INGEST_PASSWORD={{ .ingest_password }}

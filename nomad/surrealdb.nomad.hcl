@@ -58,14 +58,14 @@ job "surrealdb" {
 
       template {
         error_on_missing_key = true
-        destination = "secrets/tls/server.pem"
-        data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_cert }}{{ end }}"
+        destination          = "secrets/tls/server.pem"
+        data                 = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_cert }}{{ end }}"
       }
       template {
         error_on_missing_key = true
-        destination = "secrets/tls/server-key.pem"
-        perms       = "0600"
-        data        = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_key }}{{ end }}"
+        destination          = "secrets/tls/server-key.pem"
+        perms                = "0600"
+        data                 = "{{ with nomadVar \"nomad/jobs/surrealdb\" }}{{ .tls_key }}{{ end }}"
       }
 
       volume_mount {
@@ -76,9 +76,9 @@ job "surrealdb" {
       # The root credentials come from Nomad Variables, never from the job.
       template {
         error_on_missing_key = true
-        destination = "secrets/root.env"
-        env         = true
-        data        = <<-EOT
+        destination          = "secrets/root.env"
+        env                  = true
+        data                 = <<-EOT
           SURREAL_USER=root
           {{ with nomadVar "nomad/jobs/surrealdb" }}SURREAL_PASS={{ .root_password }}{{ end }}
         EOT

@@ -531,3 +531,68 @@ fn prometheus_discovers_every_metrics_service_through_nomad() {
     assert!(config.contains("nomad_sd_configs"), "{config}");
     assert!(config.contains("metrics"), "{config}");
 }
+
+#[test]
+fn the_nats_job_renders_a_config_nats_server_accepts() {
+    let file = job("nats.nomad.hcl");
+    let group = &file["job"]["nats"]["group"]["nats"];
+    let task = &group["task"]["nats"];
+    let dir = tempfile::tempdir().unwrap();
+    let tls = crate::common::make_certificates(dir.path());
+    let pem = |path: &std::path::Path| std::fs::read_to_string(path).unwrap();
+    let mut items: BTreeMap<String, String> = [
+        "auth",
+        "ingest",
+        "transcoder",
+        "mailer",
+        "submitter",
+        "operator",
+        "route",
+    ]
+    .iter()
+    .map(|user| (format!("{user}_password"), format!("{user}Password1")))
+    .collect();
+    items.insert("tls_cert".into(), pem(&tls.cert));
+    items.insert("tls_key".into(), pem(&tls.key));
+    items.insert("tls_ca".into(), pem(&tls.ca));
+    let nodes = (0..3)
+        .map(|i| (format!("10.0.0.{}", i + 1), 6222))
+        .collect();
+    let cluster = crate::common::nomad::Cluster {
+        services: BTreeMap::from([("nats-cluster".to_string(), nodes)]),
+        variables: BTreeMap::from([("nomad/jobs/nats".to_string(), items)]),
+        ..Default::default()
+    };
+    let ports = port_labels(group)
+        .into_iter()
+        .map(|label| (label, 0))
+        .collect();
+    let prepared = crate::common::nomad::prepare_task(task, &ports, &cluster, dir.path())
+        .expect("the task's templates render");
+    let config = prepared.root.join("local/nats.conf");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        text.matches("nats-route://route:routePassword1@10.0.0.")
+            .count(),
+        3,
+        "{text}"
+    );
+    // nats-server's own check of the file: it parses, every variable it
+    // names (the passwords) is in the task's environment, and the TLS files
+    // load.
+    let output = std::process::Command::new("nats-server")
+        .arg("-t")
+        .arg("-c")
+        .arg(&config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&prepared.env)
+        .output()
+        .expect("nats-server must be installed for the tests");
+    assert!(
+        output.status.success(),
+        "{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
