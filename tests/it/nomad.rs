@@ -540,18 +540,12 @@ fn the_nats_job_renders_a_config_nats_server_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let tls = crate::common::make_certificates(dir.path());
     let pem = |path: &std::path::Path| std::fs::read_to_string(path).unwrap();
-    let mut items: BTreeMap<String, String> = [
-        "auth",
-        "ingest",
-        "transcoder",
-        "mailer",
-        "submitter",
-        "operator",
-        "route",
-    ]
-    .iter()
-    .map(|user| (format!("{user}_password"), format!("{user}Password1")))
-    .collect();
+    // The actors' users and the nodes' own (`route`).
+    let mut items: BTreeMap<String, String> = crate::common::NATS_USERS
+        .iter()
+        .chain(&["route"])
+        .map(|user| (format!("{user}_password"), format!("{user}Password1")))
+        .collect();
     items.insert("tls_cert".into(), pem(&tls.cert));
     items.insert("tls_key".into(), pem(&tls.key));
     items.insert("tls_ca".into(), pem(&tls.ca));

@@ -121,9 +121,7 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-}
 
-impl Prometheus {
     /// Waits until `expr` is the single value `want`.
     pub async fn wait_for_value(&self, expr: &str, want: f64) {
         self.wait_for(expr, |v| (v - want).abs() < 1e-9).await;
