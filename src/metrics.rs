@@ -189,7 +189,7 @@ pub fn declare(actor: ActorKind) {
             }
             // Until the first sample: nothing queued and no dead letters,
             // which is the truth before any transcoder made its streams.
-            queue(0, 0, 0.0);
+            queue(0.0, 0.0, 0.0);
             dead_letters(0.0);
         }
         ActorKind::Transcoder => {
@@ -289,18 +289,11 @@ pub fn nats_request(actor: &'static str, endpoint: &str, status: u16) {
         .increment(1);
 }
 
-/// What Ingest last saw of the work queue.
-pub fn queue(waiting: u64, running: u64, oldest_waiting_seconds: f64) {
-    gauge!(QUEUE_JOBS, "state" => "waiting").set(waiting as f64);
-    gauge!(QUEUE_JOBS, "state" => "running").set(running as f64);
+/// What Ingest last saw of the work queue (NaN: it could not see).
+pub fn queue(waiting: f64, running: f64, oldest_waiting_seconds: f64) {
+    gauge!(QUEUE_JOBS, "state" => "waiting").set(waiting);
+    gauge!(QUEUE_JOBS, "state" => "running").set(running);
     gauge!(QUEUE_OLDEST_AGE).set(oldest_waiting_seconds);
-}
-
-/// The work queue could not be sampled: its gauges are unknown (NaN).
-pub fn queue_unknown() {
-    gauge!(QUEUE_JOBS, "state" => "waiting").set(f64::NAN);
-    gauge!(QUEUE_JOBS, "state" => "running").set(f64::NAN);
-    gauge!(QUEUE_OLDEST_AGE).set(f64::NAN);
 }
 
 pub fn dead_letters(count: f64) {

@@ -44,52 +44,41 @@ pub(super) async fn sample_until(ingest: Arc<Ingest>, shutdown: CancellationToke
     }
 }
 
-/// `sample` within the budget, or the reason it has no value.
-async fn within_budget<T>(
-    sample: impl Future<Output = Result<T, BoxError>>,
-) -> Result<T, BoxError> {
-    match tokio::time::timeout(BUDGET, sample).await {
+/// What `sample` found within the budget, or `None` (logged) when it found
+/// nothing: the gauge is then unknown.
+async fn sample<T>(what: &str, sample: impl Future<Output = Result<T, BoxError>>) -> Option<T> {
+    let result = match tokio::time::timeout(BUDGET, sample).await {
         Ok(result) => result,
         Err(_) => Err("timed out".into()),
-    }
+    };
+    result
+        .map_err(|err| tracing::debug!(error = %err, "cannot sample {what}"))
+        .ok()
 }
 
 impl Ingest {
     async fn sample_gauges(&self) {
-        match within_budget(self.queue()).await {
-            Ok(queue) => crate::metrics::queue(
-                queue.waiting,
-                queue.running,
+        let unknown = f64::NAN;
+        match sample("the work queue", self.queue()).await {
+            Some(queue) => crate::metrics::queue(
+                queue.waiting as f64,
+                queue.running as f64,
                 queue.oldest_waiting.as_secs_f64(),
             ),
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot sample the work queue");
-                crate::metrics::queue_unknown();
-            }
+            None => crate::metrics::queue(unknown, unknown, unknown),
         }
-        match within_budget(self.dead_letters()).await {
-            Ok(count) => crate::metrics::dead_letters(count as f64),
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot sample the dead letters");
-                crate::metrics::dead_letters(f64::NAN);
-            }
-        }
+        let dead = sample("the dead letters", self.dead_letters()).await;
+        crate::metrics::dead_letters(dead.map_or(unknown, |count| count as f64));
         for (label, bucket) in [("uploads", &self.uploads), ("outputs", &self.outputs)] {
-            match within_budget(async { Ok(bucket.usage().await?) }).await {
-                Ok((bytes, limit)) => crate::metrics::bucket(label, bytes as f64, limit as f64),
-                Err(err) => {
-                    tracing::debug!(bucket = label, error = %err, "cannot sample a bucket");
-                    crate::metrics::bucket(label, f64::NAN, f64::NAN);
-                }
-            }
+            let usage = sample("a bucket", async { Ok(bucket.usage().await?) }).await;
+            let (bytes, limit) = usage.map_or((unknown, unknown), |(b, l)| (b as f64, l as f64));
+            crate::metrics::bucket(label, bytes, limit);
         }
-        match within_budget(async { Ok(self.js.query_account().await?) }).await {
-            Ok(account) => crate::metrics::jetstream_storage(account.storage as f64),
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot sample the JetStream account");
-                crate::metrics::jetstream_storage(f64::NAN);
-            }
-        }
+        let account = sample("the JetStream account", async {
+            Ok(self.js.query_account().await?)
+        });
+        let storage = account.await.map_or(unknown, |a| a.storage as f64);
+        crate::metrics::jetstream_storage(storage);
     }
 
     /// Items in the dead-letter stream; none before a transcoder made it.
