@@ -50,6 +50,10 @@ if [ -n "$missing" ]; then
 fi
 npm ci --prefix tests/web --no-audit --no-fund --silent
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mediajet-target}"
+# A failed run should end with each failure's message and place; backtraces
+# would push them out of the last screenful (and out of CI's excerpt).
+# Set MEDIAJET_TEST_BACKTRACE=1 to have them.
+export RUST_BACKTRACE="${MEDIAJET_TEST_BACKTRACE:-0}"
 # The SurrealDB server the remote-database tests start; it lands next to the
 # mediajet binary in the shared target dir, where the tests look for it.
 cargo build --manifest-path tools/surreal-server/Cargo.toml

@@ -220,9 +220,25 @@ impl Endings {
     }
 }
 
-/// `ffmpeg -nostdin -i in -vn -acodec libmp3lame -ab 192k -ar 44100 out.mp3`.
-pub async fn bare_ffmpeg(input: &Path, output: &Path) {
-    let status = tokio::process::Command::new("ffmpeg")
+/// The static ffmpeg build the PyPI package `imageio-ffmpeg` ships, when it
+/// is installed (`scripts/bench.sh` installs it).
+pub fn static_ffmpeg() -> Option<std::path::PathBuf> {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let path = String::from_utf8(output.stdout).ok()?;
+    let path = std::path::PathBuf::from(path.trim());
+    (output.status.success() && path.is_file()).then_some(path)
+}
+
+/// `<ffmpeg> -nostdin -i in -vn -acodec libmp3lame -ab 192k -ar 44100 out.mp3`.
+pub async fn bare_ffmpeg(ffmpeg: &Path, input: &Path, output: &Path) {
+    let status = tokio::process::Command::new(ffmpeg)
         .args(["-v", "error", "-y", "-nostdin", "-i"])
         .arg(input)
         .args([

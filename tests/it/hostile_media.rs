@@ -338,6 +338,33 @@ async fn an_encode_past_its_limits_is_stopped_and_fails_with_the_reason() {
 }
 
 #[tokio::test]
+async fn an_input_that_breaks_the_policy_stops_the_encode_as_soon_as_ffmpeg_describes_it() {
+    // ffmpeg here reads at the pace of playback: converting the whole input
+    // would take its full minute, so a job that fails sooner was stopped
+    // on ffmpeg's description of the input, before its audio was decoded.
+    let dir = tempfile::tempdir().unwrap();
+    let ffmpeg = common::realtime_ffmpeg(dir.path());
+    let app = common::spawn_app_with(move |config| {
+        config.transcoder.ffmpeg = ffmpeg;
+        config.transcoder.max_input_duration = Duration::from_secs(20);
+    })
+    .await;
+    let token = app.new_user("eve@example.com").await;
+    let video = common::make_video(dir.path(), "minute.mp4", 60);
+    let started = Instant::now();
+    let id = app.submit(&token, &video).await;
+    let job = app.wait_until_finished(&token, &id).await;
+    let took = started.elapsed();
+    assert_eq!(job["state"], "failed", "{job}");
+    let reason = job["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("lasts 60 seconds"), "{reason}");
+    assert!(
+        took < Duration::from_secs(20),
+        "stopped only after {took:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_encode_past_its_time_is_killed_with_its_whole_process_group() {
     let tools = tempfile::tempdir().unwrap();
     let slow = common::realtime_ffmpeg(tools.path());

@@ -91,6 +91,7 @@ impl Ingest {
                 .purge(job_id)
                 .await
                 .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+            self.finished.deleted(job_id);
             self.history
                 .delete(job_id)
                 .await

@@ -2,6 +2,7 @@
 //! or a page of them, and a queued job's place in the queue.
 
 use super::error::ApiError;
+use super::finished::Known;
 use super::history::StateFilter;
 use super::{Ingest, view};
 use crate::domain::JobId;
@@ -9,18 +10,26 @@ use crate::wire::{self, Job, JobState, names};
 
 impl Ingest {
     /// The caller's job, or `NotFound` if it is someone else's or unknown.
+    /// A finished job comes from memory when this process saw it end.
     pub(super) async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
         // Any spelling of a UUID (braces, `urn:uuid:`, capitals) names the
         // same job; only the canonical one is a key.
         let job_id = JobId::parse(job_id).ok_or(ApiError::NotFound)?.to_string();
         let job_id = job_id.as_str();
-        let live = self
-            .jobs
-            .get(job_id)
-            .await
-            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+        let live = match self.finished.get(job_id) {
+            Some(Known::Finished(job)) => Some(*job),
+            Some(Known::Deleted) => None,
+            None => self
+                .jobs
+                .get(job_id)
+                .await
+                .map_err(|e| ApiError::unavailable("the jobs bucket", e))?
+                .map(|bytes| wire::decode::<Job>(&bytes))
+                .transpose()
+                .map_err(ApiError::internal)?,
+        };
         let job = match live {
-            Some(bytes) => Some(wire::decode::<Job>(&bytes).map_err(ApiError::internal)?),
+            Some(job) => Some(job),
             None => self
                 .history
                 .get(job_id)

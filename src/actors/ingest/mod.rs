@@ -4,7 +4,8 @@
 //!
 //! - `http/`: the routes; `service`: the same jobs over NATS
 //! - `submission`: what makes a submission valid; `create`: the job made of it
-//! - `lookup`: reading jobs; `view`: the job as its owner sees it
+//! - `lookup`: reading jobs; `view`: the job as its owner sees it;
+//!   `finished`: finished jobs held in memory for those reads
 //! - `cancel`: cancel and delete; `follow`, `feeds`: live job events
 //! - `login`, `throttle`, `peer`: throttled logins and the client's address
 //! - `history`, `projector`: the job history in SurrealDB and its writer
@@ -17,6 +18,7 @@ pub mod cancel;
 mod create;
 pub mod error;
 mod feeds;
+mod finished;
 mod follow;
 mod gauges;
 pub mod history;
@@ -64,6 +66,8 @@ pub struct Ingest {
     client: async_nats::Client,
     js: Context,
     jobs: kv::Store,
+    /// Jobs seen to end, answered without a round trip.
+    finished: finished::FinishedJobs,
     submissions: kv::Store,
     owners: kv::Store,
     uploads: Bucket,
@@ -118,6 +122,7 @@ impl Ingest {
             .await
             .map_err(|e| IngestSetupError::Subscribe(e.to_string()))?;
         let ingest = Ingest {
+            finished: finished::FinishedJobs::watch(jobs.clone()),
             jobs,
             feeds,
             submissions: js_setup::submissions_bucket(&js, r).await?,

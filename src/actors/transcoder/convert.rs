@@ -1,5 +1,5 @@
-//! The conversion's I/O: the upload to a work file, ffprobe and ffmpeg with
-//! progress written to the job, the audio back into the outputs bucket.
+//! The conversion's I/O: the upload to a work file, ffmpeg with progress
+//! written to the job, the audio back into the outputs bucket.
 
 use std::time::{Duration, Instant};
 
@@ -65,11 +65,7 @@ impl Transcoder {
             media.max_output_bytes = media.max_output_bytes.min(left.max(1));
         }
         let media = &media;
-        let probe = ffmpeg::probe(media, &input).await?;
-        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload probed");
-        let phase = Instant::now();
-        let mut encode =
-            Encode::start(media, &probe, &input, &output_path, job.format, job.options)?;
+        let mut encode = Encode::start(media, &input, &output_path, job.format, job.options)?;
         let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
         tokio::pin!(encode_deadline);
         let mut last_saved = Instant::now();
@@ -80,7 +76,7 @@ impl Transcoder {
                         break encode.finish().await;
                     }
                     let progress = *encode.progress.borrow_and_update();
-                    if let Some(total) = probe.duration
+                    if let Some(total) = progress.total
                         && last_saved.elapsed() >= Duration::from_millis(500)
                     {
                         job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
@@ -122,17 +118,20 @@ impl Transcoder {
         // ffmpeg's last report says how much audio it wrote. Each ffprobe run
         // costs about as much CPU as a short encode (mostly loading its
         // libraries), so the output is probed only when ffmpeg did not say.
-        let written = encode.progress.borrow().seconds;
-        let duration = if written > 0.0 {
-            written
+        let last = *encode.progress.borrow();
+        let duration = if last.seconds > 0.0 {
+            last.seconds
         } else {
             ffmpeg::output_duration(media, &output_path).await?
         };
         // ffmpeg can exit 0 having read only part of an input (an mp4 whose
         // index is missing or damaged): a short output is a failed job, not
-        // audio to hand out.
-        if let Some(expected) = probe.audio_duration
-            && duration < expected * 0.95 - 1.0
+        // audio to hand out. Audio that ends before the picture is not
+        // short, so only then is the audio stream itself measured.
+        let short = |expected: f64| duration < expected * 0.95 - 1.0;
+        if last.total.is_some_and(short)
+            && let Some(expected) = ffmpeg::audio_duration(media, &input).await?
+            && short(expected)
         {
             return Err(AttemptError::Rejected(format!(
                 "only {duration:.1} of {expected:.1} seconds of audio could be read; \

@@ -12,9 +12,9 @@
 //! - `decision`: the ack decision itself, a pure function with its table
 //! - `error`: how an attempt can fail, by class
 //! - `ownership`: compare-and-set writes to the job, cancel and takeover
-//! - `convert`: the upload to a work file, ffprobe, ffmpeg, the audio stored
+//! - `convert`: the upload to a work file, ffmpeg, the audio stored
 //! - `dead_letter`: work items kept for an operator
-//! - `ffmpeg`: ffprobe and ffmpeg, and the limits they run under
+//! - `ffmpeg`: the encode, the media policy on its report, the limits
 //! - `sandbox`: how they are started: environment, namespace, user, limits
 
 mod attempt;

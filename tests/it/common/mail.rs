@@ -9,6 +9,15 @@ use super::wait_for_port;
 
 /// The emails in `<data_dir>/outbox`, waiting up to ten seconds for `expected`.
 pub async fn read_outbox(data_dir: &Path, expected: usize) -> Vec<String> {
+    read_outbox_within(data_dir, expected, Duration::from_secs(10)).await
+}
+
+/// The same, waiting up to `patience`.
+pub async fn read_outbox_within(
+    data_dir: &Path,
+    expected: usize,
+    patience: Duration,
+) -> Vec<String> {
     let dir = data_dir.join("outbox");
     let started = Instant::now();
     loop {
@@ -21,7 +30,7 @@ pub async fn read_outbox(data_dir: &Path, expected: usize) -> Vec<String> {
                     .collect()
             })
             .unwrap_or_default();
-        if mails.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+        if mails.len() >= expected || started.elapsed() > patience {
             return mails;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

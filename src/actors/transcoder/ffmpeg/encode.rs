@@ -1,5 +1,6 @@
-//! The encode: ffmpeg pinned to the probed demuxer and the first audio
-//! stream, confined, with its progress reported as it goes.
+//! The encode: ffmpeg reading the upload within the probe's bounds, the
+//! first audio stream only, confined, its input report checked against the
+//! media policy and its progress reported as it goes.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,8 @@ use tokio::sync::watch;
 use super::sandbox;
 use crate::wire::{AudioOptions, Format};
 
-use super::probe::Probe;
-use super::{ALLOWED_DEMUXERS, MediaError, MediaPolicy, limit_hit};
+use super::report::{InputReport, StreamKind};
+use super::{ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, limit_hit};
 
 /// Encoder, bit rate, sample rate and container of an output. Options were
 /// checked against the format when the job was accepted.
@@ -45,6 +46,9 @@ pub struct Progress {
     pub seconds: f64,
     /// Encode speed as a multiple of real time.
     pub speed: f64,
+    /// The input's duration in seconds, once ffmpeg has said and if the
+    /// container knows.
+    pub total: Option<f64>,
 }
 
 /// A running ffmpeg process that can be stopped from another task.
@@ -56,10 +60,9 @@ pub struct Encode {
 }
 
 impl Encode {
-    /// Starts converting `input` (already probed) to `output`.
+    /// Starts converting `input` to `output`.
     pub fn start(
         policy: &MediaPolicy,
-        probe: &Probe,
         input: &Path,
         output: &Path,
         format: Format,
@@ -74,9 +77,10 @@ impl Encode {
             .hide_banner()
             // Stop at the first broken packet rather than write a short file.
             .args(["-nostdin", "-xerror", "-threads", threads.as_str()])
+            .args(["-probesize", PROBE_BYTES, "-analyzeduration", PROBE_MICROS])
             .args(["-protocol_whitelist", "file", "-format_whitelist"])
             .arg(&whitelist)
-            .args(["-f", probe.demuxer.as_str(), "-i"])
+            .arg("-i")
             .arg(sandbox::INPUT)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-threads", threads.as_str()])
@@ -100,20 +104,50 @@ impl Encode {
         let waiter = child.clone();
         // ffmpeg-sidecar's event iterator blocks; it gets a thread of its own.
         let events = tokio::task::spawn_blocking(move || {
-            let mut errors: Vec<String> = Vec::new();
+            let mut last_error: Option<String> = None;
+            let mut report = InputReport::default();
+            let mut describing = false;
+            let mut judged = false;
+            let mut progress = Progress::default();
             for event in iter {
+                let ends_dump = ends_input_dump(&event);
                 match event {
+                    FfmpegEvent::ParsedInput(_) => {
+                        report.opened = true;
+                        describing = true;
+                    }
+                    FfmpegEvent::ParsedDuration(d) if describing => {
+                        report.duration = Some(d.duration).filter(|d| d.is_finite() && *d > 0.0);
+                        progress.total = report.duration;
+                    }
+                    FfmpegEvent::ParsedInputStream(stream) if describing => {
+                        report.streams.push(stream_kind(&stream));
+                    }
+                    FfmpegEvent::Log(LogLevel::Info, line) if describing => {
+                        report.unparsed_line(&line);
+                    }
                     FfmpegEvent::Progress(p) => {
-                        let _ = tx.send(Progress {
-                            seconds: parse_clock(&p.time).unwrap_or(0.0),
-                            speed: f64::from(p.speed),
-                        });
+                        progress.seconds = parse_clock(&p.time).unwrap_or(0.0);
+                        progress.speed = f64::from(p.speed);
+                        let _ = tx.send(progress);
                     }
                     FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line)
                     | FfmpegEvent::Error(line) => {
-                        errors.push(line);
+                        last_error = Some(line);
                     }
                     _ => {}
+                }
+                // The input dump ends where the stream mapping, the output
+                // or an error begins: that is the moment to judge it, before
+                // ffmpeg has decoded more than its probe.
+                if describing && ends_dump {
+                    describing = false;
+                }
+                if !describing && report.opened && !judged {
+                    judged = true;
+                    if report.check(&limits, true).is_err() {
+                        sandbox::kill_group(pid);
+                    }
                 }
             }
             let status = waiter
@@ -121,15 +155,32 @@ impl Encode {
                 .map_err(|_| MediaError::Tool("ffmpeg handle poisoned".into()))?
                 .wait()
                 .map_err(|e| MediaError::Tool(format!("cannot wait for ffmpeg: {e}")))?;
+            if report.opened {
+                report.check(&limits, true)?;
+            }
+            let reason = || {
+                let reason = last_error.as_deref().map_or("no details", str::trim);
+                // ffmpeg-sidecar asks for level prefixes; the user needs none.
+                let reason = ["[error]", "[fatal]"]
+                    .iter()
+                    .find_map(|level| reason.strip_prefix(level))
+                    .unwrap_or(reason)
+                    .trim();
+                reason.replace(sandbox::INPUT, "upload")
+            };
             if status.success() {
                 Ok(())
             } else if let Some(reason) = limit_hit(status, &limits) {
                 Err(MediaError::Rejected(reason))
+            } else if !report.opened {
+                Err(MediaError::Rejected(format!(
+                    "the upload is not a readable video or audio file ({})",
+                    reason()
+                )))
             } else {
-                let reason = errors.last().map_or("no details", |s| s.trim());
                 Err(MediaError::Rejected(format!(
                     "ffmpeg could not convert the file: {}",
-                    reason.replace(sandbox::INPUT, "upload")
+                    reason()
                 )))
             }
         });
@@ -154,6 +205,32 @@ impl Encode {
         (&mut self.events)
             .await
             .map_err(|e| MediaError::Tool(format!("ffmpeg watcher failed: {e}")))?
+    }
+}
+
+/// Whether `event` comes after ffmpeg's description of its input.
+fn ends_input_dump(event: &FfmpegEvent) -> bool {
+    matches!(
+        event,
+        FfmpegEvent::ParsedStreamMapping(_)
+            | FfmpegEvent::ParsedOutput(_)
+            | FfmpegEvent::Progress(_)
+            | FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, _)
+            | FfmpegEvent::Error(_)
+            | FfmpegEvent::LogEOF
+            | FfmpegEvent::Done
+    )
+}
+
+/// What the policy needs to know of a stream ffmpeg-sidecar parsed.
+fn stream_kind(stream: &ffmpeg_sidecar::event::Stream) -> StreamKind {
+    use ffmpeg_sidecar::event::StreamTypeSpecificData as Data;
+    match &stream.type_specific_data {
+        Data::Audio(_) => StreamKind::Audio,
+        Data::Video(video) => StreamKind::Video {
+            pixels: u64::from(video.width) * u64::from(video.height),
+        },
+        Data::Subtitle() | Data::Other() => StreamKind::Other,
     }
 }
 

@@ -1,23 +1,26 @@
-//! Probing and converting with the system's ffprobe and ffmpeg.
+//! Converting with the system's ffmpeg, one process per job.
 //!
 //! Uploads are untrusted input to a large C program. The defences, in order:
-//! the probe reads a bounded amount, in a bounded time, with only a fixed
-//! list of container demuxers and the `file` protocol allowed; the probed
-//! file must fit the [`MediaPolicy`] (duration, streams, picture size);
-//! ffmpeg is then pinned to the probed demuxer, the same lists and the first
-//! audio stream, with a thread cap, and runs in a process group of its own
-//! under resource limits (CPU time, file size, address space), so the
-//! caller's wall-clock timeout can kill all of it. A playlist or concat list
-//! disguised as a video therefore cannot make either tool read other files.
+//! ffmpeg reads a bounded amount to learn the input's layout, with only a
+//! fixed list of container demuxers and the `file` protocol allowed; the
+//! layout it reports must fit the [`MediaPolicy`] (duration, streams,
+//! picture size), or the process is killed before it decodes further; it
+//! maps the first audio stream only, with a thread cap, in a process group
+//! of its own under resource limits (CPU time, file size, address space),
+//! so the caller's wall-clock timeout can kill all of it. A playlist or
+//! concat list disguised as a video therefore cannot make it read other
+//! files.
 //!
-//! - `probe`: the bounded probe, and the duration of an output
-//! - `encode`: the pinned, confined encode and its progress
+//! - `encode`: the confined encode, its input report and its progress
+//! - `report`: the media policy, checked on that report
+//! - `probe`: ffprobe for the rare questions the report leaves open
 
 mod encode;
 mod probe;
+mod report;
 
 pub use encode::{Encode, Progress};
-pub use probe::{Probe, output_duration, probe};
+pub use probe::{audio_duration, output_duration};
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -32,11 +35,11 @@ const ALLOWED_DEMUXERS: &[&str] = &[
     "ogg", "wav", "mp3", "flac", "aac", "asf", "aiff", "caf", "amr", "w64", "au",
 ];
 
-/// What the probe may spend on one upload.
+/// What ffmpeg may read of an upload to learn its layout.
 const PROBE_BYTES: &str = "20000000";
 /// The same in microseconds of media.
 const PROBE_MICROS: &str = "20000000";
-/// Wall-clock limit of one probe.
+/// Wall-clock limit of one ffprobe run.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The tools and the limits under which they run on untrusted uploads.
