@@ -18,7 +18,7 @@ up-dev *ARGS:
 test *ARGS:
     bash scripts/test.sh {{ARGS}}
 
-# Benchmarks B1-B5 against bare ffmpeg and NATS (release build); writes
+# Benchmarks B1-B5 and B7 against bare ffmpeg and NATS (release build); writes
 # bench/results.md. See BENCHMARKS.md.
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}

@@ -166,10 +166,18 @@ pub async fn b4_static(scale: &Scale, inputs: &Path, report: &mut Report) {
         );
         return;
     };
-    let path = ffmpeg.to_string_lossy().into_owned();
+    // As root the transcoder runs ffmpeg as `nobody`, which must be able to
+    // reach the binary: a copy in a directory anyone may enter.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("ffmpeg");
+    std::fs::copy(&ffmpeg, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = copy.to_string_lossy().into_owned();
     let args = ["--transcoders", "2", "--ffmpeg", path.as_str()];
     let service = Service::start("auth,ingest,transcoder,mailer", &args).await;
-    b4(scale, inputs, &service, report, &ffmpeg).await;
+    b4(scale, inputs, &service, report, &copy).await;
 }
 
 /// B4: many one-second jobs with two transcoder slots, against bare

@@ -63,7 +63,7 @@ impl Service {
     pub async fn start(actors: &str, extra: &[&str]) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let port = common::free_port();
-        // The shipped nats.conf (8 MB payloads, so 4 MiB object chunks), as
+        // The shipped nats.conf (8 MB payloads; objects travel in 1 MiB chunks), as
         // `mediajet up` and the Nomad jobs use it.
         let conf = dir.path().join("nats.conf");
         let store = dir.path().join("nats");

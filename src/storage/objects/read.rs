@@ -1,9 +1,11 @@
 //! Reading an object chunk by chunk with direct gets (any live replica
-//! answers), its size and SHA-256 checked at the end; reading ahead; and
-//! cutting a byte range out of the chunks.
+//! answers), several chunks per request, its size and SHA-256 checked at
+//! the end; reading ahead; and cutting a byte range out of the chunks.
+
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use async_nats::jetstream::object_store::ObjectInfo;
-use async_nats::jetstream::stream::Stream;
 use aws_lc_rs::digest;
 use base64::Engine;
 use bytes::Bytes;
@@ -24,8 +26,13 @@ impl Bucket {
     pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
         let info = self.info(name).await?;
         let state = ChunkCursor {
-            stream: self.stream.clone(),
+            client: self.context.client(),
+            api: format!(
+                "$JS.API.DIRECT.GET.{}",
+                self.stream.cached_info().config.name
+            ),
             subject: format!("$O.{}.C.{}", self.name, info.nuid),
+            fetched: VecDeque::new(),
             next_sequence: 1,
             remaining: info.chunks,
             expected_size: info.size,
@@ -87,10 +94,23 @@ pub fn slice(chunks: Chunks, start: u64, len: u64) -> Chunks {
     .boxed()
 }
 
+/// Chunks asked for in one direct get. NATS 2.11 and later answer a batch
+/// with the chunks back to back, so the server reads the next chunk while
+/// the last one travels; one chunk per request left both sides waiting on
+/// each other, and the copy of a large upload ran at about 300 MiB/s.
+const BATCH: usize = 8;
+/// How long the first chunk of a batch may take to come.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where a chunked read stands.
 struct ChunkCursor {
-    stream: Stream,
+    client: async_nats::Client,
+    /// The stream's direct-get subject.
+    api: String,
+    /// The subject of the object's chunks.
     subject: String,
+    /// Chunks received and not yet handed out.
+    fetched: VecDeque<Bytes>,
     next_sequence: u64,
     remaining: usize,
     expected_size: usize,
@@ -105,16 +125,66 @@ impl ChunkCursor {
             self.verify()?;
             return Ok(None);
         }
-        let message = self
-            .stream
-            .direct_get_next_for_subject(self.subject.clone(), Some(self.next_sequence))
-            .await
-            .map_err(|err| chunk_error(format!("cannot read a chunk: {err}")))?;
-        self.next_sequence = message.sequence + 1;
+        if self.fetched.is_empty() {
+            self.fetch(self.remaining.min(BATCH)).await?;
+        }
+        let chunk = self
+            .fetched
+            .pop_front()
+            .ok_or_else(|| chunk_error("the object has fewer chunks than it says".into()))?;
         self.remaining -= 1;
-        self.size += message.payload.len();
-        self.digest.update(&message.payload);
-        Ok(Some((message.payload, self)))
+        self.size += chunk.len();
+        self.digest.update(&chunk);
+        Ok(Some((chunk, self)))
+    }
+
+    /// Asks for the next `count` chunks in one batched direct get and
+    /// collects them as they come.
+    async fn fetch(&mut self, count: usize) -> std::io::Result<()> {
+        let failed = |what: &str, err: &dyn std::fmt::Display| {
+            chunk_error(format!("cannot read a chunk: {what}: {err}"))
+        };
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| failed("subscribe", &e))?;
+        let request = serde_json::json!({
+            "seq": self.next_sequence,
+            "next_by_subj": self.subject,
+            "batch": count,
+        });
+        self.client
+            .publish_with_reply(self.api.clone(), inbox, request.to_string().into())
+            .await
+            .map_err(|e| failed("request", &e))?;
+        while self.fetched.len() < count {
+            let reply = tokio::time::timeout(BATCH_TIMEOUT, replies.next())
+                .await
+                .map_err(|e| failed("no answer", &e))?
+                .ok_or_else(|| chunk_error("cannot read a chunk: the connection closed".into()))?;
+            if let Some(status) = reply.status {
+                // 204 ends a batch early; anything else is an error.
+                let description = reply.description.unwrap_or_default();
+                if status.as_u16() == 204 && !self.fetched.is_empty() {
+                    break;
+                }
+                return Err(chunk_error(format!(
+                    "cannot read a chunk: {} {description}",
+                    status.as_u16()
+                )));
+            }
+            let sequence = reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Sequence"))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .ok_or_else(|| chunk_error("a chunk came without its sequence".into()))?;
+            self.next_sequence = sequence + 1;
+            self.fetched.push_back(reply.payload);
+        }
+        Ok(())
     }
 
     fn verify(&self) -> std::io::Result<()> {
