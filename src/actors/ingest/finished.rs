@@ -11,12 +11,16 @@
 //! Soundness comes from what happens on a miss: the caller reads the bucket,
 //! as it would without this cache. So the cache may forget at any time, and
 //! does: when the watch starts over (it may have missed changes), when it
-//! holds too many jobs, and after an entry's time is up.
+//! holds too many jobs, and after an entry's time is up. It also stays silent
+//! while the connection to NATS is down: another Ingest may delete a job then
+//! without the watch seeing it, and the client is better told that the
+//! bucket is unavailable than shown a job that may be gone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_nats::connection::State;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -114,23 +118,35 @@ impl Entries {
 /// as long as this value.
 pub struct FinishedJobs {
     entries: Entries,
+    /// The connection the watch runs on.
+    client: async_nats::Client,
     _watch: DropGuard,
 }
 
 impl FinishedJobs {
-    /// Starts following `jobs`.
-    pub fn watch(jobs: kv::Store) -> FinishedJobs {
+    /// Starts following `jobs`, a bucket reached through `client`. The first
+    /// watch is made before this returns, so a failure to watch stops the
+    /// start rather than leaving the cache empty for good.
+    pub async fn watch(
+        client: async_nats::Client,
+        jobs: kv::Store,
+    ) -> Result<FinishedJobs, kv::WatchError> {
+        let first = jobs.watch(">").await?;
         let entries = Entries::default();
         let stop = CancellationToken::new();
-        tokio::spawn(follow(jobs, entries.clone(), stop.clone()));
-        FinishedJobs {
+        tokio::spawn(follow(jobs, first, entries.clone(), stop.clone()));
+        Ok(FinishedJobs {
             entries,
+            client,
             _watch: stop.drop_guard(),
-        }
+        })
     }
 
     /// What is known of job `id`, if anything.
     pub fn get(&self, id: &str) -> Option<Known> {
+        if self.client.connection_state() != State::Connected {
+            return None;
+        }
         self.entries.with(|map| {
             let entry = map.get(id)?;
             if entry.at.elapsed() > TIME_TO_LIVE {
@@ -147,19 +163,14 @@ impl FinishedJobs {
     }
 }
 
-async fn follow(jobs: kv::Store, entries: Entries, stop: CancellationToken) {
+async fn follow(jobs: kv::Store, first: kv::Watch, entries: Entries, stop: CancellationToken) {
+    let mut watch = Some(first);
     loop {
-        let watch = tokio::select! {
-            _ = stop.cancelled() => return,
-            watch = jobs.watch(">") => watch,
-        };
-        // Whatever changed while no watch ran is unknown: start afresh.
-        entries.with(HashMap::clear);
-        match watch {
-            Ok(mut watch) => loop {
+        if let Some(mut changes) = watch.take() {
+            loop {
                 let change = tokio::select! {
                     _ = stop.cancelled() => return,
-                    change = watch.next() => change,
+                    change = changes.next() => change,
                 };
                 match change {
                     Some(Ok(change)) => entries.apply(
@@ -174,12 +185,21 @@ async fn follow(jobs: kv::Store, entries: Entries, stop: CancellationToken) {
                     }
                     None => break,
                 }
-            },
-            Err(err) => tracing::warn!(error = %err, "cannot watch the jobs bucket; retrying"),
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let again = tokio::select! {
+            _ = stop.cancelled() => return,
+            again = jobs.watch(">") => again,
+        };
+        // Whatever changed while no watch ran is unknown: start afresh.
+        entries.with(HashMap::clear);
+        match again {
+            Ok(changes) => watch = Some(changes),
+            Err(err) => tracing::warn!(error = %err, "cannot watch the jobs bucket; retrying"),
         }
     }
 }

@@ -60,6 +60,8 @@ pub enum IngestSetupError {
     Db(#[from] DbError),
     #[error("cannot listen for job starts: {0}")]
     Subscribe(String),
+    #[error("cannot watch the jobs bucket")]
+    Watch(#[from] async_nats::jetstream::kv::WatchError),
 }
 
 pub struct Ingest {
@@ -122,7 +124,7 @@ impl Ingest {
             .await
             .map_err(|e| IngestSetupError::Subscribe(e.to_string()))?;
         let ingest = Ingest {
-            finished: finished::FinishedJobs::watch(jobs.clone()),
+            finished: finished::FinishedJobs::watch(client.clone(), jobs.clone()).await?,
             jobs,
             feeds,
             submissions: js_setup::submissions_bucket(&js, r).await?,
