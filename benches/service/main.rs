@@ -1,4 +1,4 @@
-//! The benchmarks of BENCHMARKS.md (B1–B5, B7): mediajet against the physical
+//! The benchmarks of BENCHMARKS.md (B1–B7): mediajet against the physical
 //! limit on the same machine. The service runs as it does in production, a
 //! `mediajet run` process against its own nats-server, on random ports; each
 //! figure is the median of several runs and each ratio is taken within one
@@ -11,6 +11,7 @@
 //! - `inputs`: the videos and blobs the runs upload, made once and cached
 //! - `service`: the service under test, how it is measured, bare ffmpeg
 //! - `runs`: B1 to B5 and B7
+//! - `streamed`: B6, an upload converted while it arrives
 //! - `report`: the results table
 
 // The bench shares the integration tests' harness, of which it uses a part.
@@ -21,6 +22,7 @@ mod inputs;
 mod report;
 mod runs;
 mod service;
+mod streamed;
 
 use std::path::Path;
 use std::time::Instant;
@@ -88,6 +90,7 @@ async fn main() {
     let mut report = Report::default();
 
     let service = runs::b1(&scale, &inputs, &mut report).await;
+    streamed::b6(&scale, &inputs, &service, &mut report).await;
     runs::b4(&scale, &inputs, &service, &mut report, Path::new("ffmpeg")).await;
     runs::b5(&scale, &service, &inputs, &mut report).await;
     drop(service);

@@ -99,6 +99,11 @@ pub struct Job {
     /// quota once its upload is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<u64>,
+    /// Set when the job was queued while its upload was still arriving: the
+    /// id the upload's chunks are stored under, which a transcoder follows
+    /// as they come (the upload's size is then known only at its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streamed_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,4 +29,5 @@ mod schemathesis;
 mod security;
 mod sessions;
 mod split;
+mod streaming;
 mod web;

@@ -131,3 +131,28 @@ impl Ingest {
         Ok(Some(job))
     }
 }
+
+impl Ingest {
+    /// Ends a job queued while its upload arrived, once that upload has
+    /// failed (the client hung up, or it broke a limit): the transcoder
+    /// following it stops, and the job leaves nothing behind, as a failed
+    /// upload of a job not yet queued does.
+    pub(super) async fn abandon_streamed(&self, job: &Job) {
+        let job_id = job.id.as_str();
+        if let Err(err) = cancel(&self.jobs, job_id).await {
+            tracing::warn!(job = %job_id, error = %err, "cannot cancel the job of a failed upload");
+        }
+        if let Err(err) = self
+            .client
+            .publish(subject::cancel(job_id), bytes::Bytes::new())
+            .await
+        {
+            tracing::warn!(job = %job_id, error = %err, "cannot send the cancel request");
+        }
+        if let Err(err) = self.jobs.purge(job_id).await {
+            tracing::warn!(job = %job_id, error = %err, "cannot remove the job of a failed upload");
+        }
+        self.finished.deleted(job_id);
+        self.forget(job).await;
+    }
+}

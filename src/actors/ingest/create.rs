@@ -1,12 +1,14 @@
 //! Creating a job, once its submission is valid: the upload stored, the
 //! owner recorded where only Ingest writes, the history row, the live state
-//! and the work item, each undone if a later one fails.
+//! and the work item, each undone if a later one fails. A job whose upload
+//! can be read as a stream is created as soon as its first chunk is stored.
 
 use async_nats::jetstream;
 use tokio::io::AsyncRead;
 
 use super::Ingest;
 use super::error::ApiError;
+use super::streamable::streamable;
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects;
 use crate::trace_context::{TRACEPARENT, TraceContext};
@@ -29,6 +31,48 @@ impl Ingest {
         )
         .await?;
         Ok(info.size as u64)
+    }
+
+    /// [`Ingest::store_upload`] for a job whose options are known before its
+    /// file: once the first chunk is stored, if the container can be read
+    /// as a stream, `job` is queued at once (`streamed_from` names the
+    /// chunks) and a transcoder follows the upload as it arrives. Returns
+    /// the upload's size and the job queued early, if one was. A job queued
+    /// early on an upload that then fails is the caller's to abandon.
+    pub(super) async fn store_upload_streaming(
+        &self,
+        mut job: Job,
+        data: impl AsyncRead + Unpin,
+        trace: &TraceContext,
+    ) -> (Result<u64, objects::PutError>, Option<Job>) {
+        let (announce, started) = tokio::sync::oneshot::channel();
+        let name = job.id.clone();
+        let put = objects::put_object_announced(
+            &self.uploads,
+            &name,
+            data,
+            self.chunk_size,
+            Default::default(),
+            Some(announce),
+        );
+        let queue = async {
+            // No first chunk (an empty or failed upload): nothing to start.
+            let started = started.await.ok()?;
+            if !streamable(&started.head) {
+                return None;
+            }
+            job.streamed_from = Some(started.nuid);
+            match self.submit(&job, trace).await {
+                Ok(()) => Some(job),
+                Err(err) => {
+                    // The upload goes on; its job is made at its end instead.
+                    tracing::warn!(job = %job.id, error = %err, "cannot queue the job early");
+                    None
+                }
+            }
+        };
+        let (stored, queued) = tokio::join!(put, queue);
+        (stored.map(|info| info.size as u64), queued)
     }
 
     /// Removes an upload whose job could not be created.

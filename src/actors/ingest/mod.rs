@@ -31,6 +31,7 @@ mod per_owner;
 mod projector;
 mod rate;
 mod service;
+mod streamable;
 mod submission;
 mod throttle;
 mod view;

@@ -109,6 +109,7 @@ pub(super) fn new_job(
         attempts: 0,
         retries: 0,
         max_output_bytes: Some(quota.saturating_sub(input_bytes)),
+        streamed_from: None,
         error: None,
         output: None,
     }

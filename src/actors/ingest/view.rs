@@ -28,6 +28,9 @@ pub struct JobView {
     options: AudioOptions,
     filename: String,
     input_bytes: u64,
+    /// Whether the conversion started while the upload was still arriving
+    /// (streamable containers whose form fields came before the file).
+    streamed: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -95,6 +98,7 @@ impl From<Job> for JobView {
             options: job.options,
             filename: job.filename,
             input_bytes: job.input_bytes,
+            streamed: job.streamed_from.is_some(),
             created_at: job.created_at,
             updated_at: job.updated_at,
             finished_at: job.finished_at,

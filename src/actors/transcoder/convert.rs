@@ -1,5 +1,7 @@
-//! The conversion's I/O: the upload to a work file, ffmpeg with progress
-//! written to the job, the audio back into the outputs bucket.
+//! The conversion's I/O: the upload to a work file (or, for a job queued
+//! while its upload arrives, through a pipe into ffmpeg as it comes),
+//! ffmpeg with progress written to the job, the audio back into the outputs
+//! bucket.
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +9,16 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{AttemptError, transient};
-use super::ffmpeg::{self, Encode};
+use super::ffmpeg::{self, Encode, Input};
 use super::ownership::{Standing, Stops};
-use super::{OUTPUT_DURATION, Transcoder};
+use super::{OUTPUT_DURATION, Transcoder, feed};
 use crate::storage::objects;
 use crate::wire::{Job, Output};
+
+/// How long a followed upload may go without a new chunk before it is taken
+/// to have broken off. Ingest cancels the job of an upload that fails at
+/// once; this is for an Ingest that died mid-upload.
+const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 
 impl Transcoder {
     pub(super) async fn convert(
@@ -54,18 +61,46 @@ impl Transcoder {
         let input = dir.join("input");
         let output_path = dir.join(format!("output.{}", job.format.extension()));
 
-        // ffmpeg needs a seekable file for containers such as MP4.
-        let phase = Instant::now();
-        self.download(job.upload_object(), &input).await?;
-        tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
-        let phase = Instant::now();
         // The job may make no more audio than its owner's quota has room for.
         let mut media = self.media.clone();
         if let Some(left) = job.max_output_bytes {
             media.max_output_bytes = media.max_output_bytes.min(left.max(1));
         }
         let media = &media;
-        let mut encode = Encode::start(media, &input, &output_path, job.format, job.options)?;
+        let phase = Instant::now();
+        let (mut encode, mut feeding) = match job.streamed_from.clone() {
+            // Queued while its upload arrives: ffmpeg reads the chunks
+            // through a pipe as they are stored; a copy goes to the work file.
+            Some(nuid) => {
+                let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
+                let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
+                let encode = Encode::start(
+                    media,
+                    Input::Pipe(reader),
+                    &output_path,
+                    job.format,
+                    job.options,
+                )?;
+                let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
+                // Dropped with the attempt, the feeding stops too.
+                let feeding = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(feed));
+                (encode, Some(feeding))
+            }
+            // ffmpeg needs a seekable file for containers such as MP4.
+            None => {
+                self.download(job.upload_object(), &input).await?;
+                tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
+                let encode = Encode::start(
+                    media,
+                    Input::File(&input),
+                    &output_path,
+                    job.format,
+                    job.options,
+                )?;
+                (encode, None)
+            }
+        };
+        let mut fed: Option<u64> = None;
         let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
         tokio::pin!(encode_deadline);
         let mut last_saved = Instant::now();
@@ -86,6 +121,25 @@ impl Transcoder {
                         });
                         *revision = self.save_over(job, *revision, stops).await;
                         last_saved = Instant::now();
+                    }
+                }
+                done = async { feeding.as_mut().expect("guarded").await }, if feeding.is_some() => {
+                    feeding = None;
+                    match feed::outcome(done) {
+                        // The time limit is for the conversion, not for the
+                        // upload (bounded by Ingest's rate floor and the
+                        // idle limit): it starts over once the upload is in.
+                        Ok(size) => {
+                            fed = Some(size);
+                            encode_deadline
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + self.media.encode_timeout);
+                        }
+                        Err(err) => {
+                            encode.kill();
+                            let _ = encode.finish().await;
+                            return Err(err);
+                        }
                     }
                 }
                 _ = stops.canceled.cancelled() => {
@@ -113,7 +167,21 @@ impl Transcoder {
                 }
             }
         };
+        // ffmpeg is done with what it was given; a followed upload counts
+        // only once it is whole and matches its digest.
+        if let Some(feeding) = feeding {
+            let done = tokio::select! {
+                done = feeding => done,
+                _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
+                _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
+                _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
+            };
+            fed = Some(feed::outcome(done)?);
+        }
         result?;
+        if let Some(size) = fed {
+            job.input_bytes = size;
+        }
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "encoded");
         // ffmpeg's last report says how much audio it wrote. Each ffprobe run
         // costs about as much CPU as a short encode (mostly loading its

@@ -22,6 +22,7 @@ mod convert;
 mod dead_letter;
 mod decision;
 mod error;
+mod feed;
 pub mod ffmpeg;
 mod ownership;
 mod pull;

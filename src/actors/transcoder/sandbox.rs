@@ -19,8 +19,10 @@ pub const SANDBOX_ID: u32 = 65534;
 /// (passwords, tokens, URLs) is left out.
 const KEPT_VARIABLES: &[&str] = &["PATH", "TZ"];
 
-/// Where a tool finds its input and output.
+/// Where a tool finds its input (a file, or the pipe of [`Files::piped`])
+/// and its output.
 pub const INPUT: &str = "file:/proc/self/fd/3";
+pub const INPUT_PIPE: &str = "pipe:3";
 pub const OUTPUT: &str = "file:/proc/self/fd/4";
 const INPUT_FD: i32 = 3;
 const OUTPUT_FD: i32 = 4;
@@ -38,6 +40,19 @@ impl Files {
     /// then use them besides root.
     pub fn open(input: &Path, output: Option<&Path>) -> std::io::Result<Files> {
         let input = std::fs::File::open(input)?;
+        if is_root() {
+            std::os::unix::fs::fchown(&input, Some(SANDBOX_ID), Some(SANDBOX_ID))?;
+        }
+        Files::with_input(input.into(), output)
+    }
+
+    /// The read end of a pipe as the input ([`INPUT_PIPE`]): the tool reads
+    /// the descriptor it inherits, which needs no permission to open.
+    pub fn piped(input: std::io::PipeReader, output: Option<&Path>) -> std::io::Result<Files> {
+        Files::with_input(input.into(), output)
+    }
+
+    fn with_input(input: OwnedFd, output: Option<&Path>) -> std::io::Result<Files> {
         let output = output
             .map(|path| {
                 std::fs::OpenOptions::new()
@@ -47,13 +62,13 @@ impl Files {
                     .open(path)
             })
             .transpose()?;
-        if is_root() {
-            for file in std::iter::once(&input).chain(output.as_ref()) {
-                std::os::unix::fs::fchown(file, Some(SANDBOX_ID), Some(SANDBOX_ID))?;
-            }
+        if is_root()
+            && let Some(file) = &output
+        {
+            std::os::unix::fs::fchown(file, Some(SANDBOX_ID), Some(SANDBOX_ID))?;
         }
         Ok(Files {
-            input: above_standard_fds(input.into())?,
+            input: above_standard_fds(input)?,
             output: output
                 .map(|file| above_standard_fds(file.into()))
                 .transpose()?,

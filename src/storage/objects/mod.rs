@@ -3,9 +3,11 @@
 //!
 //! - `read`: reading an object chunk by chunk with direct gets, checked at
 //!   the end; reading ahead; byte ranges
+//! - `follow`: reading an object while it is still being written
 //! - `put`: writing an object whole or not at all
 //! - `sweep`: purging the chunks of writes that broke off
 
+mod follow;
 mod put;
 mod read;
 mod sweep;
@@ -23,7 +25,7 @@ use futures::stream::BoxStream;
 use super::jetstream::SetupError;
 use crate::wire::names;
 
-pub use put::{PutError, put_object};
+pub use put::{PutError, Started, put_object, put_object_announced};
 pub use read::{read_ahead, slice};
 
 /// An object store bucket. Objects are written through [`put_object`] and

@@ -31,10 +31,33 @@ pub async fn put_object(
     chunk_size: usize,
     metadata: std::collections::HashMap<String, String>,
 ) -> Result<ObjectInfo, PutError> {
+    put_object_announced(bucket, name, data, chunk_size, metadata, None).await
+}
+
+/// How an object being written begins: the id its chunks are stored under
+/// and its first chunk, sent once that chunk is stored.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub nuid: String,
+    pub head: Bytes,
+}
+
+/// [`put_object`], telling `announce` how the object begins as soon as its
+/// first chunk is stored, so a reader can follow the rest as it comes
+/// ([`Bucket::follow`]). An empty object announces nothing.
+pub async fn put_object_announced(
+    bucket: &Bucket,
+    name: &str,
+    data: impl AsyncRead + Unpin,
+    chunk_size: usize,
+    metadata: std::collections::HashMap<String, String>,
+    announce: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> Result<ObjectInfo, PutError> {
     let earlier = bucket.info(name).await.ok();
     let nuid = new_nuid().map_err(|e| PutError::Publish(e.into()))?;
     let chunks_subject = format!("$O.{}.C.{nuid}", bucket.name);
-    let stored = publish_chunks(bucket, &chunks_subject, data, chunk_size).await;
+    let announce = announce.map(|sender| (sender, nuid.clone()));
+    let stored = publish_chunks(bucket, &chunks_subject, data, chunk_size, announce).await;
     let (size, chunks, digest) = match stored {
         Ok(stored) => stored,
         Err(err) => {
@@ -135,6 +158,7 @@ async fn publish_chunks(
     subject: &str,
     data: impl AsyncRead + Unpin,
     chunk_size: usize,
+    mut announce: Option<(tokio::sync::oneshot::Sender<Started>, String)>,
 ) -> Result<(usize, usize, digest::Digest), PutError> {
     let (chunks, mut ready) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     let gather = async move {
@@ -173,11 +197,19 @@ async fn publish_chunks(
             sha256.update(&chunk);
             size += chunk.len();
             count += 1;
-            let acked = match bucket.context.publish(subject.to_string(), chunk).await {
+            let acked = match bucket
+                .context
+                .publish(subject.to_string(), chunk.clone())
+                .await
+            {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(err) => Err(err.to_string()),
             };
             acked.map_err(|e| PutError::Publish(e.into()))?;
+            if let Some((sender, nuid)) = announce.take() {
+                // Nobody listening any more is no reason to stop the put.
+                let _ = sender.send(Started { nuid, head: chunk });
+            }
         }
         Ok((size, count, sha256.finish()))
     };

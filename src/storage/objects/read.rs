@@ -15,7 +15,7 @@ use super::{Bucket, Chunks, ReadError};
 
 /// A chunk of an object could not be read, or the chunks do not add up to
 /// the object that was written.
-fn chunk_error(message: String) -> std::io::Error {
+pub(super) fn chunk_error(message: String) -> std::io::Error {
     std::io::Error::other(message)
 }
 
@@ -26,22 +26,27 @@ impl Bucket {
     pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
         let info = self.info(name).await?;
         let state = ChunkCursor {
+            chunks: self.direct_get(&info.nuid),
+            fetched: VecDeque::new(),
+            remaining: info.chunks,
+            info: info.clone(),
+            tally: Tally::new(),
+        };
+        let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
+        Ok((info, chunks))
+    }
+
+    /// Direct gets of the chunks written under `nuid`.
+    pub(super) fn direct_get(&self, nuid: &str) -> DirectGet {
+        DirectGet {
             client: self.context.client(),
             api: format!(
                 "$JS.API.DIRECT.GET.{}",
                 self.stream.cached_info().config.name
             ),
-            subject: format!("$O.{}.C.{}", self.name, info.nuid),
-            fetched: VecDeque::new(),
+            subject: format!("$O.{}.C.{nuid}", self.name),
             next_sequence: 1,
-            remaining: info.chunks,
-            expected_size: info.size,
-            size: 0,
-            digest: digest::Context::new(&digest::SHA256),
-            expected_digest: info.digest.clone(),
-        };
-        let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
-        Ok((info, chunks))
+        }
     }
 }
 
@@ -98,49 +103,32 @@ pub fn slice(chunks: Chunks, start: u64, len: u64) -> Chunks {
 /// with the chunks back to back, so the server reads the next chunk while
 /// the last one travels; one chunk per request left both sides waiting on
 /// each other, and the copy of a large upload ran at about 300 MiB/s.
-const BATCH: usize = 8;
+pub(super) const BATCH: usize = 8;
 /// How long the first chunk of a batch may take to come.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where a chunked read stands.
-struct ChunkCursor {
+/// Batched direct gets of one object's chunks, in order.
+pub(super) struct DirectGet {
     client: async_nats::Client,
     /// The stream's direct-get subject.
     api: String,
     /// The subject of the object's chunks.
     subject: String,
-    /// Chunks received and not yet handed out.
-    fetched: VecDeque<Bytes>,
+    /// The stream sequence to look from.
     next_sequence: u64,
-    remaining: usize,
-    expected_size: usize,
-    size: usize,
-    digest: digest::Context,
-    expected_digest: Option<String>,
 }
 
-impl ChunkCursor {
-    async fn next(mut self) -> std::io::Result<Option<(Bytes, ChunkCursor)>> {
-        if self.remaining == 0 {
-            self.verify()?;
-            return Ok(None);
-        }
-        if self.fetched.is_empty() {
-            self.fetch(self.remaining.min(BATCH)).await?;
-        }
-        let chunk = self
-            .fetched
-            .pop_front()
-            .ok_or_else(|| chunk_error("the object has fewer chunks than it says".into()))?;
-        self.remaining -= 1;
-        self.size += chunk.len();
-        self.digest.update(&chunk);
-        Ok(Some((chunk, self)))
-    }
-
-    /// Asks for the next `count` chunks in one batched direct get and
-    /// collects them as they come.
-    async fn fetch(&mut self, count: usize) -> std::io::Result<()> {
+impl DirectGet {
+    /// Asks for the next `count` chunks in one batched direct get and adds
+    /// them to `fetched` as they come; returns how many came. None at all is
+    /// an answer (0) only when `may_be_none`: an object still being written
+    /// may have no further chunk yet.
+    pub(super) async fn fetch(
+        &mut self,
+        count: usize,
+        fetched: &mut VecDeque<Bytes>,
+        may_be_none: bool,
+    ) -> std::io::Result<usize> {
         let failed = |what: &str, err: &dyn std::fmt::Display| {
             chunk_error(format!("cannot read a chunk: {what}: {err}"))
         };
@@ -159,21 +147,25 @@ impl ChunkCursor {
             .publish_with_reply(self.api.clone(), inbox, request.to_string().into())
             .await
             .map_err(|e| failed("request", &e))?;
-        while self.fetched.len() < count {
+        let mut came = 0;
+        while came < count {
             let reply = tokio::time::timeout(BATCH_TIMEOUT, replies.next())
                 .await
                 .map_err(|e| failed("no answer", &e))?
                 .ok_or_else(|| chunk_error("cannot read a chunk: the connection closed".into()))?;
             if let Some(status) = reply.status {
-                // 204 ends a batch early; anything else is an error.
+                // 204 ends a batch early; 404 says there is nothing past the
+                // sequence asked for; anything else is an error.
                 let description = reply.description.unwrap_or_default();
-                if status.as_u16() == 204 && !self.fetched.is_empty() {
-                    break;
+                match status.as_u16() {
+                    204 if came > 0 => break,
+                    204 | 404 if came == 0 && may_be_none => break,
+                    code => {
+                        return Err(chunk_error(format!(
+                            "cannot read a chunk: {code} {description}"
+                        )));
+                    }
                 }
-                return Err(chunk_error(format!(
-                    "cannot read a chunk: {} {description}",
-                    status.as_u16()
-                )));
             }
             let sequence = reply
                 .headers
@@ -182,19 +174,42 @@ impl ChunkCursor {
                 .and_then(|v| v.as_str().parse::<u64>().ok())
                 .ok_or_else(|| chunk_error("a chunk came without its sequence".into()))?;
             self.next_sequence = sequence + 1;
-            self.fetched.push_back(reply.payload);
+            fetched.push_back(reply.payload);
+            came += 1;
         }
-        Ok(())
+        Ok(came)
+    }
+}
+
+/// The size and SHA-256 of the bytes read so far.
+pub(super) struct Tally {
+    size: usize,
+    digest: digest::Context,
+}
+
+impl Tally {
+    pub(super) fn new() -> Tally {
+        Tally {
+            size: 0,
+            digest: digest::Context::new(&digest::SHA256),
+        }
     }
 
-    fn verify(&self) -> std::io::Result<()> {
-        if self.size != self.expected_size {
+    pub(super) fn add(&mut self, chunk: &[u8]) {
+        self.size += chunk.len();
+        self.digest.update(chunk);
+    }
+
+    /// Once every chunk is read: whether they are the object `info` says
+    /// was written.
+    pub(super) fn verify(&self, info: &ObjectInfo) -> std::io::Result<()> {
+        if self.size != info.size {
             return Err(chunk_error(format!(
                 "the object has {} bytes, its chunks {}",
-                self.expected_size, self.size
+                info.size, self.size
             )));
         }
-        if let Some(expected) = &self.expected_digest {
+        if let Some(expected) = &info.digest {
             let actual = base64::engine::general_purpose::URL_SAFE
                 .encode(self.digest.clone().finish().as_ref());
             let expected = expected.trim_start_matches("SHA-256=");
@@ -205,6 +220,36 @@ impl ChunkCursor {
             }
         }
         Ok(())
+    }
+}
+
+/// Where a chunked read of a whole object stands.
+struct ChunkCursor {
+    chunks: DirectGet,
+    /// Chunks received and not yet handed out.
+    fetched: VecDeque<Bytes>,
+    remaining: usize,
+    info: ObjectInfo,
+    tally: Tally,
+}
+
+impl ChunkCursor {
+    async fn next(mut self) -> std::io::Result<Option<(Bytes, ChunkCursor)>> {
+        if self.remaining == 0 {
+            self.tally.verify(&self.info)?;
+            return Ok(None);
+        }
+        if self.fetched.is_empty() {
+            let count = self.remaining.min(BATCH);
+            self.chunks.fetch(count, &mut self.fetched, false).await?;
+        }
+        let chunk = self
+            .fetched
+            .pop_front()
+            .ok_or_else(|| chunk_error("the object has fewer chunks than it says".into()))?;
+        self.remaining -= 1;
+        self.tally.add(&chunk);
+        Ok(Some((chunk, self)))
     }
 }
 

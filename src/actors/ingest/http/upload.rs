@@ -48,9 +48,35 @@ pub(super) async fn accept_upload(
     let quota = ingest.quota_left(&caller.sub).await?;
     let job_id = JobId::new().to_string();
     let mut stored: Option<(String, u64)> = None;
-    let result = read_form(ingest, &job_id, quota, &mut multipart, &mut stored).await;
-    let result = match (result, &stored) {
-        (Ok((format, options)), Some((filename, size))) => {
+    let mut streamed: Option<Job> = None;
+    let upload = Upload {
+        ingest,
+        caller,
+        trace,
+        job_id: &job_id,
+        quota,
+    };
+    let result = read_form(&upload, &mut multipart, &mut stored, &mut streamed).await;
+    let result = match (result, &stored, streamed.take()) {
+        (Ok((format, options)), Some((_, size)), Some(mut job)) => {
+            // The job was queued when its first chunk was stored, with the
+            // options that came before the file; later ones cannot apply.
+            if (format, options) == (job.format, job.options) {
+                job.input_bytes = *size;
+                Ok(job)
+            } else {
+                ingest.abandon_streamed(&job).await;
+                Err(ApiError::BadRequest(
+                    "options_after_file",
+                    "`format`, `bitrate` and `sample_rate` must all come before `file`".into(),
+                ))
+            }
+        }
+        (Err(err), _, Some(job)) => {
+            ingest.abandon_streamed(&job).await;
+            Err(err)
+        }
+        (Ok((format, options)), Some((filename, size)), None) => {
             let job = submission::new_job(
                 job_id.clone(),
                 caller,
@@ -62,11 +88,11 @@ pub(super) async fn accept_upload(
             );
             ingest.submit(&job, trace).await.map(|()| job)
         }
-        (Ok(_), None) => Err(ApiError::BadRequest(
+        (Ok(_), None, _) => Err(ApiError::BadRequest(
             "missing_file",
             "the multipart field `file` is required".into(),
         )),
-        (Err(err), _) => Err(err),
+        (Err(err), _, None) => Err(err),
     };
     match &result {
         Ok(job) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
@@ -76,14 +102,31 @@ pub(super) async fn accept_upload(
     result
 }
 
-async fn read_form(
-    ingest: &Ingest,
-    job_id: &str,
+/// Who is uploading what: the context of one form.
+struct Upload<'a> {
+    ingest: &'a Ingest,
+    caller: &'a Claims,
+    trace: &'a TraceContext,
+    job_id: &'a str,
     quota: u64,
+}
+
+/// Reads the form. A `format` field before the file lets the job be queued
+/// while the file arrives (`streamed`), if its container allows.
+async fn read_form(
+    upload: &Upload<'_>,
     multipart: &mut Multipart,
     stored: &mut Option<(String, u64)>,
+    streamed: &mut Option<Job>,
 ) -> Result<(Format, AudioOptions), ApiError> {
+    let Upload {
+        ingest,
+        job_id,
+        quota,
+        ..
+    } = *upload;
     let mut format = Format::Mp3;
+    let mut format_given = false;
     let mut options = AudioOptions::default();
     while let Some(field) = multipart
         .next_field()
@@ -123,8 +166,27 @@ async fn read_form(
                         Ok(chunk)
                     })
                 });
-                let body = Box::pin(body);
-                match ingest.store_upload(job_id, StreamReader::new(body)).await {
+                let body = StreamReader::new(Box::pin(body));
+                let outcome = if format_given && submission::check_options(format, options).is_ok()
+                {
+                    let early = submission::new_job(
+                        job_id.to_string(),
+                        upload.caller,
+                        format,
+                        options,
+                        filename.clone(),
+                        0,
+                        quota,
+                    );
+                    let (outcome, queued) = ingest
+                        .store_upload_streaming(early, body, upload.trace)
+                        .await;
+                    *streamed = queued;
+                    outcome
+                } else {
+                    ingest.store_upload(job_id, body).await
+                };
+                match outcome {
                     Ok(0) => {
                         ingest.discard_upload(job_id).await;
                         return Err(submission::empty_file());
@@ -149,7 +211,10 @@ async fn read_form(
                 let text = bounded_text(field, &name).await?;
                 let text = text.trim();
                 match name.as_str() {
-                    "format" => format = submission::format_named(Some(text))?,
+                    "format" => {
+                        format = submission::format_named(Some(text))?;
+                        format_given = stored.is_none();
+                    }
                     "bitrate" => {
                         options.bitrate = Some(submission::parse_number(&name, text, Some('k'))?)
                     }

@@ -59,17 +59,38 @@ pub struct Encode {
     pub progress: watch::Receiver<Progress>,
 }
 
+/// What ffmpeg reads.
+pub enum Input<'a> {
+    /// A complete file: ffmpeg may seek in it.
+    File(&'a Path),
+    /// The read end of a pipe another task writes the upload into as it
+    /// arrives, for containers read front to back.
+    Pipe(std::io::PipeReader),
+}
+
 impl Encode {
     /// Starts converting `input` to `output`.
     pub fn start(
         policy: &MediaPolicy,
-        input: &Path,
+        input: Input<'_>,
         output: &Path,
         format: Format,
         options: AudioOptions,
     ) -> Result<Encode, MediaError> {
-        let files = sandbox::Files::open(input, Some(output))
-            .map_err(|e| MediaError::Tool(format!("cannot open the work files: {e}")))?;
+        let (files, source, protocol) = match input {
+            Input::File(path) => (
+                sandbox::Files::open(path, Some(output)),
+                sandbox::INPUT,
+                "file",
+            ),
+            Input::Pipe(pipe) => (
+                sandbox::Files::piped(pipe, Some(output)),
+                sandbox::INPUT_PIPE,
+                "pipe",
+            ),
+        };
+        let files =
+            files.map_err(|e| MediaError::Tool(format!("cannot open the work files: {e}")))?;
         let whitelist = ALLOWED_DEMUXERS.join(",");
         let threads = policy.threads.max(1).to_string();
         let mut command = FfmpegCommand::new_with_path(&policy.ffmpeg);
@@ -78,10 +99,10 @@ impl Encode {
             // Stop at the first broken packet rather than write a short file.
             .args(["-nostdin", "-xerror", "-threads", threads.as_str()])
             .args(["-probesize", PROBE_BYTES, "-analyzeduration", PROBE_MICROS])
-            .args(["-protocol_whitelist", "file", "-format_whitelist"])
+            .args(["-protocol_whitelist", protocol, "-format_whitelist"])
             .arg(&whitelist)
             .arg("-i")
-            .arg(sandbox::INPUT)
+            .arg(source)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-threads", threads.as_str()])
             .args(codec_args(format, options))
@@ -109,6 +130,7 @@ impl Encode {
             let mut describing = false;
             let mut judged = false;
             let mut progress = Progress::default();
+            let mut too_long = false;
             for event in iter {
                 let ends_dump = ends_input_dump(&event);
                 match event {
@@ -130,6 +152,13 @@ impl Encode {
                         progress.seconds = parse_clock(&p.time).unwrap_or(0.0);
                         progress.speed = f64::from(p.speed);
                         let _ = tx.send(progress);
+                        // A container that does not say how long it lasts
+                        // (a stream read from a pipe) is held to the limit
+                        // as its audio is written.
+                        if progress.seconds > limits.max_duration.as_secs_f64() && !too_long {
+                            too_long = true;
+                            sandbox::kill_group(pid);
+                        }
                     }
                     FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line)
                     | FfmpegEvent::Error(line) => {
@@ -158,6 +187,12 @@ impl Encode {
             if report.opened {
                 report.check(&limits, true)?;
             }
+            if too_long {
+                return Err(MediaError::Rejected(format!(
+                    "the upload lasts more than {} seconds, the most accepted",
+                    limits.max_duration.as_secs()
+                )));
+            }
             let reason = || {
                 let reason = last_error.as_deref().map_or("no details", str::trim);
                 // ffmpeg-sidecar asks for level prefixes; the user needs none.
@@ -166,7 +201,7 @@ impl Encode {
                     .find_map(|level| reason.strip_prefix(level))
                     .unwrap_or(reason)
                     .trim();
-                reason.replace(sandbox::INPUT, "upload")
+                reason.replace(source, "upload")
             };
             if status.success() {
                 Ok(())

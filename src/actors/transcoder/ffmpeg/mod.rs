@@ -19,7 +19,7 @@ mod encode;
 mod probe;
 mod report;
 
-pub use encode::{Encode, Progress};
+pub use encode::{Encode, Input, Progress};
 pub use probe::{audio_duration, output_duration};
 
 use std::os::unix::process::ExitStatusExt;
