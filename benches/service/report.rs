@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::Scale;
+use crate::{Scale, median};
 
 /// One line of the results table.
 pub struct Row {
@@ -15,6 +15,29 @@ pub struct Row {
     pub ratio: String,
     pub target: &'static str,
     pub met: bool,
+}
+
+impl Row {
+    /// A row of seconds taken, `ours` against bare ffmpeg's `bare` (the
+    /// runs of each; medians are compared), met at a ratio of `at_most`.
+    pub fn against_bare_ffmpeg(
+        id: &'static str,
+        what: String,
+        (ours, bare): (Vec<f64>, Vec<f64>),
+        (target, at_most): (&'static str, f64),
+    ) -> Row {
+        let (ours, bare) = (median(ours), median(bare));
+        let ratio = ours / bare;
+        Row {
+            id,
+            what,
+            mediajet: format!("{ours:.2} s"),
+            baseline: format!("{bare:.2} s (bare ffmpeg)"),
+            ratio: format!("{ratio:.3}"),
+            target,
+            met: ratio <= at_most,
+        }
+    }
 }
 
 #[derive(Default)]

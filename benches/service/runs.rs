@@ -34,21 +34,16 @@ pub async fn b1(scale: &Scale, inputs: &Path, report: &mut Report) -> Service {
         ours.push(uploaded.elapsed().as_secs_f64());
         service.delete(&token, &id).await;
     }
-    let (ours, bare) = (median(ours), median(bare));
-    let ratio = ours / bare;
-    report.rows.push(Row {
-        id: "B1",
-        what: format!(
+    report.rows.push(Row::against_bare_ffmpeg(
+        "B1",
+        format!(
             "{} s 720p H.264 + stereo ({:.0} MiB) → mp3 192k: upload complete → `completed`",
             scale.video_seconds,
             size as f64 / 1048576.0
         ),
-        mediajet: format!("{ours:.2} s"),
-        baseline: format!("{bare:.2} s (bare ffmpeg)"),
-        ratio: format!("{ratio:.3}"),
-        target: "≤ 1.05",
-        met: ratio <= 1.05,
-    });
+        (ours, bare),
+        ("≤ 1.05", 1.05),
+    ));
     let (mediajet_peak, nats_peak) = service.peaks();
     report.notes.push(format!(
         "Peak RSS during B1: mediajet {:.1} MiB, nats-server {:.1} MiB.",

@@ -140,6 +140,13 @@ impl Service {
             1024 * 1024,
         ));
         let part = reqwest::multipart::Part::stream_with_length(body, size).file_name("in.mp4");
+        let job = self.upload_part(token, part).await;
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    /// Posts `part` as the file of an mp3 job, `format` first, and returns
+    /// the job the service answered with (202).
+    pub async fn upload_part(&self, token: &str, part: reqwest::multipart::Part) -> Value {
         let form = reqwest::multipart::Form::new()
             .text("format", "mp3")
             .part("file", part);
@@ -152,8 +159,7 @@ impl Service {
             .await
             .unwrap();
         assert_eq!(response.status(), 202, "upload refused");
-        let job: Value = response.json().await.unwrap();
-        job["id"].as_str().unwrap().to_string()
+        response.json().await.unwrap()
     }
 
     pub async fn delete(&self, token: &str, id: &str) {

@@ -435,7 +435,7 @@ async fn a_user_with_too_many_unfinished_jobs_is_refused_until_one_ends() {
     let first = app.submit(&ann, &video).await;
     app.submit(&ann, &video).await;
 
-    let refused = app.upload(&ann, &video, None).await;
+    let refused = upload_refused_early(&app, &ann, &video).await;
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
     let body: Value = refused.json().await.unwrap();
@@ -457,7 +457,7 @@ async fn a_user_with_too_many_unfinished_jobs_is_refused_until_one_ends() {
     );
     let started = std::time::Instant::now();
     loop {
-        let response = app.upload(&ann, &video, None).await;
+        let response = upload_refused_early(&app, &ann, &video).await;
         if response.status() == 202 {
             break;
         }
@@ -468,6 +468,27 @@ async fn a_user_with_too_many_unfinished_jobs_is_refused_until_one_ends() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// The answer to an upload the service may refuse before it reads the body.
+/// It then closes the connection, and the client, still sending, may see
+/// only that (a broken pipe) rather than the answer: such a request is sent
+/// again, as a client would, since a refused upload keeps nothing.
+async fn upload_refused_early(
+    app: &common::TestApp,
+    token: &str,
+    video: &std::path::Path,
+) -> reqwest::Response {
+    let bytes = std::fs::read(video).unwrap();
+    for _ in 0..10 {
+        let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name("long.mp4");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        match app.post_form(token, form).await {
+            Ok(response) => return response,
+            Err(err) => assert!(err.is_request() || err.is_body(), "{err}"),
+        }
+    }
+    panic!("ten uploads in a row got no answer");
 }
 
 #[tokio::test]
