@@ -1,6 +1,8 @@
-//! Reading an object while it is still being written: its chunks as they
-//! are stored, under the id its writer announced, until its metadata says
-//! how many there are and what they add up to.
+//! Walking an object's chunks, also while it is still being written: its
+//! chunks as they are stored, under the id its writer announced, until its
+//! metadata says how many there are and what they add up to. A read of a
+//! complete object (`Bucket::read`) is the same walk with the metadata
+//! known from the start.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -27,6 +29,18 @@ impl Bucket {
     /// chunk came for `idle` (the writer stopped) or the object was written
     /// under another id (a put that broke off, then another).
     pub fn follow(&self, name: &str, nuid: &str, idle: Duration) -> Chunks {
+        self.chunks(name, None, nuid, idle)
+    }
+
+    /// The chunks of `name` written under `nuid`; `written` is its metadata
+    /// if it is known to be complete, and `idle` matters only if not.
+    pub(super) fn chunks(
+        &self,
+        name: &str,
+        written: Option<ObjectInfo>,
+        nuid: &str,
+        idle: Duration,
+    ) -> Chunks {
         let state = Follower {
             bucket: self.clone(),
             name: name.to_string(),
@@ -34,7 +48,7 @@ impl Bucket {
             chunks: self.direct_get(nuid),
             fetched: VecDeque::new(),
             read: 0,
-            written: None,
+            written,
             tally: Tally::new(),
             last_chunk: Instant::now(),
             idle,

@@ -3,7 +3,8 @@
 //!
 //! - `read`: reading an object chunk by chunk with direct gets, checked at
 //!   the end; reading ahead; byte ranges
-//! - `follow`: reading an object while it is still being written
+//! - `follow`: the walk over an object's chunks, also while it is still
+//!   being written
 //! - `put`: writing an object whole or not at all
 //! - `sweep`: purging the chunks of writes that broke off
 

@@ -1,6 +1,7 @@
 //! Reading an object chunk by chunk with direct gets (any live replica
 //! answers), several chunks per request, its size and SHA-256 checked at
-//! the end; reading ahead; and cutting a byte range out of the chunks.
+//! the end (the walk itself is `follow.rs`'s); reading ahead; and cutting a
+//! byte range out of the chunks.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,14 +26,7 @@ impl Bucket {
     /// fails instead of ending if they do not match.
     pub async fn read(&self, name: &str) -> Result<(ObjectInfo, Chunks), ReadError> {
         let info = self.info(name).await?;
-        let state = ChunkCursor {
-            chunks: self.direct_get(&info.nuid),
-            fetched: VecDeque::new(),
-            remaining: info.chunks,
-            info: info.clone(),
-            tally: Tally::new(),
-        };
-        let chunks = futures::stream::try_unfold(state, ChunkCursor::next).boxed();
+        let chunks = self.chunks(name, Some(info.clone()), &info.nuid, Duration::ZERO);
         Ok((info, chunks))
     }
 
@@ -220,36 +214,6 @@ impl Tally {
             }
         }
         Ok(())
-    }
-}
-
-/// Where a chunked read of a whole object stands.
-struct ChunkCursor {
-    chunks: DirectGet,
-    /// Chunks received and not yet handed out.
-    fetched: VecDeque<Bytes>,
-    remaining: usize,
-    info: ObjectInfo,
-    tally: Tally,
-}
-
-impl ChunkCursor {
-    async fn next(mut self) -> std::io::Result<Option<(Bytes, ChunkCursor)>> {
-        if self.remaining == 0 {
-            self.tally.verify(&self.info)?;
-            return Ok(None);
-        }
-        if self.fetched.is_empty() {
-            let count = self.remaining.min(BATCH);
-            self.chunks.fetch(count, &mut self.fetched, false).await?;
-        }
-        let chunk = self
-            .fetched
-            .pop_front()
-            .ok_or_else(|| chunk_error("the object has fewer chunks than it says".into()))?;
-        self.remaining -= 1;
-        self.tally.add(&chunk);
-        Ok(Some((chunk, self)))
     }
 }
 
