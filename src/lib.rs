@@ -3,6 +3,19 @@
 //!
 //! Start with [`app::run`], which wires everything for `mediajet up`; the
 //! actors live in [`actors`], the NATS contract in [`wire`].
+//!
+//! What the actors share, and nothing else does:
+//! - `config`: flags and environment, one group per actor; `shutdown`: the
+//!   named waits of a stop; `server`: the HTTP listener
+//! - `wire`: subjects, bucket names and the messages on them; `audio`: the
+//!   formats and their options; `domain`: ids and addresses parsed once
+//! - `token`: access tokens and their verification; `storage`: JetStream
+//!   streams, buckets and objects, and SurrealDB
+//! - `metrics`: every metric's name; `ops`: `/metrics`, `/healthz`,
+//!   `/readyz`; `telemetry`, `trace_context`: logs, spans and traces
+//! - `error`, `backoff`, `hex`: small helpers every boundary uses
+//! - `nats_server`: the local nats-server of `mediajet up`; `client`: the
+//!   `mediajet login` and `submit` commands
 
 pub mod actors;
 pub mod app;

@@ -20,6 +20,8 @@ pub enum NatsServerError {
     Missing(String),
     #[error("cannot prepare {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    #[error("cannot run nats-server")]
+    Spawn(#[source] std::io::Error),
     #[error("nats-server did not start: {0}")]
     Start(String),
 }
@@ -186,7 +188,7 @@ impl NatsServer {
             .spawn()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => NatsServerError::Missing(bin.display().to_string()),
-                _ => NatsServerError::Start(e.to_string()),
+                _ => NatsServerError::Spawn(e),
             })?;
 
         // nats-server writes its real ports to a file once it listens.

@@ -135,7 +135,8 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         .into_response()
 }
 
-/// The span every request runs in: method, matched route and trace id.
+/// The span every request runs in: method, matched route, trace id, and
+/// the job once the handler knows it (`telemetry::record_job`).
 /// Failures are logged by `http::log_errors` with their causes, not here.
 pub fn trace_layer()
 -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), (), (), (), ()> {
@@ -161,6 +162,7 @@ fn request_span(request: &Request) -> tracing::Span {
         method = %request.method(),
         route = %matched_route(request),
         trace_id = %trace_id,
+        job = tracing::field::Empty,
     )
 }
 

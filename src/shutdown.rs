@@ -15,6 +15,10 @@ use std::time::Duration;
 /// After the drain timeout: time for the last hand-backs (naks) and the
 /// state writes that go with them.
 pub const HAND_BACK: Duration = Duration::from_secs(15);
+/// A NATS micro service (Auth's, Ingest's) finishes the answers it has
+/// started, then has this long to unsubscribe; it runs within the actors'
+/// `HAND_BACK`.
+pub const SERVICE_STOP: Duration = Duration::from_secs(5);
 /// Open HTTP connections (an upload, a download, an event stream that
 /// has just been told to end) finish within this.
 pub const HTTP_DRAIN: Duration = Duration::from_secs(10);
@@ -49,5 +53,9 @@ mod tests {
         let minute = Duration::from_secs(60);
         assert_eq!(budget(minute, true), Duration::from_millis(85_300));
         assert_eq!(budget(minute, false), Duration::from_millis(25_300));
+        assert!(
+            SERVICE_STOP < HAND_BACK,
+            "a service stops within the actors' drain"
+        );
     }
 }

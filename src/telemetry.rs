@@ -2,6 +2,8 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::domain::JobId;
+
 /// Installs the global subscriber with the service's default filter.
 pub fn init() {
     init_with("info,surrealdb=warn,surrealkv=warn,async_nats=warn");
@@ -16,4 +18,11 @@ pub fn init_with(default_filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Names the job the current request is about in its span: every HTTP and
+/// NATS request span declares a `job` field, empty until the request has
+/// parsed or made a job id, so what it logs afterwards carries the id.
+pub fn record_job(id: &JobId) {
+    tracing::Span::current().record("job", id.as_str());
 }

@@ -3,7 +3,6 @@
 //! the requests already received are answered.
 
 use std::future::Future;
-use std::time::Duration;
 
 use async_nats::service::{Request, Service, ServiceExt};
 use bytes::Bytes;
@@ -70,10 +69,10 @@ impl Served {
 
     /// Finishes the answers already started, then unsubscribes the
     /// service. A NATS that is gone has nothing left to unsubscribe from,
-    /// so giving up after five seconds is no failure.
+    /// so giving up after `SERVICE_STOP` is no failure.
     pub async fn stop(mut self) -> Result<(), WorkerError> {
         while self.answering.join_next().await.is_some() {}
-        match tokio::time::timeout(Duration::from_secs(5), self.service.stop()).await {
+        match tokio::time::timeout(crate::shutdown::SERVICE_STOP, self.service.stop()).await {
             Ok(Ok(())) | Err(_) => Ok(()),
             Ok(Err(err)) => Err(WorkerError::new("cannot stop a service", err)),
         }
@@ -81,10 +80,16 @@ impl Served {
 }
 
 /// The span a request to `endpoint` is answered in, and the trace it
-/// belongs to: the one its `traceparent` header names, or a new one.
+/// belongs to: the one its `traceparent` header names, or a new one. The
+/// span's `job` is filled in once the request names or makes a job.
 pub fn request_span(endpoint: &str, request: &Request) -> (tracing::Span, TraceContext) {
     let trace = TraceContext::from_nats(request.message.headers.as_ref());
-    let span = tracing::info_span!("nats", endpoint, trace_id = %trace.trace_id());
+    let span = tracing::info_span!(
+        "nats",
+        endpoint,
+        trace_id = %trace.trace_id(),
+        job = tracing::field::Empty,
+    );
     (span, trace)
 }
 

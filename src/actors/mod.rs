@@ -5,6 +5,9 @@
 //! work and returns. The actix [`Supervisor`] restarts a worker that fails or
 //! panics, with a growing delay. Actors never call each other: all traffic
 //! between them is NATS subjects, so any subset can run in one process.
+//!
+//! - `auth`, `ingest`, `transcoder`, `mailer`: the actors
+//! - `micro`: the NATS micro-service frame Auth and Ingest answer requests in
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -260,5 +263,23 @@ mod tests {
             backoff(restarts_after(6, Duration::from_secs(600)) + 1),
             backoff(1)
         );
+    }
+
+    #[test]
+    fn a_consumer_that_keeps_failing_or_is_deleted_ends_its_worker() {
+        let failure = || std::io::Error::other("no responders");
+        let mut health = ConsumerHealth::new("test");
+        for _ in 1..CONSUMER_ERRORS {
+            assert!(health.failed(failure(), false).is_ok());
+        }
+        health.ok();
+        for _ in 1..CONSUMER_ERRORS {
+            assert!(
+                health.failed(failure(), false).is_ok(),
+                "a delivery starts the count over"
+            );
+        }
+        assert!(health.failed(failure(), false).is_err());
+        assert!(ConsumerHealth::new("test").failed(failure(), true).is_err());
     }
 }

@@ -59,7 +59,7 @@ fn client(
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mediajet: {err}");
+            eprintln!("mediajet: {}", mediajet::error::chain(&err));
             ExitCode::from(err.exit_code())
         }
     }

@@ -15,8 +15,12 @@ pub enum ClientError {
     #[error("the job was canceled")]
     Canceled,
     /// The service could not be reached or had a problem: try again later.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{what}")]
+    Unavailable {
+        what: String,
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
@@ -29,13 +33,16 @@ impl ClientError {
             ClientError::JobFailed(_) => 1,
             ClientError::Refused(_) => 2,
             ClientError::Canceled => 3,
-            ClientError::Unavailable(_) | ClientError::Io(..) => 4,
+            ClientError::Unavailable { .. } | ClientError::Io(..) => 4,
         }
     }
 }
 
 pub(super) fn unavailable(what: &str) -> impl Fn(reqwest::Error) -> ClientError + '_ {
-    move |err| ClientError::Unavailable(format!("{what}: {err}"))
+    move |err| ClientError::Unavailable {
+        what: what.to_string(),
+        source: Some(err),
+    }
 }
 
 /// An error answer: `{"error": {"code", "message"}}`.
@@ -59,6 +66,9 @@ pub(super) async fn error_of(response: reqwest::Response) -> ClientError {
     if status.is_client_error() {
         ClientError::Refused(message)
     } else {
-        ClientError::Unavailable(message)
+        ClientError::Unavailable {
+            what: message,
+            source: None,
+        }
     }
 }

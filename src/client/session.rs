@@ -62,7 +62,7 @@ pub(super) fn http() -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| ClientError::Unavailable(format!("cannot set up HTTP: {e}")))
+        .map_err(unavailable("cannot set up HTTP"))
 }
 
 pub(super) struct Client {

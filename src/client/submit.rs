@@ -166,7 +166,7 @@ impl Client {
                 Ok(response) if response.status().is_client_error() => {
                     return Err(error_of(response).await);
                 }
-                Ok(_) | Err(ClientError::Unavailable(_)) if failures < 30 => {
+                Ok(_) | Err(ClientError::Unavailable { .. }) if failures < 30 => {
                     failures += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;

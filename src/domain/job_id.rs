@@ -2,18 +2,22 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-/// A job's id. Any spelling of a UUID (braces, `urn:uuid:`, capitals) parses
-/// to the same id, which is written in one canonical form: lowercase and
-/// hyphenated, as bucket keys, subjects and file names use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(Uuid);
+/// A job's id, held in its one canonical spelling: lowercase and
+/// hyphenated, as bucket keys, subjects and file names use it. Any spelling
+/// of a UUID a user sends (braces, `urn:uuid:`, capitals) parses to it; a
+/// stored or sent job id must already be canonical, so a forged one does
+/// not even decode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
 
 impl JobId {
     /// A new id, later than every id made before it on this clock.
     pub fn new() -> Self {
-        JobId(Uuid::now_v7())
+        JobId(Uuid::now_v7().hyphenated().to_string())
     }
 
     /// The id `text` spells, if it spells a UUID at all.
@@ -23,7 +27,17 @@ impl JobId {
         if text.len() > 45 {
             return None;
         }
-        Uuid::parse_str(text).ok().map(JobId)
+        let uuid = Uuid::parse_str(text).ok()?;
+        Some(JobId(uuid.hyphenated().to_string()))
+    }
+
+    /// The id `text` is, if it is one in the canonical spelling.
+    pub fn parse_canonical(text: &str) -> Option<JobId> {
+        JobId::parse(text).filter(|id| id.0 == text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -35,7 +49,27 @@ impl Default for JobId {
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+        f.write_str(&self.0)
+    }
+}
+
+impl From<JobId> for String {
+    fn from(id: JobId) -> String {
+        id.0
+    }
+}
+
+impl AsRef<str> for JobId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        JobId::parse_canonical(&text)
+            .ok_or_else(|| serde::de::Error::custom("not a job id in its canonical form"))
     }
 }
 
@@ -55,10 +89,32 @@ mod tests {
             format!("{{{canonical}}}"),
             format!("urn:uuid:{canonical}"),
         ] {
-            assert_eq!(JobId::parse(&spelling), Some(id), "{spelling}");
+            assert_eq!(JobId::parse(&spelling).as_ref(), Some(&id), "{spelling}");
         }
         assert_eq!(JobId::parse("not-a-job"), None);
         assert_eq!(JobId::parse(&"a".repeat(5000)), None);
         assert!(JobId::new() > id, "ids sort by creation");
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_decodes() {
+        let id = JobId::new();
+        let decoded: JobId = serde_json::from_value(serde_json::json!(id.as_str())).unwrap();
+        assert_eq!(decoded, id);
+        assert_eq!(
+            serde_json::to_value(&id).unwrap(),
+            serde_json::json!(id.as_str())
+        );
+        for forged in [
+            id.as_str().to_uppercase(),
+            format!("{{{id}}}"),
+            "../../etc/passwd".to_string(),
+            String::new(),
+        ] {
+            assert!(
+                serde_json::from_value::<JobId>(serde_json::json!(forged)).is_err(),
+                "{forged}"
+            );
+        }
     }
 }

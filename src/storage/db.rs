@@ -10,6 +10,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 
 use crate::backoff::Backoff;
+use crate::error::BoxError;
 
 pub type Db = Surreal<Any>;
 
@@ -29,8 +30,12 @@ pub enum DbError {
     Decode(#[from] serde_json::Error),
     #[error("SurrealDB did not answer within {} s", QUERY_TIMEOUT.as_secs())]
     Timeout,
-    #[error("cannot use the SurrealDB CA certificate {path}: {message}")]
-    Tls { path: String, message: String },
+    #[error("cannot use the SurrealDB CA certificate {path}")]
+    Tls {
+        path: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// How long one query may take before the database counts as unavailable.
@@ -104,9 +109,9 @@ pub async fn connect(
     };
     let db = match tls_ca {
         Some(ca) => {
-            let tls = tls_config(ca).map_err(|message| DbError::Tls {
+            let tls = tls_config(ca).map_err(|source| DbError::Tls {
                 path: ca.display().to_string(),
-                message,
+                source,
             })?;
             let config = surrealdb::opt::Config::new().rustls(tls);
             surrealdb::engine::any::connect((url.as_str(), config)).await
@@ -130,24 +135,21 @@ pub async fn connect(
 }
 
 /// A TLS client configuration that trusts the certificates in `ca` only.
-fn tls_config(ca: &Path) -> Result<rustls::ClientConfig, String> {
+fn tls_config(ca: &Path) -> Result<rustls::ClientConfig, BoxError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
-        roots
-            .add(certificate.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+    for certificate in CertificateDer::pem_file_iter(ca)? {
+        roots.add(certificate?)?;
     }
     if roots.is_empty() {
-        return Err("no certificate in the file".to_string());
+        return Err("no certificate in the file".into());
     }
     // The provider is named rather than taken from the process: several
     // crates here bring rustls with different back ends.
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }

@@ -380,7 +380,7 @@ pub async fn publish_job_event(
         .message_id(format!("{}.{}", job.id, job.state.as_str()))
         .header(TRACEPARENT, trace.child().header().as_str());
     match js
-        .send_publish(subject::job_event(&job.id, job.state), publish)
+        .send_publish(subject::job_event(job.id.as_str(), job.state), publish)
         .await
     {
         Ok(ack) => ack.await.map(|_| ()),

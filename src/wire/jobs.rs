@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::v;
 use crate::audio::{AudioOptions, Format};
+use crate::domain::JobId;
 
 /// The lifecycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,7 +57,7 @@ pub struct Output {
 pub struct Job {
     #[serde(default = "v")]
     pub v: u32,
-    pub id: String,
+    pub id: JobId,
     /// User id of the owner.
     pub owner: String,
     pub owner_email: String,
@@ -113,7 +114,7 @@ pub struct Job {
 impl Job {
     /// Name of the object in the uploads bucket this job converts.
     pub fn upload_object(&self) -> &str {
-        self.upload.as_deref().unwrap_or(&self.id)
+        self.upload.as_deref().unwrap_or(self.id.as_str())
     }
 }
 
@@ -153,7 +154,7 @@ pub struct StatusRequest {
 pub struct WorkItem {
     #[serde(default = "v")]
     pub v: u32,
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// The owner of a job, as Ingest recorded it when the job was created.

@@ -94,9 +94,9 @@ mod tests {
     fn a_work_item_round_trips() {
         let item = WorkItem {
             v: VERSION,
-            job_id: "abc".into(),
+            job_id: crate::domain::JobId::new(),
         };
         let back: WorkItem = decode(&encode(&item)).unwrap();
-        assert_eq!(back.job_id, "abc");
+        assert_eq!(back.job_id, item.job_id);
     }
 }

@@ -27,21 +27,92 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The imports of other actors in `source`, an actor's file.
-fn foreign_imports(actor: &str, source: &str) -> Vec<String> {
+/// The imports of other actors in `source`, the file `file` of `actor`:
+/// any path through `crate::actors`, `actors` or enough `super`s to reach
+/// the actors' module that then names another actor, also inside a
+/// `{…}` group and across line breaks.
+fn foreign_imports(actor: &str, file: &Path, source: &str) -> Vec<String> {
+    // `src/actors/<actor>/mod.rs` is `actors::<actor>`: one `super` reaches
+    // `actors`; every folder or file below that adds one.
+    let below = file
+        .components()
+        .skip(3)
+        .filter(|c| c.as_os_str() != "mod.rs")
+        .count();
+    let supers = vec!["super"; below + 1].join("::");
+    let code = tight(source);
     let mut found = Vec::new();
-    for other in ACTORS.iter().filter(|other| **other != actor) {
-        for spelling in [
-            format!("crate::actors::{other}"),
-            format!("actors::{{{other}"),
-            format!("super::super::{other}"),
-        ] {
-            if source.contains(&spelling) {
-                found.push(spelling);
+    for prefix in ["crate::actors".to_string(), "actors".to_string(), supers] {
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(&format!("{prefix}::")) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + prefix.len() + 2..];
+            // `xactors::` or `crate::actors` seen as `actors` is not this.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            if prefix == "actors"
+                && code[..code.len() - rest.len() - prefix.len() - 2].ends_with("crate::")
+            {
+                continue;
+            }
+            let named = named_first(rest);
+            for other in ACTORS.iter().filter(|other| **other != actor) {
+                if named.iter().any(|name| name == other) {
+                    found.push(format!("{prefix}::{other}"));
+                }
             }
         }
     }
+    found.sort();
+    found.dedup();
     found
+}
+
+/// `source` with its whitespace made single spaces, and none left next to
+/// `:`, `{`, `}` or `,`, so a path reads the same however it is wrapped.
+fn tight(source: &str) -> String {
+    let spaced = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars: Vec<char> = spaced.chars().collect();
+    let joins = |c: Option<&char>| c.is_some_and(|c| ":{},".contains(*c));
+    chars
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            **c != ' ' || !(joins(chars.get(i.wrapping_sub(1))) || joins(chars.get(i + 1)))
+        })
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// The first path segments named at the start of `rest`: one identifier,
+/// or each item of a `{…}` group.
+fn named_first(rest: &str) -> Vec<String> {
+    let ident = |text: &str| -> String {
+        text.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let mut depth = 1;
+    let mut names = Vec::new();
+    let mut item_start = true;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            ',' if depth == 1 => item_start = true,
+            _ if item_start && depth == 1 => {
+                names.push(ident(&group[i..]));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 #[test]
@@ -50,7 +121,7 @@ fn no_actor_imports_another_actor() {
     for actor in ACTORS {
         for file in rust_files(&Path::new(ROOT).join("src/actors").join(actor)) {
             let source = std::fs::read_to_string(Path::new(ROOT).join(&file)).unwrap();
-            for import in foreign_imports(actor, &source) {
+            for import in foreign_imports(actor, &file, &source) {
                 offences.push(format!("{} uses {import}", file.display()));
             }
         }
@@ -64,13 +135,24 @@ fn no_actor_imports_another_actor() {
 
 #[test]
 fn the_import_check_catches_an_actor_importing_another() {
-    let ingest_importing_auth = "use crate::actors::auth::keys;\n";
+    let file = Path::new("src/actors/ingest/http/jobs.rs");
+    let mod_rs = Path::new("src/actors/ingest/mod.rs");
+    let imports_auth = |path: &Path, source: &str| foreign_imports("ingest", path, source);
     assert_eq!(
-        foreign_imports("ingest", ingest_importing_auth),
+        imports_auth(file, "use crate::actors::auth::keys;\n"),
         ["crate::actors::auth"]
     );
-    assert!(foreign_imports("auth", ingest_importing_auth).is_empty());
-    assert!(!foreign_imports("mailer", "use crate::actors::{ingest, Worker};").is_empty());
+    assert!(foreign_imports("auth", file, "use crate::actors::auth::keys;").is_empty());
+    assert!(!imports_auth(file, "use crate::actors::{\n    Worker,\n    auth,\n};").is_empty());
+    assert!(!imports_auth(file, "use crate::actors::{Worker, auth::keys};").is_empty());
+    assert!(!imports_auth(mod_rs, "use super::auth::Keys;").is_empty());
+    assert!(!imports_auth(file, "use super::super::super::auth;").is_empty());
+    assert!(!imports_auth(file, "let k = actors::auth::Keys::new();").is_empty());
+    // What an actor may use: its own modules and the actors' shared frame.
+    assert!(imports_auth(file, "use super::super::error::ApiError;").is_empty());
+    assert!(imports_auth(mod_rs, "use super::{Worker, micro};").is_empty());
+    assert!(imports_auth(file, "use crate::actors::{Worker, micro};").is_empty());
+    assert!(imports_auth(file, "use crate::wire::auth::AuthClient;").is_empty());
 }
 
 /// The code map: each row's path and the rest of its text.

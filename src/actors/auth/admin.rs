@@ -17,13 +17,13 @@ impl Auth {
         email: Option<&str>,
         password: Option<&str>,
     ) -> Result<Option<String>, AuthSetupError> {
-        let admin = |e: UserError| AuthSetupError::Admin(e.to_string());
+        let admin = |e: UserError| AuthSetupError::Admin(e.into());
         match (email, password) {
             (Some(email), Some(password)) => {
                 let email = Email::parse(email)
-                    .map_err(|e| AuthSetupError::Admin(e.to_string()))?
+                    .map_err(|e| AuthSetupError::Admin(e.into()))?
                     .to_string();
-                check_password(password).map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+                check_password(password).map_err(|e| AuthSetupError::Admin(e.into()))?;
                 if self
                     .users
                     .find_by_email(&email)
@@ -43,14 +43,12 @@ impl Auth {
                 }
                 Ok(None)
             }
-            (Some(_), None) | (None, Some(_)) => Err(AuthSetupError::Admin(
-                "set both MEDIAJET_ADMIN_EMAIL and MEDIAJET_ADMIN_PASSWORD, or neither".to_string(),
-            )),
+            (Some(_), None) | (None, Some(_)) => Err(AuthSetupError::HalfAnAdmin),
             (None, None) => {
                 if self.users.count().await.map_err(admin)? > 0 {
                     return Ok(None);
                 }
-                let password = random_password().map_err(AuthSetupError::Admin)?;
+                let password = random_password().map_err(|e| AuthSetupError::Admin(e.into()))?;
                 self.users
                     .create("admin@localhost", &password, Role::Admin)
                     .await
@@ -70,10 +68,10 @@ pub(super) fn check_password(password: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-pub(super) fn random_password() -> Result<String, String> {
+pub(super) fn random_password() -> Result<String, getrandom::Error> {
     use base64::Engine;
     let mut bytes = [0u8; 18];
-    getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
+    getrandom::getrandom(&mut bytes)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
 use crate::config::{AuthSettings, Shared};
+use crate::error::BoxError;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::token::{Revocations, Verifier};
@@ -40,10 +41,12 @@ pub enum AuthSetupError {
     Db(#[from] DbError),
     #[error(transparent)]
     JetStream(#[from] js_setup::SetupError),
-    #[error("cannot publish the token key: {0}")]
-    Publish(String),
-    #[error("cannot ensure the admin user: {0}")]
-    Admin(String),
+    #[error("cannot publish the token key")]
+    Publish(#[source] BoxError),
+    #[error("cannot ensure the admin user")]
+    Admin(#[source] BoxError),
+    #[error("set both MEDIAJET_ADMIN_EMAIL and MEDIAJET_ADMIN_PASSWORD, or neither")]
+    HalfAnAdmin,
 }
 
 pub struct Auth {
@@ -95,7 +98,7 @@ impl Auth {
         publish_key(&keys, &key).await?;
         let decoy_hash = users::hash_password("decoy password, never valid")
             .await
-            .map_err(|e| AuthSetupError::Admin(e.to_string()))?;
+            .map_err(|e| AuthSetupError::Admin(e.into()))?;
         let revocations =
             Revocations::watch(js_setup::revoked_bucket(&js, shared.replicas).await?).await;
         let sessions = Sessions::new(
@@ -170,20 +173,20 @@ async fn publish_key(
     keys: &async_nats::jetstream::kv::Store,
     key: &SigningKey,
 ) -> Result<(), AuthSetupError> {
-    let publish = |e: &dyn std::fmt::Display| AuthSetupError::Publish(e.to_string());
+    let publish = |e: BoxError| AuthSetupError::Publish(e);
     let current = key.public().kid.as_str();
     keys.put(current, wire::encode(key.public()))
         .await
-        .map_err(|e| publish(&e))?;
+        .map_err(|e| publish(e.into()))?;
     let published: Vec<String> = keys
         .keys()
         .await
-        .map_err(|e| publish(&e))?
+        .map_err(|e| publish(e.into()))?
         .filter_map(|kid| async move { kid.ok() })
         .collect()
         .await;
     for retired in published.iter().filter(|kid| kid.as_str() != current) {
-        keys.delete(retired).await.map_err(|e| publish(&e))?;
+        keys.delete(retired).await.map_err(|e| publish(e.into()))?;
         tracing::info!(kid = %retired, "retired a signing key that is no longer configured");
     }
     Ok(())

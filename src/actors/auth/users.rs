@@ -5,6 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::error::BoxError;
 use crate::storage::db::{self, Db, DbError};
 use crate::wire::Role;
 
@@ -35,8 +36,8 @@ pub enum UserError {
     Duplicate,
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("password hashing failed: {0}")]
-    Hash(String),
+    #[error("password hashing failed")]
+    Hash(#[source] BoxError),
 }
 
 impl From<surrealdb::Error> for UserError {
@@ -128,15 +129,15 @@ pub async fn hash_password(password: &str) -> Result<String, UserError> {
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
-        getrandom::getrandom(&mut salt).map_err(|e| UserError::Hash(e.to_string()))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.to_string()))?;
+        getrandom::getrandom(&mut salt).map_err(|e| UserError::Hash(e.into()))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.into()))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
-            .map_err(|e| UserError::Hash(e.to_string()))
+            .map_err(|e| UserError::Hash(e.into()))
     })
     .await
-    .map_err(|e| UserError::Hash(e.to_string()))?
+    .map_err(|e| UserError::Hash(e.into()))?
 }
 
 /// Checks a password on a blocking thread; a malformed hash never matches.

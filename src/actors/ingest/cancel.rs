@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::Ingest;
 use super::error::ApiError;
+use crate::error::BoxError;
 use crate::storage::jetstream as js_setup;
 use crate::trace_context::TraceContext;
 use crate::wire::{self, Job, JobState, subject};
@@ -24,8 +25,8 @@ pub enum Canceled {
 
 /// The job could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("the jobs bucket is unavailable: {0}")]
-pub struct CancelError(String);
+#[error("the jobs bucket is unavailable")]
+pub struct CancelError(#[source] BoxError);
 
 /// Cancels the job `job_id` if it has not ended, writing over the revision
 /// of the state that is read; a job written in between (a transcoder
@@ -36,12 +37,12 @@ pub async fn cancel(jobs: &kv::Store, job_id: &str) -> Result<Canceled, CancelEr
         let entry = jobs
             .entry(job_id)
             .await
-            .map_err(|e| CancelError(e.to_string()))?
+            .map_err(|e| CancelError(e.into()))?
             .filter(|entry| entry.operation == kv::Operation::Put);
         let Some(entry) = entry else {
             return Ok(Canceled::Gone);
         };
-        let mut job: Job = wire::decode(&entry.value).map_err(|e| CancelError(e.to_string()))?;
+        let mut job: Job = wire::decode(&entry.value).map_err(|e| CancelError(e.into()))?;
         if job.state.is_terminal() {
             return Ok(Canceled::AlreadyEnded(job));
         }
@@ -60,7 +61,7 @@ pub async fn cancel(jobs: &kv::Store, job_id: &str) -> Result<Canceled, CancelEr
             Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision && conflicts < 5 => {
                 conflicts += 1;
             }
-            Err(err) => return Err(CancelError(err.to_string())),
+            Err(err) => return Err(CancelError(err.into())),
         }
     }
 }
@@ -122,11 +123,11 @@ impl Ingest {
             .publish(subject::cancel(job_id), bytes::Bytes::new())
             .await
         {
-            tracing::warn!(job = %job_id, error = %err, "cannot send the cancel request");
+            tracing::warn!(error = %err, "cannot send the cancel request");
         }
         // The event records the cancel in the history; nobody is emailed.
         if let Err(err) = js_setup::publish_job_event(&self.js, &job, trace).await {
-            tracing::warn!(job = %job_id, error = %err, "cannot publish the canceled event");
+            tracing::warn!(error = %err, "cannot publish the canceled event");
         }
         Ok(Some(job))
     }
@@ -140,17 +141,17 @@ impl Ingest {
     pub(super) async fn abandon_streamed(&self, job: &Job) {
         let job_id = job.id.as_str();
         if let Err(err) = cancel(&self.jobs, job_id).await {
-            tracing::warn!(job = %job_id, error = %err, "cannot cancel the job of a failed upload");
+            tracing::warn!(error = %err, "cannot cancel the job of a failed upload");
         }
         if let Err(err) = self
             .client
             .publish(subject::cancel(job_id), bytes::Bytes::new())
             .await
         {
-            tracing::warn!(job = %job_id, error = %err, "cannot send the cancel request");
+            tracing::warn!(error = %err, "cannot send the cancel request");
         }
         if let Err(err) = self.jobs.purge(job_id).await {
-            tracing::warn!(job = %job_id, error = %err, "cannot remove the job of a failed upload");
+            tracing::warn!(error = %err, "cannot remove the job of a failed upload");
         }
         self.finished.deleted(job_id);
         self.forget(job).await;

@@ -46,7 +46,7 @@ impl Ingest {
         trace: &TraceContext,
     ) -> (Result<u64, objects::PutError>, Option<Job>) {
         let (announce, started) = tokio::sync::oneshot::channel();
-        let name = job.id.clone();
+        let name = job.id.to_string();
         let put = objects::put_object_announced(
             &self.uploads,
             &name,
@@ -66,7 +66,7 @@ impl Ingest {
                 Ok(()) => Some(job),
                 Err(err) => {
                     // The upload goes on; its job is made at its end instead.
-                    tracing::warn!(job = %job.id, error = %err, "cannot queue the job early");
+                    tracing::warn!(error = %err, "cannot queue the job early");
                     None
                 }
             }
@@ -78,7 +78,7 @@ impl Ingest {
     /// Removes an upload whose job could not be created.
     pub(super) async fn discard_upload(&self, job_id: &str) {
         if let Err(err) = self.uploads.delete(job_id).await {
-            tracing::warn!(job = job_id, error = %err, "cannot delete an abandoned upload");
+            tracing::warn!(error = %err, "cannot delete an abandoned upload");
         }
     }
 
@@ -137,11 +137,11 @@ impl Ingest {
             .update(job.id.as_str(), wire::encode(&queued), revision)
             .await
         {
-            tracing::debug!(job = %job.id, error = %err, "the job moved on before its queue place was noted");
+            tracing::debug!(error = %err, "the job moved on before its queue place was noted");
         }
         // The queued event only feeds observers; the job is already safe.
         if let Err(err) = js_setup::publish_job_event(&self.js, job, trace).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot publish the queued event");
+            tracing::warn!(error = %err, "cannot publish the queued event");
         }
         Ok(())
     }
@@ -149,8 +149,8 @@ impl Ingest {
     /// Removes the history row of a job that could not be queued, so the
     /// user's list shows no job that will never run.
     pub(super) async fn forget(&self, job: &Job) {
-        if let Err(err) = self.history.delete(&job.id).await {
-            tracing::warn!(job = %job.id, error = %err, "cannot remove an unqueued job");
+        if let Err(err) = self.history.delete(job.id.as_str()).await {
+            tracing::warn!(error = %err, "cannot remove an unqueued job");
         }
     }
 }

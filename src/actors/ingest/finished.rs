@@ -209,9 +209,12 @@ mod tests {
     use super::*;
     use kv::Operation::{Purge, Put};
 
+    /// The one job of these tests, as the bucket keys it.
+    const J: &str = "0190c5a0-1234-7000-8000-00000000000a";
+
     fn job(state: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
-            "v": wire::VERSION, "id": "j", "owner": "u", "owner_email": "u@example.com", "state": state,
+            "v": wire::VERSION, "id": J, "owner": "u", "owner_email": "u@example.com", "state": state,
             "progress": 100.0, "format": "mp3", "filename": "a.mp4", "input_bytes": 1,
             "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
             "attempts": 1
@@ -220,7 +223,7 @@ mod tests {
     }
 
     fn state(entries: &Entries) -> Option<String> {
-        entries.with(|map| match &map.get("j")?.known {
+        entries.with(|map| match &map.get(J)?.known {
             Known::Finished(job) => Some(job.state.as_str().to_string()),
             Known::Deleted => Some("deleted".into()),
         })
@@ -229,24 +232,24 @@ mod tests {
     #[test]
     fn only_finished_jobs_are_held_and_a_later_revision_wins() {
         let entries = Entries::default();
-        entries.apply("j", 1, Put, &job("queued"));
+        entries.apply(J, 1, Put, &job("queued"));
         assert_eq!(state(&entries), None, "an unfinished job is not held");
-        entries.apply("j", 3, Put, &job("completed"));
-        entries.apply("j", 2, Put, &job("running"));
+        entries.apply(J, 3, Put, &job("completed"));
+        entries.apply(J, 2, Put, &job("running"));
         assert_eq!(state(&entries).as_deref(), Some("completed"));
-        entries.apply("j", 4, Purge, b"");
+        entries.apply(J, 4, Purge, b"");
         assert_eq!(state(&entries).as_deref(), Some("deleted"));
     }
 
     #[test]
     fn a_delete_made_here_is_not_undone_by_a_put_the_watch_brings_late() {
         let entries = Entries::default();
-        entries.record("j", DELETED_HERE, Known::Deleted);
-        entries.apply("j", 5, Put, &job("completed"));
+        entries.record(J, DELETED_HERE, Known::Deleted);
+        entries.apply(J, 5, Put, &job("completed"));
         assert_eq!(state(&entries).as_deref(), Some("deleted"));
         // Once the watch confirms the delete, a job made again shows.
-        entries.apply("j", 6, Purge, b"");
-        entries.apply("j", 7, Put, &job("failed"));
+        entries.apply(J, 6, Purge, b"");
+        entries.apply(J, 7, Put, &job("failed"));
         assert_eq!(state(&entries).as_deref(), Some("failed"));
     }
 

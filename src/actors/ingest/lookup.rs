@@ -6,6 +6,7 @@ use super::finished::Known;
 use super::history::StateFilter;
 use super::{Ingest, view};
 use crate::domain::JobId;
+use crate::telemetry;
 use crate::wire::{self, Job, JobState, names};
 
 impl Ingest {
@@ -14,7 +15,8 @@ impl Ingest {
     pub(super) async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
         // Any spelling of a UUID (braces, `urn:uuid:`, capitals) names the
         // same job; only the canonical one is a key.
-        let job_id = JobId::parse(job_id).ok_or(ApiError::NotFound)?.to_string();
+        let job_id = JobId::parse(job_id).ok_or(ApiError::NotFound)?;
+        telemetry::record_job(&job_id);
         let job_id = job_id.as_str();
         let live = match self.finished.get(job_id) {
             Some(Known::Finished(job)) => Some(*job),
@@ -85,7 +87,7 @@ impl Ingest {
         // A full page may have more behind it; the cursor is the last job
         // looked at, whether or not the state filter keeps it.
         let next = (jobs.len() == limit as usize)
-            .then(|| jobs.last().map(|job| job.id.clone()))
+            .then(|| jobs.last().map(|job| job.id.to_string()))
             .flatten();
         for job in jobs.iter_mut().filter(|job| !job.state.is_terminal()) {
             if let Ok(Some(bytes)) = self.jobs.get(job.id.as_str()).await

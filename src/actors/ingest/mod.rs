@@ -4,6 +4,8 @@
 //!
 //! - `http/`: the routes; `service`: the same jobs over NATS
 //! - `submission`: what makes a submission valid; `create`: the job made of it
+//! - `streamable`: whether an upload's first chunk lets it be converted
+//!   while it arrives
 //! - `lookup`: reading jobs; `view`: the job as its owner sees it;
 //!   `finished`: finished jobs held in memory for those reads
 //! - `cancel`: cancel and delete; `follow`, `feeds`: live job events
@@ -59,8 +61,8 @@ pub enum IngestSetupError {
     JetStream(#[from] js_setup::SetupError),
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("cannot listen for job starts: {0}")]
-    Subscribe(String),
+    #[error("cannot listen for job starts")]
+    Subscribe(#[from] async_nats::SubscribeError),
     #[error("cannot watch the jobs bucket")]
     Watch(#[from] async_nats::jetstream::kv::WatchError),
 }
@@ -121,9 +123,7 @@ impl Ingest {
         let work = js_setup::work_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
         let jobs = js_setup::jobs_bucket(&js, r).await?;
-        let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone())
-            .await
-            .map_err(|e| IngestSetupError::Subscribe(e.to_string()))?;
+        let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone()).await?;
         let ingest = Ingest {
             finished: finished::FinishedJobs::watch(client.clone(), jobs.clone()).await?,
             jobs,

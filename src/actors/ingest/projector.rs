@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, kv};
+use tracing::Instrument;
 
 use super::Ingest;
 use crate::error::BoxError;
@@ -21,18 +22,24 @@ impl Ingest {
                 return;
             }
         };
-        let outcome = match self.record_event(&job).await {
-            Ok(()) => message.ack().await,
-            Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "cannot record the job; retrying");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await
+        // The job's span, as the transcoder's attempt and the mailer have.
+        let span = tracing::info_span!("record", job = %job.id);
+        async {
+            let outcome = match self.record_event(&job).await {
+                Ok(()) => message.ack().await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot record the job; retrying");
+                    message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                        .await
+                }
+            };
+            if let Err(err) = outcome {
+                tracing::warn!(error = %err, "cannot acknowledge a job event");
             }
-        };
-        if let Err(err) = outcome {
-            tracing::warn!(job = %job.id, error = %err, "cannot acknowledge a job event");
         }
+        .instrument(span)
+        .await
     }
 
     /// Writes a job's event into the history, unless the job has been
@@ -41,12 +48,12 @@ impl Ingest {
     /// state is checked once more after the write, since a delete may have
     /// come in between; the row is then removed again.
     async fn record_event(&self, job: &Job) -> Result<(), BoxError> {
-        if self.deleted(&job.id).await? {
+        if self.deleted(job.id.as_str()).await? {
             return Ok(());
         }
         self.history.upsert(job).await?;
-        if self.deleted(&job.id).await? {
-            self.history.delete(&job.id).await?;
+        if self.deleted(job.id.as_str()).await? {
+            self.history.delete(job.id.as_str()).await?;
         }
         Ok(())
     }

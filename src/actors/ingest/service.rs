@@ -19,6 +19,7 @@ use super::view::JobView;
 use crate::actors::micro;
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
+use crate::telemetry;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
 use crate::wire::{self, AudioOptions, StatusRequest, SubmitRequest, subject};
@@ -128,7 +129,7 @@ async fn submit(
             let key = submission_key(&claims.sub, &id);
             match ingest
                 .submissions
-                .create(key.as_str(), job.id.clone().into())
+                .create(key.as_str(), job.id.to_string().into())
                 .await
             {
                 Ok(_) => Some(key),
@@ -230,15 +231,9 @@ async fn checked_job(
     let quota = ingest.quota_left(&claims.sub).await?;
     ingest.check_size(size, quota)?;
     let filename = clean_filename(Some(asked.filename.as_deref().unwrap_or(name)));
-    let mut job = submission::new_job(
-        JobId::new().to_string(),
-        claims,
-        format,
-        options,
-        filename,
-        size,
-        quota,
-    );
+    let job_id = JobId::new();
+    telemetry::record_job(&job_id);
+    let mut job = submission::new_job(job_id, claims, format, options, filename, size, quota);
     job.upload = Some(asked.object);
     Ok(job)
 }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
+use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
 
@@ -79,7 +80,7 @@ pub(super) fn empty_file() -> ApiError {
 /// A fresh job for an upload of `input_bytes` whose owner has `quota`
 /// bytes left: the audio may take what the upload leaves of it.
 pub(super) fn new_job(
-    id: String,
+    id: JobId,
     owner: &Claims,
     format: Format,
     options: AudioOptions,

@@ -88,7 +88,7 @@ impl From<Job> for JobView {
             duration_seconds: o.duration_seconds,
         });
         JobView {
-            id: job.id,
+            id: job.id.into(),
             state: job.state,
             progress: job.progress,
             speed: job.speed,

@@ -26,10 +26,10 @@ use crate::wire::{self, Job, JobState, names};
 pub enum MailerSetupError {
     #[error(transparent)]
     JetStream(#[from] SetupError),
-    #[error("invalid --smtp-url: {0}")]
-    SmtpUrl(String),
-    #[error("invalid --mail-from `{0}`: {1}")]
-    From(String, String),
+    #[error("invalid --smtp-url")]
+    SmtpUrl(#[source] lettre::transport::smtp::Error),
+    #[error("invalid --mail-from `{0}`")]
+    From(String, #[source] lettre::address::AddressError),
     #[error("cannot create the outbox {0}: {1}")]
     Outbox(PathBuf, std::io::Error),
 }
@@ -80,7 +80,7 @@ impl Mailer {
         let transport = match &settings.smtp_url {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| MailerSetupError::SmtpUrl(e.to_string()))?
+                    .map_err(MailerSetupError::SmtpUrl)?
                     .timeout(Some(Duration::from_secs(30)))
                     .build(),
             ),
@@ -96,7 +96,7 @@ impl Mailer {
             .mail_from
             .parse()
             .map_err(|e: lettre::address::AddressError| {
-                MailerSetupError::From(settings.mail_from.clone(), e.to_string())
+                MailerSetupError::From(settings.mail_from.clone(), e)
             })?;
         Ok(Arc::new(Mailer {
             events: js_setup::events_stream(&js, shared.replicas).await?,

@@ -98,7 +98,7 @@ impl Transcoder {
         let _ = js_setup::publish_job_event(&self.js, &job, trace).await;
         let stops = Stops::default();
         self.running_jobs()
-            .insert(job.id.clone(), stops.canceled.clone());
+            .insert(job.id.to_string(), stops.canceled.clone());
 
         // Keep the work item ours while we encode.
         let keepalive = {
@@ -131,10 +131,10 @@ impl Transcoder {
         // Speed and ETA describe a running encode only.
         job.speed = None;
         job.eta_seconds = None;
-        self.running_jobs().remove(&job.id);
+        self.running_jobs().remove(job.id.as_str());
         keepalive.abort();
         deadline.abort();
-        let _ = tokio::fs::remove_dir_all(ffmpeg::work_dir(&self.work_root, &job.id)).await;
+        let _ = tokio::fs::remove_dir_all(ffmpeg::work_dir(&self.work_root, job.id.as_str())).await;
         crate::metrics::transcodes_in_flight(-1.0);
 
         let delivery = Delivery {

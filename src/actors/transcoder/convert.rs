@@ -54,7 +54,7 @@ impl Transcoder {
             tracing::info!("the audio is already stored; not encoding again");
             return Ok(output(info.size as u64, duration));
         }
-        let dir = ffmpeg::work_dir(&self.work_root, &job.id);
+        let dir = ffmpeg::work_dir(&self.work_root, job.id.as_str());
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(transient("create the work dir"))?;

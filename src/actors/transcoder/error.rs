@@ -32,9 +32,9 @@ impl From<MediaError> for AttemptError {
     fn from(err: MediaError) -> Self {
         match err {
             MediaError::Rejected(reason) => AttemptError::Rejected(reason),
-            MediaError::Tool(reason) => AttemptError::Transient {
-                context: "run ffmpeg",
-                source: reason.into(),
+            tool @ MediaError::Tool { .. } => AttemptError::Transient {
+                context: "convert the upload",
+                source: tool.into(),
             },
         }
     }

@@ -13,6 +13,8 @@
 //! - `error`: how an attempt can fail, by class
 //! - `ownership`: compare-and-set writes to the job, cancel and takeover
 //! - `convert`: the upload to a work file, ffmpeg, the audio stored
+//! - `feed`: an upload still arriving, copied into ffmpeg's pipe and the
+//!   work file as its chunks are stored
 //! - `dead_letter`: work items kept for an operator
 //! - `ffmpeg`: the encode, the media policy on its report, the limits
 //! - `sandbox`: how they are started: environment, namespace, user, limits

@@ -13,12 +13,12 @@ use futures::StreamExt;
 
 use super::read::{BATCH, DirectGet, Tally};
 use super::{Bucket, Chunks, ReadError};
+use crate::backoff::Backoff;
 
 /// The first and the longest wait of a reader that has caught up with the
 /// writer before it looks again: short while chunks keep coming, longer
 /// while they do not.
-const FIRST_POLL: Duration = Duration::from_millis(5);
-const LONGEST_POLL: Duration = Duration::from_millis(100);
+const POLL: Backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
 
 impl Bucket {
     /// The bytes of object `name`, whose chunks are written under `nuid`,
@@ -52,7 +52,7 @@ impl Bucket {
             tally: Tally::new(),
             last_chunk: Instant::now(),
             idle,
-            poll: FIRST_POLL,
+            empty_polls: 0,
         };
         futures::stream::try_unfold(state, Follower::next).boxed()
     }
@@ -71,7 +71,8 @@ struct Follower {
     tally: Tally,
     last_chunk: Instant,
     idle: Duration,
-    poll: Duration,
+    /// Polls in a row that found nothing new, which lengthen the next wait.
+    empty_polls: u32,
 }
 
 fn ended(message: String) -> std::io::Error {
@@ -85,7 +86,7 @@ impl Follower {
                 self.read += 1;
                 self.tally.add(&chunk);
                 self.last_chunk = Instant::now();
-                self.poll = FIRST_POLL;
+                self.empty_polls = 0;
                 return Ok(Some((chunk, self)));
             }
             if let Some(info) = &self.written {
@@ -117,8 +118,8 @@ impl Follower {
                     self.idle.as_secs()
                 )));
             }
-            tokio::time::sleep(self.poll).await;
-            self.poll = (self.poll * 2).min(LONGEST_POLL);
+            tokio::time::sleep(POLL.delay(self.empty_polls)).await;
+            self.empty_polls = self.empty_polls.saturating_add(1);
         }
     }
 }

@@ -202,10 +202,10 @@ async fn publish_chunks(
                 .publish(subject.to_string(), chunk.clone())
                 .await
             {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
+                Ok(ack) => ack.await.map(|_| ()).map_err(BoxError::from),
+                Err(err) => Err(BoxError::from(err)),
             };
-            acked.map_err(|e| PutError::Publish(e.into()))?;
+            acked.map_err(PutError::Publish)?;
             if let Some((sender, nuid)) = announce.take() {
                 // Nobody listening any more is no reason to stop the put.
                 let _ = sender.send(Started { nuid, head: chunk });

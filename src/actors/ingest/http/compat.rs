@@ -73,7 +73,8 @@ pub(super) async fn seed_upload(
     Ok(
         accept_upload(&ingest, &caller, &trace, &headers, multipart?)
             .await?
-            .id,
+            .id
+            .into(),
     )
 }
 

@@ -15,6 +15,7 @@ use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::{Ingest, rate, submission};
 use crate::domain::JobId;
+use crate::telemetry;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
 use crate::wire::{AudioOptions, Format, Job};
@@ -46,7 +47,8 @@ pub(super) async fn accept_upload(
     // The upload counts as an unfinished job until it is one (or refused).
     let _uploading = ingest.start_upload(&caller.sub).await?;
     let quota = ingest.quota_left(&caller.sub).await?;
-    let job_id = JobId::new().to_string();
+    let job_id = JobId::new();
+    telemetry::record_job(&job_id);
     let mut stored: Option<(String, u64)> = None;
     let mut streamed: Option<Job> = None;
     let upload = Upload {
@@ -96,7 +98,7 @@ pub(super) async fn accept_upload(
     };
     match &result {
         Ok(job) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
-        Err(_) if stored.is_some() => ingest.discard_upload(&job_id).await,
+        Err(_) if stored.is_some() => ingest.discard_upload(job_id.as_str()).await,
         Err(_) => {}
     }
     result
@@ -107,7 +109,7 @@ struct Upload<'a> {
     ingest: &'a Ingest,
     caller: &'a Claims,
     trace: &'a TraceContext,
-    job_id: &'a str,
+    job_id: &'a JobId,
     quota: u64,
 }
 
@@ -170,7 +172,7 @@ async fn read_form(
                 let outcome = if format_given && submission::check_options(format, options).is_ok()
                 {
                     let early = submission::new_job(
-                        job_id.to_string(),
+                        job_id.clone(),
                         upload.caller,
                         format,
                         options,
@@ -184,11 +186,11 @@ async fn read_form(
                     *streamed = queued;
                     outcome
                 } else {
-                    ingest.store_upload(job_id, body).await
+                    ingest.store_upload(job_id.as_str(), body).await
                 };
                 match outcome {
                     Ok(0) => {
-                        ingest.discard_upload(job_id).await;
+                        ingest.discard_upload(job_id.as_str()).await;
                         return Err(submission::empty_file());
                     }
                     Ok(size) => *stored = Some((filename, size)),

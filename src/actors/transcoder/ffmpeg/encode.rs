@@ -13,7 +13,9 @@ use super::sandbox;
 use crate::wire::{AudioOptions, Format};
 
 use super::report::{InputReport, StreamKind};
-use super::{ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, limit_hit};
+use super::{
+    ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, limit_hit, tool,
+};
 
 /// Encoder, bit rate, sample rate and container of an output. Options were
 /// checked against the format when the job was accepted.
@@ -89,8 +91,7 @@ impl Encode {
                 "pipe",
             ),
         };
-        let files =
-            files.map_err(|e| MediaError::Tool(format!("cannot open the work files: {e}")))?;
+        let files = files.map_err(tool("open the work files"))?;
         let whitelist = ALLOWED_DEMUXERS.join(",");
         let threads = policy.threads.max(1).to_string();
         let mut command = FfmpegCommand::new_with_path(&policy.ffmpeg);
@@ -109,17 +110,12 @@ impl Encode {
             .arg("-y")
             .arg(sandbox::OUTPUT);
         sandbox::confine(command.as_inner_mut(), policy, &files);
-        let mut child = command.spawn().map_err(|e| {
-            MediaError::Tool(format!(
-                "cannot run ffmpeg ({}): {e}",
-                policy.ffmpeg.display()
-            ))
-        })?;
+        let mut child = command
+            .spawn()
+            .map_err(tool(format!("run ffmpeg ({})", policy.ffmpeg.display())))?;
         let pid = child.as_inner().id();
         let limits = policy.clone();
-        let iter = child
-            .iter()
-            .map_err(|e| MediaError::Tool(format!("cannot read ffmpeg's output: {e}")))?;
+        let iter = child.iter().map_err(tool("read ffmpeg's output"))?;
         let child = Arc::new(Mutex::new(child));
         let (tx, progress) = watch::channel(Progress::default());
         let waiter = child.clone();
@@ -181,9 +177,9 @@ impl Encode {
             }
             let status = waiter
                 .lock()
-                .map_err(|_| MediaError::Tool("ffmpeg handle poisoned".into()))?
+                .map_err(|_| tool("wait for ffmpeg")("its handle was poisoned"))?
                 .wait()
-                .map_err(|e| MediaError::Tool(format!("cannot wait for ffmpeg: {e}")))?;
+                .map_err(tool("wait for ffmpeg"))?;
             if report.opened {
                 report.check(&limits, true)?;
             }
@@ -237,9 +233,7 @@ impl Encode {
 
     /// Waits for ffmpeg to exit.
     pub async fn finish(&mut self) -> Result<(), MediaError> {
-        (&mut self.events)
-            .await
-            .map_err(|e| MediaError::Tool(format!("ffmpeg watcher failed: {e}")))?
+        (&mut self.events).await.map_err(tool("watch ffmpeg"))?
     }
 }
 

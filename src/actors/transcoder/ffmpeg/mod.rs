@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::sandbox;
+use crate::error::BoxError;
 
 /// Demuxers accepted for uploads: media containers only, no playlists,
 /// concatenation lists or image sequences.
@@ -82,8 +83,20 @@ pub enum MediaError {
     #[error("{0}")]
     Rejected(String),
     /// ffmpeg or ffprobe could not be run, or failed for reasons of its own.
-    #[error("{0}")]
-    Tool(String),
+    #[error("cannot {context}")]
+    Tool {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// The failure of a tool to `context` (a verb phrase: "run ffprobe").
+fn tool<E: Into<BoxError>>(context: impl Into<String>) -> impl FnOnce(E) -> MediaError {
+    move |err| MediaError::Tool {
+        context: context.into(),
+        source: err.into(),
+    }
 }
 
 /// Where a job's files live while it is converted.

@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::sandbox;
 
-use super::{ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, PROBE_TIMEOUT};
+use super::{
+    ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, PROBE_TIMEOUT, tool,
+};
 
 #[derive(Deserialize)]
 struct ProbeOutput {
@@ -33,8 +35,7 @@ struct ProbeFormat {
 /// duration, to tell a damaged file from one whose sound ends before its
 /// picture does.
 pub async fn audio_duration(policy: &MediaPolicy, path: &Path) -> Result<Option<f64>, MediaError> {
-    let files = sandbox::Files::open(path, None)
-        .map_err(|e| MediaError::Tool(format!("cannot open the upload: {e}")))?;
+    let files = sandbox::Files::open(path, None).map_err(tool("open the upload"))?;
     let mut command = tokio::process::Command::new(&policy.ffprobe);
     command
         .args(["-v", "error", "-probesize", PROBE_BYTES])
@@ -48,15 +49,10 @@ pub async fn audio_duration(policy: &MediaPolicy, path: &Path) -> Result<Option<
     sandbox::confine(command.as_std_mut(), policy, &files);
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
-        .map_err(|_| MediaError::Tool("probing the upload timed out".into()))?
-        .map_err(|e| {
-            MediaError::Tool(format!(
-                "cannot run ffprobe ({}): {e}",
-                policy.ffprobe.display()
-            ))
-        })?;
-    let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
-        .map_err(|e| MediaError::Tool(format!("unexpected ffprobe output: {e}")))?;
+        .map_err(tool("probe the upload"))?
+        .map_err(tool(format!("run ffprobe ({})", policy.ffprobe.display())))?;
+    let parsed: ProbeOutput =
+        serde_json::from_slice(&output.stdout).map_err(tool("read ffprobe's output"))?;
     Ok(parsed
         .streams
         .first()
@@ -70,8 +66,7 @@ fn seconds(text: Option<&str>) -> Option<f64> {
 
 /// The duration of a finished output, which must have come out whole.
 pub async fn output_duration(policy: &MediaPolicy, path: &Path) -> Result<f64, MediaError> {
-    let files = sandbox::Files::open(path, None)
-        .map_err(|e| MediaError::Tool(format!("cannot open the output: {e}")))?;
+    let files = sandbox::Files::open(path, None).map_err(tool("open the output"))?;
     let mut command = tokio::process::Command::new(&policy.ffprobe);
     command
         .args(["-v", "error", "-protocol_whitelist", "file"])
@@ -82,8 +77,8 @@ pub async fn output_duration(policy: &MediaPolicy, path: &Path) -> Result<f64, M
     sandbox::confine(command.as_std_mut(), policy, &files);
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
-        .map_err(|_| MediaError::Tool("probing the output timed out".into()))?
-        .map_err(|e| MediaError::Tool(format!("cannot run ffprobe: {e}")))?;
+        .map_err(tool("probe the output"))?
+        .map_err(tool("run ffprobe"))?;
     // ffprobe ran: an output without a duration is what this input made,
     // and converting it again would make the same.
     let unreadable = || MediaError::Rejected("the conversion produced no readable audio".into());
