@@ -24,9 +24,10 @@ variable "public_url" {
   description = "Base URL of the HTTP API, for links in emails."
 }
 
-variable "transcoder_drain_timeout" {
-  type    = string
-  default = "60s"
+variable "transcoder_drain_seconds" {
+  type        = number
+  default     = 60
+  description = "How long a stopping transcoder lets running encodes finish; its kill_timeout follows."
 }
 
 variable "nats_replicas" {
@@ -333,9 +334,10 @@ job "mediajet" {
       # exit (mediajet's shutdown budget); shorter, and Nomad would SIGKILL
       # encodes that were about to finish (they would still be redelivered
       # after the ack wait, only later). Nomad clients cap kill_timeout at
-      # their max_kill_timeout (30s unless raised): set it to 90s or more on
-      # the clients that run transcoders (README "Deploying on Nomad").
-      kill_timeout = "90s"
+      # their max_kill_timeout (30s unless raised): set it to the drain plus
+      # 30s or more on the clients that run transcoders (README "Deploying on
+      # Nomad"). The 30s cover the rest of the budget (25.3s).
+      kill_timeout = "${var.transcoder_drain_seconds + 30}s"
 
       config {
         image = var.image
@@ -347,7 +349,7 @@ job "mediajet" {
         MEDIAJET_HTTP          = "0.0.0.0:${NOMAD_PORT_http}"
         MEDIAJET_DATA_DIR      = "${NOMAD_ALLOC_DIR}/data"
         MEDIAJET_NATS_USER     = "transcoder"
-        MEDIAJET_DRAIN_TIMEOUT = var.transcoder_drain_timeout
+        MEDIAJET_DRAIN_TIMEOUT = "${var.transcoder_drain_seconds}s"
         MEDIAJET_TRANSCODERS   = "2"
         # Each encode may use 1 GiB: two of them and mediajet itself fit in
         # the task's memory below (tests/it/nomad.rs checks the sum).

@@ -28,12 +28,27 @@ fn every_alert_fires_and_stays_quiet_as_its_unit_tests_say() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert!(alerts.len() >= 8, "{alerts:?}");
+    assert!(alerts.len() >= 9, "{alerts:?}");
+    // Each case is an `alertname:` line followed by its `exp_alerts:`,
+    // which is `[]` for a quiet case and a list for a firing one.
+    let lines: Vec<&str> = tests.lines().map(str::trim).collect();
+    let cases: Vec<(&str, bool)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let alert = line.strip_prefix("alertname: ")?;
+            let expected = lines[i + 1..]
+                .iter()
+                .find(|l| l.starts_with("exp_alerts:"))?;
+            Some((alert, *expected != "exp_alerts: []"))
+        })
+        .collect();
     for alert in alerts {
-        let cases = tests.matches(&format!("alertname: {alert}")).count();
-        assert!(
-            cases >= 2,
-            "{alert} has {cases} test cases, not a firing and a quiet one"
-        );
+        for (fires, kind) in [(true, "firing"), (false, "quiet")] {
+            assert!(
+                cases.contains(&(alert, fires)),
+                "{alert} has no {kind} test case"
+            );
+        }
     }
 }

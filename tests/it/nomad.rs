@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::nomad::{blocks, evaluate_job};
 
@@ -358,8 +358,8 @@ fn the_prometheus_job_loads_the_alert_rules_unchanged() {
     );
 }
 
-#[test]
-fn the_prometheus_job_renders_a_config_promtool_accepts() {
+#[tokio::test]
+async fn the_prometheus_job_renders_a_config_promtool_accepts_and_keeps_only_metrics_services() {
     let file = job("prometheus.nomad.hcl");
     let task = &file["job"]["prometheus"]["group"]["prometheus"]["task"]["prometheus"];
     let dir = tempfile::tempdir().unwrap();
@@ -397,6 +397,27 @@ fn the_prometheus_job_renders_a_config_promtool_accepts() {
             "- files: [nomad-services.json]",
         );
     let local = prepared.root.join("local");
+    // What Nomad's service discovery would give: two mediajet processes and
+    // a NATS exporter tagged `metrics`, a NATS client port that is not, and
+    // an Alertmanager.
+    let service = |address: &str, name: &str, tags: &str| {
+        json!({
+            "targets": [address],
+            "labels": {
+                "__meta_nomad_service": name,
+                "__meta_nomad_tags": tags,
+                "__meta_nomad_node_id": "node-1",
+            },
+        })
+    };
+    let services = json!([
+        service("127.0.0.1:24001", "mediajet-ingest", ",http,metrics,"),
+        service("127.0.0.1:24003", "mediajet-transcoder", ",metrics,"),
+        service("127.0.0.1:7777", "nats-exporter", ",metrics,"),
+        service("127.0.0.1:4222", "nats", ",client,"),
+        service("127.0.0.1:9093", "alertmanager", ",http,"),
+    ]);
+    std::fs::write(local.join("nomad-services.json"), services.to_string()).unwrap();
     std::fs::write(local.join("checkable.yml"), &checkable).unwrap();
     let (passed, printed) =
         crate::common::promtool(&["check", "config", "checkable.yml"], None, &local);
@@ -405,6 +426,67 @@ fn the_prometheus_job_renders_a_config_promtool_accepts() {
         printed.contains("alerts.yml"),
         "the rules are not checked with it: {printed}"
     );
+    assert!(!printed.contains("WARNING"), "{printed}");
+
+    // Prometheus itself, on that configuration, scrapes the services tagged
+    // `metrics` (each labelled with its service and node), drops the rest,
+    // and sends alerts to the Alertmanager.
+    let prometheus = crate::common::Prometheus::start(&local, &checkable).await;
+    let started = std::time::Instant::now();
+    let scraped = loop {
+        let targets = prometheus.api("targets", &[]).await.unwrap();
+        let active: BTreeMap<String, String> = targets["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert_eq!(t["labels"]["node"], "node-1", "{t}");
+                let service = t["labels"]["service"].as_str().unwrap_or_default();
+                (
+                    service.to_string(),
+                    t["scrapeUrl"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if active.len() >= 3 {
+            break active;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{targets}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        scraped,
+        BTreeMap::from([
+            (
+                "mediajet-ingest".into(),
+                "http://127.0.0.1:24001/metrics".into()
+            ),
+            (
+                "mediajet-transcoder".into(),
+                "http://127.0.0.1:24003/metrics".into()
+            ),
+            (
+                "nats-exporter".into(),
+                "http://127.0.0.1:7777/metrics".into()
+            ),
+        ])
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let managers = prometheus.api("alertmanagers", &[]).await.unwrap();
+        let urls: Vec<&str> = managers["activeAlertmanagers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["url"].as_str())
+            .collect();
+        if !urls.is_empty() {
+            assert_eq!(urls, ["http://127.0.0.1:9093/api/v2/alerts"]);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{managers}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[test]
@@ -413,20 +495,40 @@ fn the_mediajet_job_runs_one_group_per_actor_with_the_right_flags() {
     let groups = &file["job"]["mediajet"]["group"];
     let names: Vec<&String> = groups.as_object().expect("groups").keys().collect();
     assert_eq!(names.len(), 4, "{names:?}");
-    let drain = seconds(&file["variable"]["transcoder_drain_timeout"]["default"]);
+    let drain = file["variable"]["transcoder_drain_seconds"]["default"]
+        .as_u64()
+        .expect("a number of seconds");
     for actor in ["auth", "ingest", "transcoder", "mailer"] {
         let group = &groups[actor];
         let task = &group["task"][actor];
-        // Nomad's kill_timeout must let the process finish its shutdown.
-        let budget = mediajet::shutdown::budget(
-            std::time::Duration::from_secs(drain),
-            actor == "transcoder",
-        );
-        let kill = seconds(&task["kill_timeout"]);
-        assert!(
-            kill >= budget.as_secs_f64().ceil() as u64,
-            "{actor}: kill_timeout {kill}s is shorter than the shutdown budget {budget:?}"
-        );
+        // Nomad's kill_timeout must let the process finish its shutdown, at
+        // the default drain and at any other an operator sets.
+        for drain in [drain, 1, 600] {
+            let file = evaluate_job(
+                "mediajet.nomad.hcl",
+                &[
+                    ("image", "registry.example.com/mediajet:test"),
+                    ("transcoder_drain_seconds", &drain.to_string()),
+                ],
+            );
+            let task = &file["job"]["mediajet"]["group"][actor]["task"][actor];
+            let budget = mediajet::shutdown::budget(
+                std::time::Duration::from_secs(drain),
+                actor == "transcoder",
+            );
+            let kill = seconds(&task["kill_timeout"]);
+            assert!(
+                kill >= budget.as_secs_f64().ceil() as u64,
+                "{actor}: kill_timeout {kill}s is shorter than the shutdown budget {budget:?}"
+            );
+            if actor == "transcoder" {
+                assert_eq!(
+                    task["env"]["MEDIAJET_DRAIN_TIMEOUT"],
+                    format!("{drain}s"),
+                    "the drain the budget was taken for"
+                );
+            }
+        }
         assert_eq!(
             task["config"]["args"],
             serde_json::json!(["run", "--actors", actor]),
@@ -557,10 +659,7 @@ fn the_nats_job_renders_a_config_nats_server_accepts() {
         variables: BTreeMap::from([("nomad/jobs/nats".to_string(), items)]),
         ..Default::default()
     };
-    let ports = port_labels(group)
-        .into_iter()
-        .map(|label| (label, 0))
-        .collect();
+    let ports = any_ports(group);
     let prepared = crate::common::nomad::prepare_task(task, &ports, &cluster, dir.path())
         .expect("the task's templates render");
     let config = prepared.root.join("local/nats.conf");
@@ -589,4 +688,66 @@ fn the_nats_job_renders_a_config_nats_server_accepts() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    every_key_is_required(task, &ports, &cluster, "nomad/jobs/nats", dir.path());
+}
+
+/// Each of the group's port labels, given port 0 (any free one).
+fn any_ports(group: &Value) -> BTreeMap<String, u16> {
+    port_labels(group)
+        .into_iter()
+        .map(|label| (label, 0))
+        .collect()
+}
+
+/// With any one key of the variable at `path` left out, or the whole
+/// variable, `task`'s templates fail, so Nomad never starts it without its
+/// passwords or certificates.
+fn every_key_is_required(
+    task: &Value,
+    ports: &BTreeMap<String, u16>,
+    cluster: &crate::common::nomad::Cluster,
+    path: &str,
+    dir: &std::path::Path,
+) {
+    let keys: Vec<String> = cluster.variables[path].keys().cloned().collect();
+    assert!(keys.len() >= 3, "{keys:?}");
+    for key in keys {
+        let mut without = cluster.clone();
+        without.variables.get_mut(path).unwrap().remove(&key);
+        match crate::common::nomad::prepare_task(task, ports, &without, &dir.join(&key)) {
+            Err(err) => assert!(err.contains(&key), "without {key}: {err}"),
+            Ok(_) => panic!("the task renders without {key}"),
+        }
+    }
+    let mut without = cluster.clone();
+    without.variables.remove(path);
+    match crate::common::nomad::prepare_task(task, ports, &without, &dir.join("no-variable")) {
+        Err(err) => assert!(err.contains(path), "without {path}: {err}"),
+        Ok(_) => panic!("the task renders without {path}"),
+    }
+}
+
+#[test]
+fn the_surrealdb_job_renders_its_secrets_and_needs_every_one() {
+    let file = job("surrealdb.nomad.hcl");
+    let group = &file["job"]["surrealdb"]["group"]["surrealdb"];
+    let task = &group["task"]["surrealdb"];
+    let dir = tempfile::tempdir().unwrap();
+    let items = BTreeMap::from([
+        ("root_password".to_string(), "rootPassword1".to_string()),
+        ("tls_cert".to_string(), "CERTIFICATE".to_string()),
+        ("tls_key".to_string(), "KEY".to_string()),
+    ]);
+    let cluster = crate::common::nomad::Cluster {
+        variables: BTreeMap::from([("nomad/jobs/surrealdb".to_string(), items)]),
+        ..Default::default()
+    };
+    let ports = any_ports(group);
+    let prepared = crate::common::nomad::prepare_task(task, &ports, &cluster, dir.path())
+        .expect("the task's templates render");
+    assert_eq!(prepared.env["SURREAL_PASS"], "rootPassword1");
+    assert_eq!(prepared.env["SURREAL_USER"], "root");
+    let key = std::fs::read_to_string(prepared.root.join("secrets/tls/server-key.pem")).unwrap();
+    assert_eq!(key, "KEY");
+    every_key_is_required(task, &ports, &cluster, "nomad/jobs/surrealdb", dir.path());
 }

@@ -65,7 +65,15 @@ pub fn evaluate_job(name: &str, vars: &[(&str, &str)]) -> Value {
     for block in body.blocks().filter(|b| b.identifier() == "variable") {
         let name = block.labels()[0].as_str().to_string();
         let given = vars.iter().find(|(k, _)| *k == name);
+        // `-var` values are text; a number variable takes them as numbers.
+        let number = block
+            .body()
+            .attributes()
+            .any(|a| a.key() == "type" && a.expr().evaluate(&ctx).ok() == Some("number".into()));
         let value = match given {
+            Some((_, value)) if number => Some(hcl::Value::from(
+                value.parse::<i64>().expect("a number variable's value"),
+            )),
             Some((_, value)) => Some(hcl::Value::from(*value)),
             None => block
                 .body()
