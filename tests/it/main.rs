@@ -15,6 +15,7 @@ mod control;
 mod faults;
 mod formats;
 mod hostile_media;
+mod idempotency;
 mod journey;
 mod lifecycle;
 mod nats_submit;

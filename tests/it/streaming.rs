@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::common::{self, TestApp, spawn_app};
+use crate::common::{self, TestApp, spawn_app, stream_messages};
 
 /// A video of `seconds` whose picture is noise, so its file (about 1 MB a
 /// second) spans several object chunks; `args` pick the container.
@@ -206,14 +206,4 @@ async fn an_mp4_with_its_index_last_waits_for_the_whole_upload() {
     let job = app.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["streamed"], false);
-}
-
-/// Messages in a JetStream stream.
-async fn stream_messages(nats_url: &str, stream: &str) -> u64 {
-    let nats = async_nats::connect(nats_url).await.unwrap();
-    let mut stream = async_nats::jetstream::new(nats)
-        .get_stream(stream)
-        .await
-        .unwrap();
-    stream.info().await.unwrap().state.messages
 }

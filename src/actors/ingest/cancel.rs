@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::Ingest;
 use super::error::ApiError;
+use super::idempotency::SubmissionKey;
 use crate::error::BoxError;
 use crate::storage::jetstream as js_setup;
 use crate::trace_context::TraceContext;
@@ -138,7 +139,7 @@ impl Ingest {
     /// failed (the client hung up, or it broke a limit): the transcoder
     /// following it stops, and the job leaves nothing behind, as a failed
     /// upload of a job not yet queued does.
-    pub(super) async fn abandon_streamed(&self, job: &Job) {
+    pub(super) async fn abandon_streamed(&self, job: &Job, key: Option<&SubmissionKey>) {
         let job_id = job.id.as_str();
         if let Err(err) = cancel(&self.jobs, job_id).await {
             tracing::warn!(error = %err, "cannot cancel the job of a failed upload");
@@ -155,5 +156,8 @@ impl Ingest {
         }
         self.finished.deleted(job_id);
         self.forget(job).await;
+        if let Some(key) = key {
+            self.release(key).await;
+        }
     }
 }

@@ -8,6 +8,7 @@ use tokio::io::AsyncRead;
 
 use super::Ingest;
 use super::error::ApiError;
+use super::idempotency::SubmissionKey;
 use super::streamable::streamable;
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects;
@@ -44,6 +45,7 @@ impl Ingest {
         mut job: Job,
         data: impl AsyncRead + Unpin,
         trace: &TraceContext,
+        key: Option<&SubmissionKey>,
     ) -> (Result<u64, objects::PutError>, Option<Job>) {
         let (announce, started) = tokio::sync::oneshot::channel();
         let name = job.id.to_string();
@@ -62,8 +64,11 @@ impl Ingest {
                 return None;
             }
             job.streamed_from = Some(started.nuid);
-            match self.submit(&job, trace).await {
-                Ok(()) => Some(job),
+            match self.submit_once(&job, trace, key).await {
+                Ok(None) => Some(job),
+                // Its key names an earlier job, or one still being made: the
+                // end of the upload tells the client which.
+                Ok(Some(_)) | Err(ApiError::Conflict(..)) => None,
                 Err(err) => {
                     // The upload goes on; its job is made at its end instead.
                     tracing::warn!(error = %err, "cannot queue the job early");

@@ -210,7 +210,7 @@ impl IntoResponse for ApiError {
                 | ApiError::TooLarge(_)
                 | ApiError::TooSlow(_)
                 | ApiError::QuotaExceeded(_)
-                | ApiError::BadRequest("field_too_long", _)
+                | ApiError::BadRequest("field_too_long" | "bad_idempotency_key", _)
         ) {
             // Refused before the request body was read (an upload): the
             // connection cannot carry another request, so say so rather than

@@ -3,7 +3,8 @@
 //! and projects terminal job events into the history.
 //!
 //! - `http/`: the routes; `service`: the same jobs over NATS
-//! - `submission`: what makes a submission valid; `create`: the job made of it
+//! - `submission`: what makes a submission valid; `create`: the job made of it;
+//!   `idempotency`: a repeated submission answered with its first job
 //! - `streamable`: whether an upload's first chunk lets it be converted
 //!   while it arrives
 //! - `lookup`: reading jobs; `view`: the job as its owner sees it;
@@ -25,6 +26,7 @@ mod follow;
 mod gauges;
 pub mod history;
 pub mod http;
+mod idempotency;
 mod login;
 mod lookup;
 mod openapi;

@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream::kv;
 use async_nats::service::Request;
 use serde::Serialize;
 use tracing::Instrument;
 
 use super::Ingest;
 use super::error::ApiError;
+use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
@@ -23,9 +23,6 @@ use crate::telemetry;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
 use crate::wire::{self, AudioOptions, StatusRequest, SubmitRequest, subject};
-
-/// Longest `Nats-Msg-Id` kept for deduplication.
-const MAX_MESSAGE_ID: usize = 256;
 
 /// Longest object name a submission may give.
 const MAX_OBJECT_NAME: usize = 512;
@@ -107,81 +104,20 @@ async fn submit(
 ) -> Result<JobReply, ApiError> {
     let claims = caller(ingest, request).await?;
     let asked: SubmitRequest = wire::decode(&request.message.payload).map_err(bad_request)?;
-    let message_id = request
+    let key = request
         .message
         .headers
         .as_ref()
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-        .map(|v| v.as_str().to_string());
+        .map(|id| SubmissionKey::parse(Source::Nats, &claims.sub, id.as_str()))
+        .transpose()?;
     let job = checked_job(ingest, &claims, asked).await?;
-
-    // A repeated message id gets the job its first request created. The
-    // claim is taken only after the checks, so a corrected request can reuse
-    // the id of one that was refused.
-    let claim = match message_id {
-        Some(id) if id.len() > MAX_MESSAGE_ID => {
-            return Err(ApiError::BadRequest(
-                "bad_request",
-                format!("`Nats-Msg-Id` may be at most {MAX_MESSAGE_ID} bytes long"),
-            ));
-        }
-        Some(id) => {
-            let key = submission_key(&claims.sub, &id);
-            match ingest
-                .submissions
-                .create(key.as_str(), job.id.to_string().into())
-                .await
-            {
-                Ok(_) => Some(key),
-                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    return earlier_submission(ingest, &claims, &key).await;
-                }
-                Err(err) => return Err(ApiError::unavailable("the submissions bucket", err)),
-            }
-        }
-        None => None,
-    };
-    if let Err(err) = ingest.submit(&job, trace).await {
-        if let Some(key) = claim {
-            let _ = ingest.submissions.purge(key.as_str()).await;
-        }
-        return Err(err);
+    // A repeated message id gets the job its first request created.
+    if let Some(earlier) = ingest.submit_once(&job, trace, key.as_ref()).await? {
+        return reply(ingest, earlier, true).await;
     }
     crate::metrics::job_submitted(job.format.name(), job.input_bytes);
     reply(ingest, job, false).await
-}
-
-/// The job an earlier request with the same message id created.
-async fn earlier_submission(
-    ingest: &Ingest,
-    claims: &Claims,
-    key: &str,
-) -> Result<JobReply, ApiError> {
-    let job_id = ingest
-        .submissions
-        .get(key)
-        .await
-        .map_err(|e| ApiError::unavailable("the submissions bucket", e))?
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
-    match ingest.job_for(&claims.sub, &job_id).await {
-        Ok(job) => reply(ingest, job, true).await,
-        Err(ApiError::NotFound) => Err(ApiError::Conflict(
-            "submission_in_progress",
-            "a request with this Nats-Msg-Id is still being handled; ask again shortly".into(),
-        )),
-        Err(err) => Err(err),
-    }
-}
-
-/// Key of a submission in the submissions bucket: owner and message id,
-/// hashed so any message id makes a valid key.
-fn submission_key(owner: &str, message_id: &str) -> String {
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    context.update(owner.as_bytes());
-    context.update(b"\n");
-    context.update(message_id.as_bytes());
-    crate::hex::encode(context.finish().as_ref())
 }
 
 /// A new job for the request, once its object belongs to the caller, exists
@@ -236,24 +172,4 @@ async fn checked_job(
     let mut job = submission::new_job(job_id, claims, format, options, filename, size, quota);
     job.upload = Some(asked.object);
     Ok(job)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn submission_keys_are_per_owner_and_valid_kv_keys() {
-        let key = submission_key("user-1", "any id: with spaces/and.dots*");
-        assert_eq!(key.len(), 64);
-        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(
-            key,
-            submission_key("user-2", "any id: with spaces/and.dots*")
-        );
-        assert_eq!(
-            key,
-            submission_key("user-1", "any id: with spaces/and.dots*")
-        );
-    }
 }

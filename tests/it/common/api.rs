@@ -138,17 +138,26 @@ impl Api {
         path: &Path,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
-        let bytes = std::fs::read(path).expect("read upload");
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let mut form = reqwest::multipart::Form::new();
-        for (field, value) in fields {
-            form = form.text(field.to_string(), value.to_string());
-        }
-        form = form.part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name(name),
-        );
-        self.post_form(token, form).await.expect("upload request")
+        self.post_form(token, upload_form(path, fields))
+            .await
+            .expect("upload request")
+    }
+
+    /// Posts `form` to `POST /v1/jobs` with an `Idempotency-Key` header.
+    /// Like `post_form`, the client may see only the connection close.
+    pub async fn post_keyed(
+        &self,
+        token: &str,
+        form: reqwest::multipart::Form,
+        key: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
+            .post(self.url("/v1/jobs"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .multipart(form)
+            .send()
+            .await
     }
 
     /// Posts a multipart form to `POST /v1/jobs`. The server may refuse it
@@ -319,4 +328,18 @@ impl EventReader {
             }
         }
     }
+}
+
+/// A job's form: `fields`, then the file at `path`.
+pub fn upload_form(path: &Path, fields: &[(&str, &str)]) -> reqwest::multipart::Form {
+    let bytes = std::fs::read(path).expect("read upload");
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let mut form = reqwest::multipart::Form::new();
+    for (field, value) in fields {
+        form = form.text(field.to_string(), value.to_string());
+    }
+    form.part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name),
+    )
 }

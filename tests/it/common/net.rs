@@ -92,3 +92,13 @@ pub fn make_certificates(dir: &Path) -> mediajet::nats_server::TlsFiles {
         ca: tls.join("ca.pem"),
     }
 }
+
+/// Messages in a JetStream stream.
+pub async fn stream_messages(nats_url: &str, stream: &str) -> u64 {
+    let nats = async_nats::connect(nats_url).await.unwrap();
+    let mut stream = async_nats::jetstream::new(nats)
+        .get_stream(stream)
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.messages
+}

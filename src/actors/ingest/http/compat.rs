@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 
 use super::download::stream_output;
 use super::sessions::credentials;
-use super::upload::accept_upload;
+use super::upload::{Accepted, accept_upload};
 use super::{Caller, Trace};
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
@@ -70,12 +70,9 @@ pub(super) async fn seed_upload(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<String, ApiError> {
-    Ok(
-        accept_upload(&ingest, &caller, &trace, &headers, multipart?)
-            .await?
-            .id
-            .into(),
-    )
+    match accept_upload(&ingest, &caller, &trace, &headers, multipart?, None).await? {
+        Accepted::New(job) | Accepted::Earlier(job) => Ok(job.id.into()),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -13,24 +13,30 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::upload::accept_upload;
+use super::upload::{Accepted, accept_upload};
 use super::{Caller, Trace};
 use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::idempotency::{Source, SubmissionKey};
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::actors::ingest::view::JobView;
 use crate::actors::ingest::{Ingest, follow};
 use crate::domain::JobId;
-use crate::wire::JobState;
+use crate::wire::{Job, JobState};
 
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
     summary = "Upload a video and queue its conversion",
     request_body(content = crate::actors::ingest::openapi::JobForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Up to 256 printable ASCII characters. The same key from the same user within 24 hours gets the job the first request made, not a second one")),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "The job, queued", body = JobView),
-        (status = 400, description = "No file, an empty file, or options the format cannot take", body = ErrorAnswer),
+        (status = 200, description = "The job an earlier request with the same `Idempotency-Key` made; this upload was not kept", body = JobView,
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 400, description = "No file, an empty file, options the format cannot take, or a malformed `Idempotency-Key`", body = ErrorAnswer),
         (status = 401, description = "No valid token", body = ErrorAnswer),
         (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorAnswer),
+        (status = 409, description = "A request with the same `Idempotency-Key` is still being handled", body = ErrorAnswer),
         (status = 413, description = "Larger than the upload limit (`too_large`), or past the caller's storage quota (`quota_exceeded`)", body = ErrorAnswer),
         (status = 429, description = "Too many unfinished jobs; see Retry-After", body = ErrorAnswer),
         (status = 503, description = "NATS or SurrealDB is unavailable; nothing was kept", body = ErrorAnswer),
@@ -41,9 +47,37 @@ pub(super) async fn create_job(
     Trace(trace): Trace,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let job = accept_upload(&ingest, &caller, &trace, &headers, multipart?).await?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|value| {
+            let text = value.to_str().unwrap_or_default();
+            SubmissionKey::parse(Source::Http, &caller.sub, text)
+        })
+        .transpose()?;
+    // A repeat of a request that made its job is answered before its upload
+    // is read (or counted against the caller's limits), and the connection
+    // closed, since it cannot carry another request with that body unread.
+    if let Some(key) = &key
+        && let Some(job) = ingest.replay(key, &caller.sub).await?
+    {
+        let mut response = replayed(&ingest, job).await;
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
+    let accepted = accept_upload(&ingest, &caller, &trace, &headers, multipart?, key.as_ref());
+    Ok(match accepted.await? {
+        Accepted::New(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),
+        Accepted::Earlier(job) => replayed(&ingest, job).await,
+    })
+}
+
+/// The answer to a repeated submission: the job its first request made.
+async fn replayed(ingest: &Ingest, job: Job) -> Response {
+    let headers = [("idempotent-replayed", "true")];
+    (StatusCode::OK, headers, Json(ingest.view(job).await)).into_response()
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -13,6 +13,7 @@ use tokio_util::io::StreamReader;
 
 use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::idempotency::SubmissionKey;
 use crate::actors::ingest::{Ingest, rate, submission};
 use crate::domain::JobId;
 use crate::telemetry;
@@ -24,6 +25,15 @@ use crate::wire::{AudioOptions, Format, Job};
 /// when it stops at the caller's quota.
 const QUOTA_FAILURE: u16 = 1;
 
+/// What became of an upload.
+pub(super) enum Accepted {
+    /// A new job, queued.
+    New(Job),
+    /// The job an earlier request with the same `Idempotency-Key` created;
+    /// this upload was discarded.
+    Earlier(Job),
+}
+
 /// Reads the multipart form: streams `file` into the object store and reads
 /// `format`, `bitrate` and `sample_rate`. Whatever goes wrong after the file
 /// is stored removes it again.
@@ -33,7 +43,8 @@ pub(super) async fn accept_upload(
     trace: &TraceContext,
     headers: &HeaderMap,
     mut multipart: Multipart,
-) -> Result<Job, ApiError> {
+    key: Option<&SubmissionKey>,
+) -> Result<Accepted, ApiError> {
     // A body that says it is too large is refused before it is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -57,6 +68,7 @@ pub(super) async fn accept_upload(
         trace,
         job_id: &job_id,
         quota,
+        key,
     };
     let result = read_form(&upload, &mut multipart, &mut stored, &mut streamed).await;
     let result = match (result, &stored, streamed.take()) {
@@ -65,9 +77,9 @@ pub(super) async fn accept_upload(
             // options that came before the file; later ones cannot apply.
             if (format, options) == (job.format, job.options) {
                 job.input_bytes = *size;
-                Ok(job)
+                Ok(Accepted::New(job))
             } else {
-                ingest.abandon_streamed(&job).await;
+                ingest.abandon_streamed(&job, key).await;
                 Err(ApiError::BadRequest(
                     "options_after_file",
                     "`format`, `bitrate` and `sample_rate` must all come before `file`".into(),
@@ -75,7 +87,7 @@ pub(super) async fn accept_upload(
             }
         }
         (Err(err), _, Some(job)) => {
-            ingest.abandon_streamed(&job).await;
+            ingest.abandon_streamed(&job, key).await;
             Err(err)
         }
         (Ok((format, options)), Some((filename, size)), None) => {
@@ -88,7 +100,14 @@ pub(super) async fn accept_upload(
                 *size,
                 quota,
             );
-            ingest.submit(&job, trace).await.map(|()| job)
+            match ingest.submit_once(&job, trace, key).await {
+                Ok(None) => Ok(Accepted::New(job)),
+                Ok(Some(earlier)) => {
+                    ingest.discard_upload(job_id.as_str()).await;
+                    Ok(Accepted::Earlier(earlier))
+                }
+                Err(err) => Err(err),
+            }
         }
         (Ok(_), None, _) => Err(ApiError::BadRequest(
             "missing_file",
@@ -97,7 +116,8 @@ pub(super) async fn accept_upload(
         (Err(err), _, None) => Err(err),
     };
     match &result {
-        Ok(job) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
+        Ok(Accepted::New(job)) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
+        Ok(Accepted::Earlier(_)) => {}
         Err(_) if stored.is_some() => ingest.discard_upload(job_id.as_str()).await,
         Err(_) => {}
     }
@@ -111,6 +131,7 @@ struct Upload<'a> {
     trace: &'a TraceContext,
     job_id: &'a JobId,
     quota: u64,
+    key: Option<&'a SubmissionKey>,
 }
 
 /// Reads the form. A `format` field before the file lets the job be queued
@@ -181,7 +202,7 @@ async fn read_form(
                         quota,
                     );
                     let (outcome, queued) = ingest
-                        .store_upload_streaming(early, body, upload.trace)
+                        .store_upload_streaming(early, body, upload.trace, upload.key)
                         .await;
                     *streamed = queued;
                     outcome
