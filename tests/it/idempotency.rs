@@ -160,3 +160,38 @@ async fn a_streamed_upload_refused_at_its_end_gives_its_idempotency_key_back() {
     .await;
     assert_eq!(fixed.status(), 202, "the refused upload kept the key");
 }
+
+#[tokio::test]
+async fn the_key_of_a_deleted_job_is_taken_over_once_its_claim_is_a_minute_old() {
+    let app = spawn_app().await;
+    let ann = app.new_user("ann@example.com").await;
+    let clip = common::make_video(app.dir.path(), "clip.mp4", 1);
+    let first = keyed(&app, &ann, &clip, &[], "reused").await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let id = first["id"].as_str().unwrap();
+    app.wait_until_finished(&ann, id).await;
+    let deleted = app.delete(&ann, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(deleted.status(), 204);
+    // The claim names a job that is gone: refused as in progress while it
+    // could still be a request about to make its job, taken over after.
+    let started = std::time::Instant::now();
+    let renewed = loop {
+        let again = keyed(&app, &ann, &clip, &[], "reused").await;
+        if again.status() != 409 {
+            break again;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "the claim of the deleted job was never taken over"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(30),
+        "taken over at once"
+    );
+    assert_eq!(renewed.status(), 202);
+    let renewed: Value = renewed.json().await.unwrap();
+    assert_ne!(renewed["id"], first["id"]);
+}

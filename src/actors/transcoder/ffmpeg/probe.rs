@@ -36,27 +36,52 @@ struct ProbeFormat {
 /// picture does.
 pub async fn audio_duration(policy: &MediaPolicy, path: &Path) -> Result<Option<f64>, MediaError> {
     let files = sandbox::Files::open(path, None).map_err(tool("open the upload"))?;
-    let mut command = tokio::process::Command::new(&policy.ffprobe);
-    command
-        .args(["-v", "error", "-probesize", PROBE_BYTES])
-        .args(["-analyzeduration", PROBE_MICROS])
-        .args(["-format_whitelist", &ALLOWED_DEMUXERS.join(",")])
-        .args(["-protocol_whitelist", "file", "-select_streams", "a:0"])
-        .args(["-show_entries", "stream=duration", "-of", "json"])
-        .arg(sandbox::INPUT)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    sandbox::confine(command.as_std_mut(), policy, &files);
-    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
-        .await
-        .map_err(tool("probe the upload"))?
-        .map_err(tool(format!("run ffprobe ({})", policy.ffprobe.display())))?;
+    let demuxers = ALLOWED_DEMUXERS.join(",");
+    let args = [
+        "-probesize",
+        PROBE_BYTES,
+        "-analyzeduration",
+        PROBE_MICROS,
+        "-format_whitelist",
+        &demuxers,
+        "-protocol_whitelist",
+        "file",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=duration",
+        "-of",
+        "json",
+    ];
+    let output = ffprobe(policy, &files, &args, "probe the upload").await?;
     let parsed: ProbeOutput =
         serde_json::from_slice(&output.stdout).map_err(tool("read ffprobe's output"))?;
     Ok(parsed
         .streams
         .first()
         .and_then(|s| seconds(s.duration.as_deref())))
+}
+
+/// Runs the confined ffprobe with `args` on the file `files` holds, for
+/// `PROBE_TIMEOUT` at most (`what` names the step that timed out).
+async fn ffprobe(
+    policy: &MediaPolicy,
+    files: &sandbox::Files,
+    args: &[&str],
+    what: &'static str,
+) -> Result<std::process::Output, MediaError> {
+    let mut command = tokio::process::Command::new(&policy.ffprobe);
+    command
+        .args(["-v", "error"])
+        .args(args)
+        .arg(sandbox::INPUT)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    sandbox::confine(command.as_std_mut(), policy, files);
+    tokio::time::timeout(PROBE_TIMEOUT, command.output())
+        .await
+        .map_err(tool(what))?
+        .map_err(tool(format!("run ffprobe ({})", policy.ffprobe.display())))
 }
 
 fn seconds(text: Option<&str>) -> Option<f64> {
@@ -67,18 +92,15 @@ fn seconds(text: Option<&str>) -> Option<f64> {
 /// The duration of a finished output, which must have come out whole.
 pub async fn output_duration(policy: &MediaPolicy, path: &Path) -> Result<f64, MediaError> {
     let files = sandbox::Files::open(path, None).map_err(tool("open the output"))?;
-    let mut command = tokio::process::Command::new(&policy.ffprobe);
-    command
-        .args(["-v", "error", "-protocol_whitelist", "file"])
-        .args(["-show_entries", "format=duration", "-of", "json"])
-        .arg(sandbox::INPUT)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    sandbox::confine(command.as_std_mut(), policy, &files);
-    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
-        .await
-        .map_err(tool("probe the output"))?
-        .map_err(tool("run ffprobe"))?;
+    let args = [
+        "-protocol_whitelist",
+        "file",
+        "-show_entries",
+        "format=duration",
+        "-of",
+        "json",
+    ];
+    let output = ffprobe(policy, &files, &args, "probe the output").await?;
     // ffprobe ran: an output without a duration is what this input made,
     // and converting it again would make the same.
     let unreadable = || MediaError::Rejected("the conversion produced no readable audio".into());
