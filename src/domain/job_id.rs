@@ -32,7 +32,7 @@ impl JobId {
     }
 
     /// The id `text` is, if it is one in the canonical spelling.
-    pub fn parse_canonical(text: &str) -> Option<JobId> {
+    fn parse_canonical(text: &str) -> Option<JobId> {
         JobId::parse(text).filter(|id| id.0 == text)
     }
 
@@ -56,12 +56,6 @@ impl fmt::Display for JobId {
 impl From<JobId> for String {
     fn from(id: JobId) -> String {
         id.0
-    }
-}
-
-impl AsRef<str> for JobId {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 

@@ -23,7 +23,7 @@ use crate::trace_context::TraceContext;
 use crate::wire::Job;
 
 /// Longest key kept, in bytes.
-pub(super) const MAX_KEY: usize = 256;
+const MAX_KEY: usize = 256;
 
 /// Where a key comes from. Each transport has keys of its own, so the same
 /// text sent both ways names two submissions.
