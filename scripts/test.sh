@@ -3,7 +3,8 @@
 # tests in tests/, against a real nats-server (single node and a three-node
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
 # (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
-# headless Chromium for the web page, and Prometheus with promtool.
+# headless Chromium for the web page, the official tus clients (tus-js-client
+# and tuspy), and Prometheus with promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -26,6 +27,10 @@ fi
 if [ "$(pip_version schemathesis)" != "4.32.5" ]; then
   echo "test: installing schemathesis (fuzzes the HTTP API against its OpenAPI document)"
   pip_install "schemathesis==4.32.5"
+fi
+if [ "$(pip_version tuspy)" != "1.1.0" ]; then
+  echo "test: installing tuspy (the official Python tus client the resumable uploads are checked with)"
+  pip_install "tuspy==1.1.0"
 fi
 # The web page test drives Debian's Chromium through playwright-core (npm,
 # pinned in tests/web/package-lock.json; it downloads no browser of its own).

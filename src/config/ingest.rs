@@ -42,6 +42,12 @@ pub struct IngestSettings {
     #[arg(long, env = "MEDIAJET_MAX_USER_BYTES", default_value_t = 20 * 1024 * 1024 * 1024)]
     pub max_user_bytes: u64,
 
+    /// How long a resumable (tus) upload is kept while no byte of it comes;
+    /// then it expires and its bytes are removed. Keep it shorter than
+    /// --retention, which bounds how long any uploaded byte is kept.
+    #[arg(long, env = "MEDIAJET_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub upload_expiry: Duration,
+
     /// How often Ingest looks for the chunks of uploads whose process died
     /// part-way (a crash, a redeploy) and purges them.
     #[arg(long, env = "MEDIAJET_ORPHAN_SWEEP", default_value = "10m", value_parser = parse_duration)]

@@ -292,6 +292,35 @@ pub async fn submissions_bucket(js: &Context, replicas: usize) -> Result<kv::Sto
     .await
 }
 
+/// The records of resumable uploads. An idle record is given up after the
+/// upload expiry by Ingest itself; the bucket's age limit (the uploads'
+/// retention) only clears what that misses.
+pub async fn tus_bucket(
+    js: &Context,
+    replicas: usize,
+    retention: Duration,
+) -> Result<(kv::Store, Stream), SetupError> {
+    let store = ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::TUS_BUCKET.to_string(),
+            description: "resumable uploads in progress".to_string(),
+            history: 1,
+            max_age: retention,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::TUS_BUCKET,
+    )
+    .await?;
+    let stream = js
+        .get_stream(format!("KV_{}", names::TUS_BUCKET))
+        .await
+        .map_err(|err| SetupError::new("bucket", names::TUS_BUCKET, err))?;
+    Ok((store, stream))
+}
+
 /// How a process authenticates to NATS.
 #[derive(Debug, Clone, Default)]
 pub enum NatsAuth {

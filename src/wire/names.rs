@@ -21,5 +21,7 @@ pub const MAIL_BUCKET: &str = "mediajet_mail";
 pub const OWNERS_BUCKET: &str = "mediajet_owners";
 /// The job each `Nats-Msg-Id` of a NATS submission created, per owner.
 pub const SUBMISSIONS_BUCKET: &str = "mediajet_submissions";
+/// Resumable (tus) uploads: how much of each is stored, under which chunks.
+pub const TUS_BUCKET: &str = "mediajet_tus";
 pub const UPLOADS_BUCKET: &str = "mediajet_uploads";
 pub const OUTPUTS_BUCKET: &str = "mediajet_outputs";

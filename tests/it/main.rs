@@ -26,6 +26,7 @@ mod permissions;
 mod progress;
 mod prometheus;
 mod remote_db;
+mod resumable;
 mod schemathesis;
 mod security;
 mod sessions;

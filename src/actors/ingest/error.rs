@@ -48,6 +48,20 @@ pub enum ApiError {
     /// The job's audio was removed after the retention period.
     #[error("{0}")]
     Gone(String),
+    /// A resumable upload that was given up because no byte came for too
+    /// long; its bytes are gone.
+    #[error("the upload expired: nothing was sent for too long; start it again")]
+    UploadExpired,
+    /// A part of a resumable upload whose bytes do not match its
+    /// `Upload-Checksum`; it was discarded.
+    #[error("the part does not match its checksum; it was discarded: send it again")]
+    ChecksumMismatch,
+    /// A request that is not in a version of the tus protocol spoken here.
+    #[error("this server speaks tus 1.0.0 only; send `Tus-Resumable: 1.0.0`")]
+    TusVersion,
+    /// A part that is not sent as `application/offset+octet-stream`.
+    #[error("a part must be sent as `Content-Type: application/offset+octet-stream`")]
+    PartType,
     /// A `Range` outside an object of this many bytes.
     #[error("the range is outside the file's {0} bytes")]
     RangeNotSatisfiable(u64),
@@ -131,6 +145,14 @@ impl ApiError {
             ApiError::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
             ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Gone(_) => (StatusCode::GONE, "output_expired"),
+            ApiError::UploadExpired => (StatusCode::GONE, "upload_expired"),
+            ApiError::ChecksumMismatch => (
+                StatusCode::from_u16(crate::actors::ingest::tus::write::CHECKSUM_MISMATCH)
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+            ),
+            ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
+            ApiError::PartType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_content_type"),
             ApiError::RangeNotSatisfiable(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
@@ -208,6 +230,7 @@ impl IntoResponse for ApiError {
             self,
             ApiError::TooMany(..)
                 | ApiError::TooLarge(_)
+                | ApiError::PartType
                 | ApiError::TooSlow(_)
                 | ApiError::QuotaExceeded(_)
                 | ApiError::BadRequest("field_too_long" | "bad_idempotency_key", _)
@@ -224,6 +247,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             return response;
+        }
+        if let ApiError::TusVersion = self {
+            response.headers_mut().insert(
+                "tus-version",
+                HeaderValue::from_static(crate::actors::ingest::tus::VERSION),
+            );
         }
         if let ApiError::RangeNotSatisfiable(size) = self {
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -33,6 +33,8 @@ pub(super) enum Source {
     Nats,
     /// `Idempotency-Key` of `POST /v1/jobs`.
     Http,
+    /// The id of a resumable upload: its job is made once.
+    Tus,
 }
 
 impl Source {
@@ -40,6 +42,7 @@ impl Source {
         match self {
             Source::Nats => "Nats-Msg-Id",
             Source::Http => "Idempotency-Key",
+            Source::Tus => "upload",
         }
     }
 }
@@ -56,13 +59,13 @@ pub(super) struct SubmissionKey {
 impl SubmissionKey {
     pub(super) fn parse(source: Source, owner: &str, key: &str) -> Result<Self, ApiError> {
         let printable = key.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-        if key.len() > MAX_KEY || source == Source::Http && (key.is_empty() || !printable) {
+        if key.len() > MAX_KEY || source != Source::Nats && (key.is_empty() || !printable) {
             return Err(match source {
                 Source::Nats => ApiError::BadRequest(
                     "bad_request",
                     format!("`Nats-Msg-Id` may be at most {MAX_KEY} bytes long"),
                 ),
-                Source::Http => ApiError::BadRequest(
+                Source::Http | Source::Tus => ApiError::BadRequest(
                     "bad_idempotency_key",
                     format!("`Idempotency-Key` must be 1 to {MAX_KEY} printable ASCII characters"),
                 ),
@@ -83,6 +86,7 @@ fn bucket_key(source: Source, owner: &str, key: &str) -> String {
     context.update(match source {
         Source::Nats => b"\n",
         Source::Http => b"\0",
+        Source::Tus => b"\x01",
     });
     context.update(key.as_bytes());
     crate::hex::encode(context.finish().as_ref())

@@ -5,6 +5,7 @@
 //! - `http/`: the routes; `service`: the same jobs over NATS
 //! - `submission`: what makes a submission valid; `create`: the job made of it;
 //!   `idempotency`: a repeated submission answered with its first job
+//! - `tus/`: resumable uploads (tus 1.0.0), made jobs once whole
 //! - `streamable`: whether an upload's first chunk lets it be converted
 //!   while it arrives
 //! - `lookup`: reading jobs; `view`: the job as its owner sees it;
@@ -38,6 +39,7 @@ mod service;
 mod streamable;
 mod submission;
 mod throttle;
+mod tus;
 mod view;
 mod web;
 
@@ -78,6 +80,8 @@ pub struct Ingest {
     submissions: kv::Store,
     owners: kv::Store,
     uploads: Bucket,
+    /// Resumable uploads in progress.
+    tus: tus::Tus,
     outputs: Bucket,
     work: Stream,
     events: Stream,
@@ -126,6 +130,7 @@ impl Ingest {
         let events = js_setup::events_stream(&js, r).await?;
         let jobs = js_setup::jobs_bucket(&js, r).await?;
         let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone()).await?;
+        let (tus_records, tus_stream) = js_setup::tus_bucket(&js, r, shared.retention).await?;
         let ingest = Ingest {
             finished: finished::FinishedJobs::watch(client.clone(), jobs.clone()).await?,
             jobs,
@@ -134,6 +139,10 @@ impl Ingest {
             owners: js_setup::owners_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, shared.retention, shared.uploads_store_bytes)
                 .await?,
+            tus: tus::Tus {
+                records: tus::record::Records::new(tus_records, tus_stream),
+                expiry: settings.upload_expiry,
+            },
             outputs: objects::outputs_bucket(&js, r, shared.retention, shared.outputs_store_bytes)
                 .await?,
             verifier: Verifier::watch(
@@ -170,6 +179,24 @@ impl Ingest {
             js,
         };
         Ok(Arc::new(ingest))
+    }
+
+    /// Ends expired resumable uploads, then purges the chunks of writes that
+    /// broke off, sparing those of resumable uploads still open.
+    async fn sweep(&self) {
+        let open = match self.expire_uploads().await {
+            Ok(open) => open,
+            Err(err) => {
+                // Without the open uploads' chunks known, none may be swept.
+                tracing::warn!(error = %err, "cannot sweep expired resumable uploads");
+                return;
+            }
+        };
+        match self.uploads.sweep_orphans(self.orphan_idle(), &open).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged the chunks of uploads that broke off"),
+            Err(err) => tracing::warn!(error = %err, "cannot sweep broken-off uploads"),
+        }
     }
 
     /// How long chunks must have been still before a sweep takes them for
@@ -236,11 +263,7 @@ impl Worker for Ingest {
                         }
                         None => return Err(WorkerError::ended("the history consumer")),
                     },
-                    _ = sweep.tick() => match self.uploads.sweep_orphans(self.orphan_idle()).await {
-                        Ok(0) => {}
-                        Ok(purged) => tracing::info!(purged, "purged the chunks of uploads that broke off"),
-                        Err(err) => tracing::warn!(error = %err, "cannot sweep broken-off uploads"),
-                    },
+                    _ = sweep.tick() => self.sweep().await,
                     next = served.next() => match next {
                         Some((endpoint, request)) => {
                             served.answer(service::serve(self.clone(), request, endpoint));

@@ -166,7 +166,8 @@ impl Ingest {
     }
 
     /// What is left of `owner`'s storage quota, or 413 `quota_exceeded`
-    /// when nothing is.
+    /// when nothing is. Resumable uploads still open hold the whole length
+    /// they were created with.
     pub(super) async fn quota_left(&self, owner: &str) -> Result<u64, ApiError> {
         let kept_since = OffsetDateTime::now_utc() - self.retention;
         let stored = self
@@ -174,6 +175,15 @@ impl Ingest {
             .stored_bytes(owner, kept_since)
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
+        let reserved: u64 = self
+            .tus
+            .records
+            .open(owner)
+            .await?
+            .iter()
+            .map(|upload| upload.length)
+            .sum();
+        let stored = stored.saturating_add(reserved);
         match self
             .max_user_bytes
             .checked_sub(stored)
@@ -188,10 +198,13 @@ impl Ingest {
     }
 
     /// Counts an upload of `owner`'s as in progress, unless that would take
-    /// them past their cap on unfinished jobs.
+    /// them past their cap on unfinished jobs. Their open resumable uploads
+    /// count as uploads in progress too.
     pub(super) async fn start_upload(&self, owner: &str) -> Result<per_owner::Slot, ApiError> {
         let (slot, in_progress) = self.uploading.start(owner);
-        self.check_unfinished(owner, in_progress).await?;
+        let resumable = self.tus.records.open(owner).await?.len() as u64;
+        self.check_unfinished(owner, in_progress.saturating_add(resumable))
+            .await?;
         Ok(slot)
     }
 }

@@ -6,9 +6,11 @@
 //! - `follow`: the walk over an object's chunks, also while it is still
 //!   being written
 //! - `put`: writing an object whole or not at all
+//! - `parts`: writing an object in parts, over many requests and processes
 //! - `sweep`: purging the chunks of writes that broke off
 
 mod follow;
+mod parts;
 mod put;
 mod read;
 mod sweep;

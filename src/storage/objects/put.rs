@@ -65,6 +65,46 @@ pub async fn put_object_announced(
             return Err(err);
         }
     };
+    let written = Written {
+        nuid: &nuid,
+        size,
+        chunks,
+        digest,
+    };
+    let info = match publish_info(bucket, name, written, chunk_size, metadata).await {
+        Ok(info) => info,
+        Err(err) => {
+            bucket.purge_subject(&chunks_subject).await;
+            return Err(err);
+        }
+    };
+    // The chunks of the object this one replaces are no longer named.
+    if let Some(earlier) = earlier {
+        bucket
+            .purge_subject(&format!("$O.{}.C.{}", bucket.name, earlier.nuid))
+            .await;
+    }
+    Ok(info)
+}
+
+/// The chunks of an object, all stored: their id, how many bytes they hold
+/// in all, how many there are, and the SHA-256 of their bytes in order.
+pub(super) struct Written<'a> {
+    pub(super) nuid: &'a str,
+    pub(super) size: usize,
+    pub(super) chunks: usize,
+    pub(super) digest: digest::Digest,
+}
+
+/// Makes the chunks `written` object `name`: publishes its metadata, as the
+/// object store's own `put` writes it.
+pub(super) async fn publish_info(
+    bucket: &Bucket,
+    name: &str,
+    written: Written<'_>,
+    chunk_size: usize,
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<ObjectInfo, PutError> {
     let info = ObjectInfo {
         name: name.to_string(),
         description: None,
@@ -75,13 +115,13 @@ pub async fn put_object_announced(
             max_chunk_size: Some(chunk_size),
         }),
         bucket: bucket.name.to_string(),
-        nuid,
-        size,
-        chunks,
+        nuid: written.nuid.to_string(),
+        size: written.size,
+        chunks: written.chunks,
         modified: Some(time::OffsetDateTime::now_utc()),
         digest: Some(format!(
             "SHA-256={}",
-            base64::engine::general_purpose::URL_SAFE.encode(digest.as_ref())
+            base64::engine::general_purpose::URL_SAFE.encode(written.digest.as_ref())
         )),
         deleted: false,
     };
@@ -101,16 +141,7 @@ pub async fn put_object_announced(
         Ok(ack) => ack.await.map(|_| ()),
         Err(err) => Err(err),
     };
-    if let Err(err) = published {
-        bucket.purge_subject(&chunks_subject).await;
-        return Err(PutError::Publish(err.into()));
-    }
-    // The chunks of the object this one replaces are no longer named.
-    if let Some(earlier) = earlier {
-        bucket
-            .purge_subject(&format!("$O.{}.C.{}", bucket.name, earlier.nuid))
-            .await;
-    }
+    published.map_err(|err| PutError::Publish(err.into()))?;
     Ok(info)
 }
 
@@ -137,7 +168,7 @@ impl PutError {
 
 /// A fresh object id, as the object store makes them: 22 characters of
 /// base 62 from 128 random bits.
-fn new_nuid() -> Result<String, String> {
+pub(super) fn new_nuid() -> Result<String, String> {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;

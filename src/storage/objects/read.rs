@@ -194,6 +194,11 @@ impl Tally {
         self.digest.update(chunk);
     }
 
+    /// The size and SHA-256 of everything added.
+    pub(super) fn finish(self) -> (usize, digest::Digest) {
+        (self.size, self.digest.finish())
+    }
+
     /// Once every chunk is read: whether they are the object `info` says
     /// was written.
     pub(super) fn verify(&self, info: &ObjectInfo) -> std::io::Result<()> {

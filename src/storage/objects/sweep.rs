@@ -15,9 +15,15 @@ impl Bucket {
     /// crash, or a redeploy that did not wait for an upload). A put in
     /// progress elsewhere writes a chunk well within `idle` (uploads slower
     /// than that are cut off), so it is never taken for one. Returns how
-    /// many objects' chunks were purged.
-    pub async fn sweep_orphans(&self, idle: Duration) -> Result<usize, BoxError> {
-        let named = self.named_nuids().await?;
+    /// many objects' chunks were purged. The chunks under the ids in
+    /// `open` are spared: objects still being written in parts.
+    pub async fn sweep_orphans(
+        &self,
+        idle: Duration,
+        open: &std::collections::HashSet<String>,
+    ) -> Result<usize, BoxError> {
+        let mut named = self.named_nuids().await?;
+        named.extend(open.iter().cloned());
         let chunks = format!("$O.{}.C.", self.name);
         let mut subjects = self
             .stream

@@ -6,6 +6,7 @@
 //! - `users`: user creation
 //! - `jobs`: submit, list, show, follow (SSE), cancel or delete
 //! - `upload`: the multipart upload a submission streams into the store
+//! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
 //! - `download`: a finished job's audio, whole or a byte range
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
 //!   `/upload`, `/download`), so its clients keep working
@@ -14,6 +15,7 @@ mod compat;
 mod download;
 mod jobs;
 mod sessions;
+mod tus;
 mod upload;
 mod users;
 
@@ -95,9 +97,20 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(jobs::create_job, jobs::list_jobs))
         .routes(routes!(compat::seed_upload))
         .layer(DefaultBodyLimit::max(upload_limit));
+    // Parts are read as streams, bounded by the upload's own length.
+    let resumable = OpenApiRouter::new()
+        .routes(routes!(tus::create_upload, tus::upload_options))
+        .routes(routes!(
+            tus::upload_offset,
+            tus::write_upload,
+            tus::terminate_upload,
+            tus::upload_item_options
+        ))
+        .layer(axum::middleware::from_fn(tus::resumable));
     OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
         .merge(small_bodies)
         .merge(uploads)
+        .merge(resumable)
 }
 
 /// The OpenAPI document of the HTTP API, as `/openapi.json` serves it.

@@ -1,0 +1,117 @@
+//! `Upload-Metadata`: the file name and the job options of a resumable
+//! upload, as comma-separated `key base64(value)` pairs. The same options,
+//! checked the same way, as the fields of a multipart upload.
+
+use base64::Engine;
+
+use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::submission;
+use crate::wire::{AudioOptions, Format};
+
+/// Longest `Upload-Metadata` header read.
+pub(crate) const MAX_METADATA: usize = 4096;
+/// Longest value of one pair, decoded.
+const MAX_VALUE: usize = 256;
+
+/// What a creation's metadata asks for.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Requested {
+    pub filename: String,
+    pub format: Format,
+    pub options: AudioOptions,
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::BadRequest("bad_upload_metadata", message)
+}
+
+/// The refusal of an `Upload-Metadata` header that is not visible ASCII.
+pub(crate) fn not_text() -> ApiError {
+    bad("`Upload-Metadata` must be ASCII text".into())
+}
+
+/// Reads `Upload-Metadata` (absent: an mp3 of an upload called `upload`).
+/// Unknown keys (`filetype`, say) are allowed and ignored.
+pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
+    let header = header.unwrap_or_default();
+    if header.len() > MAX_METADATA {
+        return Err(bad(format!(
+            "`Upload-Metadata` may be at most {MAX_METADATA} bytes long"
+        )));
+    }
+    let mut filename = None;
+    let mut format = None;
+    let mut options = AudioOptions::default();
+    for pair in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, encoded) = pair.split_once(' ').unwrap_or((pair, ""));
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| bad("an `Upload-Metadata` value is not base64".into()))?;
+        if value.len() > MAX_VALUE {
+            return Err(bad(format!(
+                "an `Upload-Metadata` value may be at most {MAX_VALUE} bytes long"
+            )));
+        }
+        let text = || {
+            String::from_utf8(value.clone())
+                .map_err(|_| bad("an `Upload-Metadata` value is not UTF-8 text".into()))
+        };
+        match key {
+            // tus-js-client's examples send `filename`, Uppy sends `name` too.
+            "filename" | "name" => filename = Some(text()?),
+            "format" => format = Some(submission::format_named(Some(text()?.trim()))?),
+            "bitrate" => {
+                options.bitrate = Some(submission::parse_number(key, text()?.trim(), Some('k'))?)
+            }
+            "sample_rate" => {
+                options.sample_rate = Some(submission::parse_number(key, text()?.trim(), None)?)
+            }
+            _ => {}
+        }
+    }
+    let format = format.unwrap_or(Format::Mp3);
+    submission::check_options(format, options)?;
+    Ok(Requested {
+        filename: submission::clean_filename(filename.as_deref()),
+        format,
+        options,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn metadata_names_the_file_and_the_options() {
+        let header = format!(
+            "filename {},format {},bitrate {},filetype {},is_confidential",
+            b64("../talk.mp4"),
+            b64("opus"),
+            b64("96k"),
+            b64("video/mp4")
+        );
+        let asked = parse(Some(&header)).expect("valid metadata");
+        assert_eq!(asked.filename, "talk.mp4");
+        assert_eq!(asked.format, Format::Opus);
+        assert_eq!(asked.options.bitrate, Some(96));
+        assert_eq!(parse(None).expect("no metadata").format, Format::Mp3);
+    }
+
+    #[test]
+    fn bad_metadata_is_refused() {
+        for header in [
+            "filename not*base64".to_string(),
+            format!("format {}", b64("midi")),
+            format!("bitrate {}", b64("fast")),
+            format!("filename {}", b64(&"x".repeat(MAX_VALUE + 1))),
+            "k ".repeat(MAX_METADATA),
+        ] {
+            assert!(parse(Some(&header)).is_err(), "{header:.60}");
+        }
+    }
+}
