@@ -13,24 +13,6 @@ use serde_json::Value;
 use crate::common::MediajetProcess;
 use crate::common::{self, ADMIN_EMAIL, ADMIN_PASSWORD, Api, spawn_app_with, stream_messages};
 
-/// A video of `seconds` of uncompressed picture and sound (about 3 MB a
-/// second): large without costing an encoder's time to make.
-fn make_raw_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=duration={seconds}:size=320x240:rate=25"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:duration={seconds}"))
-        .args(["-shortest", "-c:v", "rawvideo", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "pcm_s16le"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg must be installed for the tests");
-    assert!(status.success(), "ffmpeg could not make a test video");
-    path
-}
-
 /// `mediajet run` with every actor, on `nats_url`, its data in `data_dir`.
 async fn start_service(nats_url: &str, data_dir: &Path) -> MediajetProcess {
     start_actors(nats_url, data_dir, "auth,ingest,transcoder,mailer").await
@@ -136,7 +118,7 @@ async fn tus_js_client_resumes_an_aborted_upload_from_a_new_instance_holding_few
     let service = start_actors(nats.url(), &dir.path().join("front"), "auth,ingest").await;
     let _back = start_actors(nats.url(), &dir.path().join("back"), "transcoder,mailer").await;
     let token = service.api.new_user("ann@example.com").await;
-    let video = make_raw_video(dir.path(), "lecture.avi", 23);
+    let video = common::make_raw_video(dir.path(), "lecture.avi", 23);
     let size = std::fs::metadata(&video).unwrap().len();
     assert!(size >= 64 << 20, "the video has only {size} bytes");
     let (peak_before, _) = memory_of(&service);
@@ -229,7 +211,7 @@ fn header_number(response: &reqwest::Response, name: &str) -> u64 {
 async fn tuspy_checksums_every_part_and_a_corrupted_part_is_refused_with_460_and_sent_again() {
     let app = common::spawn_app().await;
     let token = app.new_user("ann@example.com").await;
-    let video = make_raw_video(app.dir.path(), "talk.avi", 2);
+    let video = common::make_raw_video(app.dir.path(), "talk.avi", 2);
     let base = app.url("");
     let path = video.to_str().unwrap().to_string();
     let outcome =
@@ -260,7 +242,7 @@ async fn an_upload_resumes_on_a_new_process_after_the_first_was_killed_mid_part(
     let data_dir = dir.path().join("service");
     let mut service = start_service(nats.url(), &data_dir).await;
     let token = service.api.new_user("ann@example.com").await;
-    let video = make_raw_video(dir.path(), "lecture.avi", 4);
+    let video = common::make_raw_video(dir.path(), "lecture.avi", 4);
     let bytes = Bytes::from(std::fs::read(&video).unwrap());
     let url = create(
         &service.api,

@@ -128,3 +128,66 @@ async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
     std::fs::write(&kept, &screenshot).unwrap();
     println!("screenshot of the finished page: {}", kept.display());
 }
+
+#[tokio::test]
+async fn the_web_page_pauses_resumes_and_goes_on_with_an_upload_cut_off_by_a_reload() {
+    let app = common::spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    // About 9 MB: some seconds on the slow uplink the browser is given.
+    let video = common::make_raw_video(app.dir.path(), "lecture.avi", 3);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/resume.mjs");
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .env("BASE_URL", &app.base)
+        .env("EMAIL", "ann@example.com")
+        .env("PASSWORD", common::USER_PASSWORD)
+        .env("VIDEO", &video);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node must be installed for the tests");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the resumed upload failed:\n{stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the run's summary");
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    // One upload, created once: after the reload it went on, from an
+    // offset past the start.
+    println!("the resumed upload: {seen}");
+    assert_eq!(seen["creations"], 1, "{seen}");
+    let last_part: u64 = seen["resumed_parts"][0]
+        .as_str()
+        .and_then(|offset| offset.parse().ok())
+        .expect("a part after the reload");
+    assert!(last_part > 0, "the upload started again from 0: {seen}");
+    let job = app.job(&token, seen["job"].as_str().unwrap()).await;
+    let job: Value = job.json().await.unwrap();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["filename"], "lecture.avi", "{job}");
+}
+
+#[test]
+fn the_embedded_tus_client_is_the_one_npm_installs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let embedded = std::fs::read_to_string(root.join("src/actors/ingest/web/tus.min.js")).unwrap();
+    let installed = root.join("tests/web/node_modules/tus-js-client/dist/tus.min.js");
+    let installed = std::fs::read_to_string(&installed)
+        .expect("tus-js-client is missing: run scripts/test.sh, which installs it");
+    // The embedded copy adds one line: the licence and where it came from.
+    let (banner, rest) = embedded.split_once('\n').unwrap();
+    assert!(
+        banner.contains("tus-js-client 4.3.1") && banner.contains("MIT"),
+        "{banner}"
+    );
+    assert_eq!(rest, installed, "the embedded tus.min.js is not npm's");
+    let lock = std::fs::read(root.join("tests/web/package-lock.json")).unwrap();
+    let lock: Value = serde_json::from_slice(&lock).unwrap();
+    assert_eq!(
+        lock["packages"]["node_modules/tus-js-client"]["version"], "4.3.1",
+        "the lock file pins another version"
+    );
+}

@@ -1,5 +1,7 @@
 //! The web page at `/`: one HTML page, its script, style sheet and icon,
-//! compiled into the binary. Nothing is loaded from elsewhere, and the
+//! and the tus client it uploads with (tus-js-client's own build, from its
+//! npm package, MIT licensed; a test checks it is that file), compiled
+//! into the binary. Nothing is loaded from elsewhere, and the
 //! Content-Security-Policy says so to the browser.
 
 use axum::Router;
@@ -11,6 +13,7 @@ const INDEX: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/app.css");
 const ICON: &str = include_str!("web/favicon.svg");
+const TUS: &str = include_str!("web/tus.min.js");
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' blob: data:; form-action 'self'; \
@@ -24,6 +27,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
         )
         .route("/app.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+        .route(
+            "/tus.min.js",
+            get(|| asset("text/javascript; charset=utf-8", TUS)),
+        )
         .route("/favicon.svg", get(|| asset("image/svg+xml", ICON)))
 }
 

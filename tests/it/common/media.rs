@@ -60,6 +60,24 @@ pub fn make_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
     path
 }
 
+/// A video of `seconds` of uncompressed picture and sound (about 3 MB a
+/// second): large without costing an encoder's time to make.
+pub fn make_raw_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=duration={seconds}:size=320x240:rate=25"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args(["-shortest", "-c:v", "rawvideo", "-pix_fmt", "yuv420p"])
+        .args(["-c:a", "pcm_s16le"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg must be installed for the tests");
+    assert!(status.success(), "ffmpeg could not make a test video");
+    path
+}
+
 /// What ffprobe says about a file's first audio stream and container.
 pub struct Probed {
     pub format: String,

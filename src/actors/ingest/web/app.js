@@ -1,5 +1,9 @@
 // The mediajet web page: log in, upload (picker or drag and drop) with a
-// progress bar, and a live list of the user's jobs fed by each job's
+// progress bar, resumable with tus (tus-js-client, served next to this
+// script): pause and resume, and an upload cut off by a reload or a broken
+// network goes on from where it stopped when the same file is picked again
+// (its URL is kept in localStorage under the file's fingerprint); and a
+// live list of the user's jobs fed by each job's
 // Server-Sent Events. The tokens live in sessionStorage, so they end with the
 // tab. Requests carry the access token in an Authorization header, which is
 // why events and downloads are read with fetch rather than EventSource or
@@ -153,47 +157,89 @@ $("file-input").addEventListener("change", () => {
   if (file) upload(file);
 });
 
-// XMLHttpRequest, because fetch cannot report upload progress.
+// The upload in progress, if any: paused with abort(), resumed with start().
+let uploading = null;
+
+// Uploads with the tus protocol, so that a broken connection costs only what
+// was in flight: tus-js-client retries on its own, and a file picked again
+// after a reload resumes the upload its fingerprint names.
 async function upload(file) {
   $("app-error").textContent = "";
-  await renewIfExpiring();
-  const form = new FormData();
-  form.append("format", $("format").value);
+  const metadata = { filename: file.name, filetype: file.type, format: $("format").value };
   if ($("bitrate").value && !["flac", "wav"].includes($("format").value)) {
-    form.append("bitrate", $("bitrate").value);
+    metadata.bitrate = $("bitrate").value;
   }
-  form.append("file", file);
-  const request = new XMLHttpRequest();
-  request.open("POST", "/v1/jobs");
-  request.setRequestHeader("Authorization", `Bearer ${token}`);
   $("upload").hidden = false;
   $("upload-name").textContent = file.name;
+  $("upload-pause").hidden = false;
+  $("upload-resume").hidden = true;
   const progress = (fraction) => {
     $("upload-bar").style.width = `${Math.round(fraction * 100)}%`;
     $("upload-percent").textContent = `${Math.round(fraction * 100)}%`;
   };
   progress(0);
-  request.upload.addEventListener("progress", (event) => {
-    if (event.lengthComputable) progress(event.loaded / event.total);
-  });
-  request.addEventListener("load", () => {
+  const done = () => {
     $("upload").hidden = true;
-    let body = null;
-    try { body = JSON.parse(request.responseText); } catch { body = null; }
-    if (request.status === 202 && body) {
-      update(body);
-    } else if (request.status === 401) {
-      forgetSession();
-    } else {
-      $("app-error").textContent = body?.error?.message || `Upload failed (${request.status})`;
-    }
+    uploading = null;
+  };
+  const upload = new tus.Upload(file, {
+    endpoint: "/v1/uploads",
+    metadata,
+    retryDelays: [0, 1000, 3000, 5000, 10000],
+    removeFingerprintOnSuccess: true,
+    // Each request carries the token of its moment, renewed when it runs out.
+    async onBeforeRequest(request) {
+      await (renewing ?? renewIfExpiring());
+      request.setHeader("Authorization", `Bearer ${token}`);
+    },
+    // A refused token is renewed before the next try; other refusals but a
+    // conflict are final, as tus-js-client's own rule has it.
+    onShouldRetry(error) {
+      const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+      if (status === 401) {
+        renew();
+        return true;
+      }
+      return status === 0 || status >= 500 || status === 409 || status === 423;
+    },
+    onProgress(sent, total) {
+      progress(sent / total);
+    },
+    async onSuccess({ lastResponse }) {
+      done();
+      const id = lastResponse.getHeader("Mediajet-Job-Id");
+      const response = id ? await api(`/v1/jobs/${id}`) : null;
+      if (response && response.ok) update(await response.json());
+      else loadJobs();
+    },
+    onError(error) {
+      done();
+      let body = null;
+      try { body = JSON.parse(error.originalResponse.getBody()); } catch { body = null; }
+      $("app-error").textContent = body?.error?.message || "The upload broke off; try again.";
+    },
   });
-  request.addEventListener("error", () => {
-    $("upload").hidden = true;
-    $("app-error").textContent = "The upload broke off; try again.";
-  });
-  request.send(form);
+  uploading = upload;
+  const previous = await upload.findPreviousUploads();
+  if (previous.length > 0) {
+    upload.resumeFromPreviousUpload(previous[0]);
+    $("upload-name").textContent = `${file.name} (resumed)`;
+  }
+  upload.start();
 }
+
+$("upload-pause").addEventListener("click", () => {
+  if (!uploading) return;
+  uploading.abort();
+  $("upload-pause").hidden = true;
+  $("upload-resume").hidden = false;
+});
+$("upload-resume").addEventListener("click", () => {
+  if (!uploading) return;
+  uploading.start();
+  $("upload-pause").hidden = false;
+  $("upload-resume").hidden = true;
+});
 
 function describe(job) {
   if (job.state === "queued") {
