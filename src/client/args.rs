@@ -43,7 +43,26 @@ pub struct SubmitArgs {
     /// The mediajet HTTP API (default: the one `mediajet login` used).
     #[arg(long, env = "MEDIAJET_SERVER")]
     pub server: Option<String>,
+    /// Send the upload no faster than this many bytes a second (`500K`,
+    /// `2M`), to leave room on a slow uplink.
+    #[arg(long, value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
     /// A bearer token (default: the one `mediajet login` saved).
     #[arg(long, env = "MEDIAJET_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// A rate in bytes a second, with an optional `K` or `M` (1024s).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1024),
+        Some((at, 'm' | 'M')) => (&text[..at], 1024 * 1024),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|rate| *rate > 0)
+        .ok_or_else(|| format!("`{text}` is not a rate such as 500K or 2M"))
 }

@@ -20,12 +20,18 @@ pub struct Credentials {
     pub expires_at: Option<u64>,
 }
 
-fn path() -> Option<PathBuf> {
+/// The client's own directory: `$XDG_CONFIG_HOME/mediajet`, or
+/// `~/.config/mediajet`.
+pub(super) fn config_dir() -> Option<PathBuf> {
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
-    Some(config.join("mediajet").join("credentials.json"))
+    Some(config.join("mediajet"))
+}
+
+fn path() -> Option<PathBuf> {
+    config_dir().map(|dir| dir.join("credentials.json"))
 }
 
 impl Credentials {

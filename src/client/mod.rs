@@ -7,6 +7,8 @@
 //! - `error`: failures and exit codes
 //! - `session`: the HTTP client, login, and renewing the saved tokens
 //! - `submit`: upload, follow, download
+//! - `upload`: the resumable (tus) upload; `resume`: the unfinished uploads
+//!   a later run goes on with
 //! - `job`: the job as the client reads it
 //! - `progress`: progress bars and the line that describes a job
 //! - `events`: the Server-Sent Events reader
@@ -18,8 +20,10 @@ mod error;
 mod events;
 mod job;
 mod progress;
+mod resume;
 mod session;
 mod submit;
+mod upload;
 
 pub use args::{LoginArgs, SubmitArgs};
 pub use credentials::Credentials;

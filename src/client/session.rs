@@ -100,7 +100,7 @@ impl Client {
 
     /// Spends the refresh token for new tokens and saves them, since the old
     /// refresh token is now used up.
-    async fn renew(&self) -> Result<(), ClientError> {
+    pub(super) async fn renew(&self) -> Result<(), ClientError> {
         let refresh_token = self
             .credentials
             .lock()

@@ -1,12 +1,11 @@
-//! `mediajet submit`: check where the audio goes, upload with a progress
-//! bar, follow the job's live events, download the audio.
+//! `mediajet submit`: check where the audio goes, upload (`upload`, with a
+//! progress bar), follow the job's live events, download the audio.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use reqwest::multipart::{Form, Part};
+use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::args::SubmitArgs;
@@ -106,51 +105,6 @@ fn check_destination(output: Option<&Path>, force: bool) -> Result<(), ClientErr
 }
 
 impl Client {
-    async fn upload(&self, args: &SubmitArgs) -> Result<Job, ClientError> {
-        let file = tokio::fs::File::open(&args.file).await.map_err(|e| {
-            ClientError::Refused(format!("cannot read {}: {e}", args.file.display()))
-        })?;
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| ClientError::Io(format!("cannot read {}", args.file.display()), e))?
-            .len();
-        let progress = bar(
-            size,
-            "upload   [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        );
-        let counted = progress.clone();
-        let body = tokio_util::io::ReaderStream::new(file)
-            .inspect_ok(move |chunk| counted.inc(chunk.len() as u64));
-        let name = args
-            .file
-            .file_name()
-            .map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned());
-        let part = Part::stream_with_length(reqwest::Body::wrap_stream(body), size).file_name(name);
-        // Options go before the file, so a bad one is refused before the
-        // upload is stored.
-        let mut form = Form::new().text("format", args.format.clone());
-        if let Some(bitrate) = args.bitrate {
-            form = form.text("bitrate", bitrate.to_string());
-        }
-        if let Some(rate) = args.sample_rate {
-            form = form.text("sample_rate", rate.to_string());
-        }
-        let response = self
-            .http
-            .post(self.url("/v1/jobs"))
-            .bearer_auth(self.token())
-            .multipart(form.part("file", part))
-            .send()
-            .await
-            .map_err(unavailable(&self.server))?;
-        progress.finish_and_clear();
-        if !response.status().is_success() {
-            return Err(error_of(response).await);
-        }
-        response.json().await.map_err(unavailable(&self.server))
-    }
-
     /// Follows the job's events until it ends, reconnecting when the stream
     /// breaks; returns the job in its terminal state.
     async fn follow(&self, id: &str) -> Result<Job, ClientError> {

@@ -218,3 +218,98 @@ async fn submit_renews_an_expired_saved_token_with_the_refresh_token() {
     let replay = app.refresh(&before["refresh_token"]).await;
     assert_eq!(replay.status(), 401, "the spent refresh token still works");
 }
+
+#[tokio::test]
+async fn submit_goes_on_with_the_upload_a_stopped_run_left_unfinished() {
+    let app = common::spawn_app().await;
+    app.new_user("ann@example.com").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut login = mediajet(home.path());
+    login
+        .args(["login", "--server", &app.base, "--email", "ann@example.com"])
+        .env("MEDIAJET_PASSWORD", common::USER_PASSWORD);
+    assert!(run(login).await.status.success());
+    let video = common::make_raw_video(app.dir.path(), "lecture.avi", 6);
+    let size = std::fs::metadata(&video).unwrap().len();
+    let out = tempfile::tempdir().unwrap();
+    let submit = |extra: &[&str]| {
+        let mut submit = mediajet(home.path());
+        submit
+            .arg("submit")
+            .arg(&video)
+            .args(["--format", "mp3", "--output"])
+            .arg(out.path())
+            .args(extra);
+        submit
+    };
+
+    // A first run on a slow uplink, stopped once part of the upload is in.
+    let mut first = submit(&["--limit-rate", "2M"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let unfinished = home.path().join("mediajet/uploads.json");
+    let token = app.login("ann@example.com", common::USER_PASSWORD).await;
+    let started = std::time::Instant::now();
+    let stored = loop {
+        let url = std::fs::read_to_string(&unfinished)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|saved| {
+                let uploads = saved["uploads"].as_object()?.clone();
+                uploads.values().next()?[0].as_str().map(str::to_string)
+            });
+        if let Some(url) = url {
+            let head = app
+                .http
+                .head(&url)
+                .bearer_auth(&token)
+                .header("Tus-Resumable", "1.0.0")
+                .send()
+                .await
+                .unwrap();
+            let offset: u64 = head.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            if offset >= 4 << 20 {
+                break offset;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the first run stored too little"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let second = run(submit(&[])).await;
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{second:?}");
+    let resumed: u64 = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("resuming the upload at byte "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|offset| offset.parse().ok())
+        .unwrap_or_else(|| panic!("the second run did not resume: {stderr}"));
+    assert!(
+        resumed >= stored && resumed < size,
+        "{resumed} of {size}, {stored} stored"
+    );
+    let probed = common::probe(&out.path().join("lecture.mp3"));
+    assert!((probed.duration - 6.0).abs() < 0.5, "{}", probed.duration);
+    assert_eq!(
+        app.listed_ids(&token).await.len(),
+        1,
+        "a second job was made"
+    );
+    let left = std::fs::read_to_string(&unfinished).unwrap();
+    assert!(
+        !left.contains("/v1/uploads/"),
+        "the finished upload is still listed: {left}"
+    );
+}

@@ -3,7 +3,7 @@
 //! behaviour is the point, and by plain HTTP where the server's answers to
 //! misbehaving clients are.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
