@@ -115,6 +115,40 @@ async fn each_actor_works_under_its_own_nats_user() {
     let job = ingest.wait_until_finished(&token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
 
+    // A resumable upload: its record in the tus bucket, a part whose
+    // checksum fails (its chunks deleted one by one), the rest, its job;
+    // and another upload given up (its record and chunks purged).
+    let bytes = bytes::Bytes::from(std::fs::read(&video).unwrap());
+    let half = bytes.len() / 2;
+    let url = common::tus_create(&ingest.api, &token, bytes.len() as u64, "").await;
+    let corrupted = common::tus_request(&ingest.http, reqwest::Method::PATCH, &url, &token)
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Checksum", "sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .body(bytes.slice(..half))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(corrupted.status(), 460);
+    let first = common::tus_patch(&ingest.api, &token, &url, 0, bytes.slice(..half)).await;
+    assert_eq!(first.status(), 204);
+    let rest = common::tus_patch(&ingest.api, &token, &url, half as u64, bytes.slice(half..)).await;
+    assert_eq!(rest.status(), 204);
+    let id = rest.headers()["mediajet-job-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let job = ingest.wait_until_finished(&token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let given_up = common::tus_create(&ingest.api, &token, bytes.len() as u64, "").await;
+    let part = common::tus_patch(&ingest.api, &token, &given_up, 0, bytes.slice(..half)).await;
+    assert_eq!(part.status(), 204);
+    let ended = common::tus_request(&ingest.http, reqwest::Method::DELETE, &given_up, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+
     // Sessions: a refresh rotates the refresh token in Auth's bucket, a
     // logout revokes the session, and Ingest's watch refuses its token.
     let tokens = ingest

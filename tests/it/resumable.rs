@@ -11,7 +11,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::common::MediajetProcess;
-use crate::common::{self, ADMIN_EMAIL, ADMIN_PASSWORD, Api, spawn_app_with, stream_messages};
+use crate::common::{
+    self, ADMIN_EMAIL, ADMIN_PASSWORD, Api, header_number, spawn_app_with, stream_messages,
+    tus_create, tus_head, tus_patch, tus_request,
+};
 
 /// `mediajet run` with every actor, on `nats_url`, its data in `data_dir`.
 async fn start_service(nats_url: &str, data_dir: &Path) -> MediajetProcess {
@@ -156,57 +159,6 @@ async fn tus_js_client_resumes_an_aborted_upload_from_a_new_instance_holding_few
     );
 }
 
-/// The headers of a tus request besides the method's own.
-fn tus_request(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-) -> reqwest::RequestBuilder {
-    http.request(method, url)
-        .bearer_auth(token)
-        .header("Tus-Resumable", "1.0.0")
-}
-
-/// Creates an upload of `length` bytes; returns its URL.
-async fn create(api: &Api, token: &str, length: u64, metadata: &str) -> String {
-    let created = tus_request(
-        &api.http,
-        reqwest::Method::POST,
-        &api.url("/v1/uploads"),
-        token,
-    )
-    .header("Upload-Length", length)
-    .header("Upload-Metadata", metadata)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(created.status(), 201, "{:?}", created.text().await);
-    assert_eq!(created.headers()["tus-resumable"], "1.0.0");
-    api.url(created.headers()["location"].to_str().unwrap())
-}
-
-async fn patch(api: &Api, token: &str, url: &str, offset: u64, part: Bytes) -> reqwest::Response {
-    tus_request(&api.http, reqwest::Method::PATCH, url, token)
-        .header("Upload-Offset", offset)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(part)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn offset_of(api: &Api, token: &str, url: &str) -> reqwest::Response {
-    tus_request(&api.http, reqwest::Method::HEAD, url, token)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn header_number(response: &reqwest::Response, name: &str) -> u64 {
-    response.headers()[name].to_str().unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn tuspy_checksums_every_part_and_a_corrupted_part_is_refused_with_460_and_sent_again() {
     let app = common::spawn_app().await;
@@ -244,7 +196,7 @@ async fn an_upload_resumes_on_a_new_process_after_the_first_was_killed_mid_part(
     let token = service.api.new_user("ann@example.com").await;
     let video = common::make_raw_video(dir.path(), "lecture.avi", 4);
     let bytes = Bytes::from(std::fs::read(&video).unwrap());
-    let url = create(
+    let url = tus_create(
         &service.api,
         &token,
         bytes.len() as u64,
@@ -274,10 +226,7 @@ async fn an_upload_resumes_on_a_new_process_after_the_first_was_killed_mid_part(
     // What the server has counted is durable: wait until most of it is.
     let started = Instant::now();
     let durable = loop {
-        let offset = header_number(
-            &offset_of(&service.api, &token, &url).await,
-            "upload-offset",
-        );
+        let offset = header_number(&tus_head(&service.api, &token, &url).await, "upload-offset");
         if offset >= held.len() as u64 / 2 {
             break offset;
         }
@@ -298,7 +247,7 @@ async fn an_upload_resumes_on_a_new_process_after_the_first_was_killed_mid_part(
         .login("ann@example.com", common::USER_PASSWORD)
         .await;
     let url = service.api.url(path);
-    let head = offset_of(&service.api, &token, &url).await;
+    let head = tus_head(&service.api, &token, &url).await;
     assert_eq!(head.status(), 200);
     let kept = header_number(&head, "upload-offset");
     assert!(
@@ -329,15 +278,15 @@ async fn expired_and_terminated_uploads_leave_no_bytes_behind() {
     let token = app.new_user("ann@example.com").await;
     let part = Bytes::from(vec![7u8; 3 << 20]);
 
-    let terminated = create(&app.api, &token, 8 << 20, "").await;
+    let terminated = tus_create(&app.api, &token, 8 << 20, "").await;
     assert_eq!(
-        patch(&app.api, &token, &terminated, 0, part.clone())
+        tus_patch(&app.api, &token, &terminated, 0, part.clone())
             .await
             .status(),
         204
     );
-    let expiring = create(&app.api, &token, 8 << 20, "").await;
-    let answer = patch(&app.api, &token, &expiring, 0, part.clone()).await;
+    let expiring = tus_create(&app.api, &token, 8 << 20, "").await;
+    let answer = tus_patch(&app.api, &token, &expiring, 0, part.clone()).await;
     assert_eq!(answer.status(), 204);
     assert!(answer.headers().contains_key("upload-expires"));
     assert!(stream_messages(&app.ready.nats_url, "OBJ_mediajet_uploads").await >= 6);
@@ -347,7 +296,7 @@ async fn expired_and_terminated_uploads_leave_no_bytes_behind() {
         .await
         .unwrap();
     assert_eq!(ended.status(), 204);
-    assert_eq!(offset_of(&app.api, &token, &terminated).await.status(), 404);
+    assert_eq!(tus_head(&app.api, &token, &terminated).await.status(), 404);
 
     // The sweep ends the expired one without anyone asking for it.
     let started = Instant::now();
@@ -358,7 +307,7 @@ async fn expired_and_terminated_uploads_leave_no_bytes_behind() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let gone = offset_of(&app.api, &token, &expiring).await.status();
+    let gone = tus_head(&app.api, &token, &expiring).await.status();
     assert!(gone == 404 || gone == 410, "{gone}");
     assert_eq!(
         stream_messages(&app.ready.nats_url, "KV_mediajet_tus").await,
@@ -374,7 +323,7 @@ async fn another_users_upload_is_not_found_and_a_final_part_sent_twice_makes_one
     let video =
         Bytes::from(std::fs::read(common::make_video(app.dir.path(), "clip.mp4", 1)).unwrap());
     let length = video.len() as u64;
-    let url = create(&app.api, &ann, length, "format b3B1cw==").await;
+    let url = tus_create(&app.api, &ann, length, "format b3B1cw==").await;
 
     for method in [
         reqwest::Method::HEAD,
@@ -391,7 +340,7 @@ async fn another_users_upload_is_not_found_and_a_final_part_sent_twice_makes_one
         assert_eq!(answer.status(), 404, "{method}");
     }
     assert_eq!(
-        header_number(&offset_of(&app.api, &ann, &url).await, "upload-offset"),
+        header_number(&tus_head(&app.api, &ann, &url).await, "upload-offset"),
         0
     );
 
@@ -413,14 +362,14 @@ async fn another_users_upload_is_not_found_and_a_final_part_sent_twice_makes_one
         .await
         .unwrap();
     assert_eq!(wrong_type.status(), 415);
-    let ahead = patch(&app.api, &ann, &url, 10, video.slice(10..)).await;
+    let ahead = tus_patch(&app.api, &ann, &url, 10, video.slice(10..)).await;
     assert_eq!(ahead.status(), 409);
     let error: Value = ahead.json().await.unwrap();
     assert_eq!(error["error"]["code"], "offset_mismatch");
     let mut too_long = video.to_vec();
     too_long.push(0);
     assert_eq!(
-        patch(&app.api, &ann, &url, 0, too_long.into())
+        tus_patch(&app.api, &ann, &url, 0, too_long.into())
             .await
             .status(),
         413
@@ -445,17 +394,17 @@ async fn another_users_upload_is_not_found_and_a_final_part_sent_twice_makes_one
         );
     }
 
-    let first = patch(&app.api, &ann, &url, 0, video.clone()).await;
+    let first = tus_patch(&app.api, &ann, &url, 0, video.clone()).await;
     assert_eq!(first.status(), 204);
     assert_eq!(header_number(&first, "upload-offset"), length);
     let job = first.headers()["mediajet-job-id"]
         .to_str()
         .unwrap()
         .to_string();
-    let again = patch(&app.api, &ann, &url, length, Bytes::new()).await;
+    let again = tus_patch(&app.api, &ann, &url, length, Bytes::new()).await;
     assert_eq!(again.status(), 204);
     assert_eq!(again.headers()["mediajet-job-id"].to_str().unwrap(), job);
-    let head = offset_of(&app.api, &ann, &url).await;
+    let head = tus_head(&app.api, &ann, &url).await;
     assert_eq!(head.headers()["mediajet-job-id"].to_str().unwrap(), job);
     assert_eq!(app.listed_ids(&ann).await, vec![job.clone()]);
     let finished = app.wait_until_finished(&ann, &job).await;
@@ -482,7 +431,7 @@ async fn uploads_in_progress_count_against_the_quota_and_the_cap_on_unfinished_j
     .await
     .unwrap();
     assert_eq!(too_big.status(), 413);
-    create(&app.api, &token, 6 << 20, "").await;
+    tus_create(&app.api, &token, 6 << 20, "").await;
     let past_quota = tus_request(
         &app.http,
         reqwest::Method::POST,
@@ -496,7 +445,7 @@ async fn uploads_in_progress_count_against_the_quota_and_the_cap_on_unfinished_j
     assert_eq!(past_quota.status(), 413);
     let error: Value = past_quota.json().await.unwrap();
     assert_eq!(error["error"]["code"], "quota_exceeded");
-    create(&app.api, &token, 1 << 20, "").await;
+    tus_create(&app.api, &token, 1 << 20, "").await;
     let third = tus_request(
         &app.http,
         reqwest::Method::POST,

@@ -20,6 +20,7 @@ pub mod nomad;
 mod process;
 mod prometheus;
 mod surreal;
+mod tus;
 
 pub use api::*;
 pub use app::*;
@@ -29,6 +30,7 @@ pub use net::*;
 pub use process::*;
 pub use prometheus::*;
 pub use surreal::*;
+pub use tus::*;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
