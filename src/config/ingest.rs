@@ -35,6 +35,12 @@ pub struct IngestSettings {
     #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::actors::ingest::peer::parse_network)]
     pub trusted_proxies: Vec<crate::actors::ingest::peer::Network>,
 
+    /// Origins of web apps (`https://app.example.com`, or `*`) that may
+    /// call the API from a browser, tus uploads included; comma-separated.
+    /// The page mediajet serves needs none.
+    #[arg(long, env = "MEDIAJET_CORS_ORIGINS", value_delimiter = ',', value_parser = crate::actors::ingest::http::cors::parse_origin)]
+    pub cors_origins: Vec<String>,
+
     /// Most bytes one user may keep stored: the uploads of their unfinished
     /// jobs plus the audio of their completed ones still kept. An upload
     /// past it is refused (413 `quota_exceeded`), and a job whose audio

@@ -191,3 +191,68 @@ fn the_embedded_tus_client_is_the_one_npm_installs() {
         "the lock file pins another version"
     );
 }
+
+#[tokio::test]
+async fn a_web_app_on_an_allowed_origin_uploads_with_tus_and_others_are_refused_by_the_browser() {
+    // The app: one page, served on its own port, that loads the tus client
+    // from mediajet. Under `localhost` it is another origin than under
+    // `127.0.0.1`, though the same server serves it.
+    let port = common::free_port();
+    let allowed = format!("http://127.0.0.1:{port}");
+    let app = common::spawn_app_with(|config| {
+        config.ingest.cors_origins = vec![allowed.clone()];
+    })
+    .await;
+    let site = tempfile::tempdir().unwrap();
+    let page = format!(
+        "<!doctype html><title>an app</title><script src=\"{}/tus.min.js\"></script>",
+        app.base
+    );
+    std::fs::write(site.path().join("index.html"), page).unwrap();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(site.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 must be installed for the tests");
+    common::wait_for_port(port);
+    let token = app.new_user("ann@example.com").await;
+    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/cross_origin.mjs");
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .env("BASE_URL", &app.base)
+        .env("TOKEN", &token)
+        .env("VIDEO", &video)
+        .env("ALLOWED_ORIGIN", &allowed)
+        .env("OTHER_ORIGIN", format!("http://localhost:{port}"));
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node must be installed for the tests");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the cross-origin run failed:\n{stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the run's summary");
+    // The allowed app read the job from the answer's exposed headers.
+    let job = seen["allowed"]["job"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{seen}"));
+    let job = app.wait_until_finished(&token, job).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    // The other origin's script never saw an answer.
+    assert!(seen["other"]["error"].is_string(), "{seen}");
+    assert_eq!(app.listed_ids(&token).await.len(), 1, "{seen}");
+}

@@ -115,6 +115,8 @@ pub struct Ingest {
     closing: CancellationToken,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<peer::Network>,
+    /// Origins whose web apps may call the API from a browser.
+    cors_origins: Vec<String>,
 }
 
 impl Ingest {
@@ -169,6 +171,7 @@ impl Ingest {
                 settings.login_window,
             ),
             trusted_proxies: settings.trusted_proxies.clone(),
+            cors_origins: settings.cors_origins.clone(),
             uploading: per_owner::Counts::default(),
             following: per_owner::Counts::default(),
             closing: CancellationToken::new(),

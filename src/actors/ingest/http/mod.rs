@@ -8,10 +8,12 @@
 //! - `upload`: the multipart upload a submission streams into the store
 //! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
 //! - `download`: a finished job's audio, whole or a byte range
+//! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
 //!   `/upload`, `/download`), so its clients keep working
 
 mod compat;
+pub mod cors;
 mod download;
 mod jobs;
 mod sessions;
@@ -50,10 +52,12 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     // room for the multipart framing.
     let upload_limit = usize::try_from(ingest.max_upload_bytes.saturating_add(FORM_OVERHEAD))
         .unwrap_or(usize::MAX);
+    let cors_origins = ingest.cors_origins.clone();
     let (router, document) = documented_routes(upload_limit, ingest.request_timeout)
         .with_state(ingest)
         .split_for_parts();
     let document = document.to_json().unwrap_or_default();
+    let origins = cors::Origins::new(cors_origins);
     router
         .route(
             "/openapi.json",
@@ -61,6 +65,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         )
         .merge(super::web::router())
         .layer(axum::middleware::from_fn(log_errors))
+        .layer(axum::middleware::from_fn_with_state(origins, cors::cors))
 }
 
 /// Logs the service's own failures once, with their causes, outside the
