@@ -240,6 +240,8 @@ async fn a_web_app_on_an_allowed_origin_uploads_with_tus_and_others_are_refused_
         .await
         .unwrap()
         .expect("node must be installed for the tests");
+    let _ = server.kill();
+    let _ = server.wait();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
