@@ -3,7 +3,7 @@
 //! user only.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,7 @@ pub struct Credentials {
 
 /// The client's own directory: `$XDG_CONFIG_HOME/mediajet`, or
 /// `~/.config/mediajet`.
-pub(super) fn config_dir() -> Option<PathBuf> {
+fn config_dir() -> Option<PathBuf> {
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
@@ -31,7 +31,7 @@ pub(super) fn config_dir() -> Option<PathBuf> {
 }
 
 fn path() -> Option<PathBuf> {
-    config_dir().map(|dir| dir.join("credentials.json"))
+    config_file("credentials.json").ok()
 }
 
 impl Credentials {
@@ -43,19 +43,35 @@ impl Credentials {
 
     /// Saves the credentials (mode 0600) and returns where.
     pub fn save(&self) -> std::io::Result<PathBuf> {
-        let path = path()
-            .ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        let path = path().ok_or_else(no_config_dir)?;
+        write_private(&path, self)?;
         Ok(path)
     }
+}
+
+fn no_config_dir() -> std::io::Error {
+    std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set")
+}
+
+/// Writes `value` as JSON to `path` (in the client's directory, made if
+/// need be), readable by the user only.
+pub(super) fn write_private(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)
+}
+
+/// Where a file of the client's directory is, or why there is none.
+pub(super) fn config_file(name: &str) -> std::io::Result<PathBuf> {
+    config_dir()
+        .map(|dir| dir.join(name))
+        .ok_or_else(no_config_dir)
 }
 
 /// Reads a password from standard input, without echo when it is a terminal.

@@ -5,12 +5,12 @@
 //! same upload, and a changed file or other options start a new one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::args::SubmitArgs;
+use super::credentials::{config_file, write_private};
 
 /// Most unfinished uploads remembered; the oldest go first.
 const KEPT: usize = 50;
@@ -21,29 +21,18 @@ struct Unfinished {
     uploads: BTreeMap<String, (String, u64)>,
 }
 
-fn path() -> Option<PathBuf> {
-    super::credentials::config_dir().map(|dir| dir.join("uploads.json"))
-}
+const FILE: &str = "uploads.json";
 
 fn load() -> Unfinished {
-    path()
+    config_file(FILE)
+        .ok()
         .and_then(|path| std::fs::read_to_string(path).ok())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
 fn save(unfinished: &Unfinished) -> std::io::Result<()> {
-    let path =
-        path().ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path)?;
-    file.write_all(&serde_json::to_vec_pretty(unfinished).map_err(std::io::Error::other)?)
+    write_private(&config_file(FILE)?, unfinished)
 }
 
 /// What names one upload of one file with one set of options.

@@ -20,6 +20,15 @@ fn mediajet(config_home: &Path) -> Command {
     command
 }
 
+/// `mediajet login` as ann, with her password.
+fn log_in(config_home: &Path, server: &str) -> Command {
+    let mut login = mediajet(config_home);
+    login
+        .args(["login", "--server", server, "--email", "ann@example.com"])
+        .env("MEDIAJET_PASSWORD", common::USER_PASSWORD);
+    login
+}
+
 async fn run(mut command: Command) -> Output {
     tokio::task::spawn_blocking(move || command.output().expect("run mediajet"))
         .await
@@ -39,11 +48,7 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     let refused = run(login).await;
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
 
-    let mut login = mediajet(home.path());
-    login
-        .args(["login", "--server", &app.base, "--email", "ann@example.com"])
-        .env("MEDIAJET_PASSWORD", common::USER_PASSWORD);
-    let logged_in = run(login).await;
+    let logged_in = run(log_in(home.path(), &app.base)).await;
     assert!(logged_in.status.success(), "{logged_in:?}");
     let saved = home.path().join("mediajet/credentials.json");
     use std::os::unix::fs::PermissionsExt;
@@ -224,11 +229,8 @@ async fn submit_goes_on_with_the_upload_a_stopped_run_left_unfinished() {
     let app = common::spawn_app().await;
     app.new_user("ann@example.com").await;
     let home = tempfile::tempdir().unwrap();
-    let mut login = mediajet(home.path());
-    login
-        .args(["login", "--server", &app.base, "--email", "ann@example.com"])
-        .env("MEDIAJET_PASSWORD", common::USER_PASSWORD);
-    assert!(run(login).await.status.success());
+    let logged_in = run(log_in(home.path(), &app.base)).await;
+    assert!(logged_in.status.success(), "{logged_in:?}");
     let video = common::make_raw_video(app.dir.path(), "lecture.avi", 6);
     let size = std::fs::metadata(&video).unwrap().len();
     let out = tempfile::tempdir().unwrap();

@@ -347,13 +347,7 @@ async fn wait_for_metric(api: &Api, series: &str, want: f64) {
 #[tokio::test]
 async fn the_queue_gauges_tell_waiting_from_running_jobs_and_count_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = mediajet::nats_server::NatsServer::start(
-        Path::new("nats-server"),
-        &dir.path().join("nats"),
-        0,
-    )
-    .await
-    .expect("nats-server must be installed for the tests");
+    let nats = common::start_nats(dir.path()).await;
     let mut front = command(dir.path(), nats.url(), "auth,ingest", "front");
     front.env("MEDIAJET_UPLOADS_STORE_BYTES", "500000000");
     let front = MediajetProcess::start(front, &dir.path().join("front"), "front").await;

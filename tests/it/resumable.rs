@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::MediajetProcess;
 use crate::common::{
     self, ADMIN_EMAIL, ADMIN_PASSWORD, Api, header_number, spawn_app_with, stream_messages,
-    tus_create, tus_head, tus_patch, tus_request,
+    tus_create, tus_head, tus_patch, tus_request, tus_try_create,
 };
 
 /// `mediajet run` with every actor, on `nats_url`, its data in `data_dir`.
@@ -109,13 +109,7 @@ async fn assert_decodes(api: &Api, token: &str, job: &str, seconds: f64, dir: &P
 #[tokio::test]
 async fn tus_js_client_resumes_an_aborted_upload_from_a_new_instance_holding_few_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = mediajet::nats_server::NatsServer::start(
-        Path::new("nats-server"),
-        &dir.path().join("nats"),
-        0,
-    )
-    .await
-    .expect("nats-server must be installed for the tests");
+    let nats = common::start_nats(dir.path()).await;
     // The front door alone, so that its memory is the upload's: the
     // conversion runs in a process of its own.
     let service = start_actors(nats.url(), &dir.path().join("front"), "auth,ingest").await;
@@ -184,13 +178,7 @@ async fn tuspy_checksums_every_part_and_a_corrupted_part_is_refused_with_460_and
 #[tokio::test]
 async fn an_upload_resumes_on_a_new_process_after_the_first_was_killed_mid_part() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = mediajet::nats_server::NatsServer::start(
-        Path::new("nats-server"),
-        &dir.path().join("nats"),
-        0,
-    )
-    .await
-    .expect("nats-server must be installed for the tests");
+    let nats = common::start_nats(dir.path()).await;
     let data_dir = dir.path().join("service");
     let mut service = start_service(nats.url(), &data_dir).await;
     let token = service.api.new_user("ann@example.com").await;
@@ -420,53 +408,16 @@ async fn uploads_in_progress_count_against_the_quota_and_the_cap_on_unfinished_j
     })
     .await;
     let token = app.new_user("ann@example.com").await;
-    let too_big = tus_request(
-        &app.http,
-        reqwest::Method::POST,
-        &app.url("/v1/uploads"),
-        &token,
-    )
-    .header("Upload-Length", 11u64 << 20)
-    .send()
-    .await
-    .unwrap();
+    let too_big = tus_try_create(&app.api, &token, 11 << 20, "").await;
     assert_eq!(too_big.status(), 413);
     tus_create(&app.api, &token, 6 << 20, "").await;
-    let past_quota = tus_request(
-        &app.http,
-        reqwest::Method::POST,
-        &app.url("/v1/uploads"),
-        &token,
-    )
-    .header("Upload-Length", 5u64 << 20)
-    .send()
-    .await
-    .unwrap();
+    let past_quota = tus_try_create(&app.api, &token, 5 << 20, "").await;
     assert_eq!(past_quota.status(), 413);
     let error: Value = past_quota.json().await.unwrap();
     assert_eq!(error["error"]["code"], "quota_exceeded");
     tus_create(&app.api, &token, 1 << 20, "").await;
-    let third = tus_request(
-        &app.http,
-        reqwest::Method::POST,
-        &app.url("/v1/uploads"),
-        &token,
-    )
-    .header("Upload-Length", 1u64 << 20)
-    .send()
-    .await
-    .unwrap();
+    let third = tus_try_create(&app.api, &token, 1 << 20, "").await;
     assert_eq!(third.status(), 429);
-    let bad = tus_request(
-        &app.http,
-        reqwest::Method::POST,
-        &app.url("/v1/uploads"),
-        &token,
-    )
-    .header("Upload-Length", 1u64 << 20)
-    .header("Upload-Metadata", "format bWlkaQ==")
-    .send()
-    .await
-    .unwrap();
+    let bad = tus_try_create(&app.api, &token, 1 << 20, "format bWlkaQ==").await;
     assert_eq!(bad.status(), 400);
 }

@@ -11,6 +11,32 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Runs `tests/web/<script>` in Node with `vars` in its environment;
+/// returns the JSON summary it prints.
+async fn run_script(script: &str, vars: &[(&str, &std::ffi::OsStr)]) -> Value {
+    let mut command = Command::new("node");
+    command.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/web")
+            .join(script),
+    );
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node must be installed for the tests");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("Cannot find package"),
+        "playwright-core is missing: run scripts/test.sh, which installs it"
+    );
+    assert!(output.status.success(), "{script} failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no summary ({e})"))
+}
+
 #[tokio::test]
 async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
     let tools = tempfile::tempdir().unwrap();
@@ -35,30 +61,18 @@ async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
         "{html}"
     );
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/journey.mjs");
-    let mut command = Command::new("node");
-    command
-        .arg(script)
-        .env("BASE_URL", &app.base)
-        .env("EMAIL", "ann@example.com")
-        .env("PASSWORD", common::USER_PASSWORD)
-        .env("VIDEO", &video)
-        .env("LONG_VIDEO", &long)
-        .env("OUT_DIR", out.path());
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("node must be installed for the tests");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("Cannot find package 'playwright-core'"),
-        "playwright-core is missing: run scripts/test.sh, which installs it"
-    );
-    assert!(
-        output.status.success(),
-        "the browser journey failed:\n{stderr}"
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the journey's summary");
+    let seen = run_script(
+        "journey.mjs",
+        &[
+            ("BASE_URL", app.base.as_ref()),
+            ("EMAIL", "ann@example.com".as_ref()),
+            ("PASSWORD", common::USER_PASSWORD.as_ref()),
+            ("VIDEO", video.as_os_str()),
+            ("LONG_VIDEO", long.as_os_str()),
+            ("OUT_DIR", out.path().as_os_str()),
+        ],
+    )
+    .await;
 
     assert_eq!(seen["external_requests"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
@@ -136,24 +150,16 @@ async fn the_web_page_pauses_resumes_and_goes_on_with_an_upload_cut_off_by_a_rel
     // About 9 MB: some seconds on the slow uplink the browser is given.
     let video = common::make_raw_video(app.dir.path(), "lecture.avi", 3);
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/resume.mjs");
-    let mut command = Command::new("node");
-    command
-        .arg(script)
-        .env("BASE_URL", &app.base)
-        .env("EMAIL", "ann@example.com")
-        .env("PASSWORD", common::USER_PASSWORD)
-        .env("VIDEO", &video);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("node must be installed for the tests");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the resumed upload failed:\n{stderr}"
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the run's summary");
+    let seen = run_script(
+        "resume.mjs",
+        &[
+            ("BASE_URL", app.base.as_ref()),
+            ("EMAIL", "ann@example.com".as_ref()),
+            ("PASSWORD", common::USER_PASSWORD.as_ref()),
+            ("VIDEO", video.as_os_str()),
+        ],
+    )
+    .await;
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
     // One upload, created once: after the reload it went on, from an
     // offset past the start.
@@ -227,27 +233,20 @@ async fn a_web_app_on_an_allowed_origin_uploads_with_tus_and_others_are_refused_
     let token = app.new_user("ann@example.com").await;
     let video = common::make_video(app.dir.path(), "clip.mp4", 1);
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/cross_origin.mjs");
-    let mut command = Command::new("node");
-    command
-        .arg(script)
-        .env("BASE_URL", &app.base)
-        .env("TOKEN", &token)
-        .env("VIDEO", &video)
-        .env("ALLOWED_ORIGIN", &allowed)
-        .env("OTHER_ORIGIN", format!("http://localhost:{port}"));
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("node must be installed for the tests");
+    let other = format!("http://localhost:{port}");
+    let seen = run_script(
+        "cross_origin.mjs",
+        &[
+            ("BASE_URL", app.base.as_ref()),
+            ("TOKEN", token.as_ref()),
+            ("VIDEO", video.as_os_str()),
+            ("ALLOWED_ORIGIN", allowed.as_ref()),
+            ("OTHER_ORIGIN", other.as_ref()),
+        ],
+    )
+    .await;
     let _ = server.kill();
     let _ = server.wait();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the cross-origin run failed:\n{stderr}"
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the run's summary");
     // The allowed app read the job from the answer's exposed headers.
     let job = seen["allowed"]["job"]
         .as_str()

@@ -7,24 +7,12 @@
 // Environment: BASE_URL, TOKEN, VIDEO, ALLOWED_ORIGIN, OTHER_ORIGIN, and
 // optionally CHROMIUM. Prints a JSON summary; exits non-zero on failure.
 import { readFile } from "node:fs/promises";
-import { chromium } from "playwright-core";
+import { env, launch } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("BASE_URL");
 const bytes = (await readFile(env("VIDEO"))).toString("base64");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 async function uploadFrom(origin) {
   const context = await browser.newContext();

@@ -8,26 +8,12 @@
 // Prints a JSON summary; exits non-zero on any failure.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { env, launch } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("BASE_URL");
 const outDir = env("OUT_DIR");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  // Without the background-networking flags Chromium keeps dialling out,
-  // which a closed network refuses.
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 const summary = { external_requests: [], page_errors: [], failed_requests: [] };
 try {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 760 } });

@@ -5,23 +5,11 @@
 //
 // Environment: BASE_URL, EMAIL, PASSWORD, VIDEO (a few MB), and optionally
 // CHROMIUM. Prints a JSON summary; exits non-zero on any failure.
-import { chromium } from "playwright-core";
+import { env, launch } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("BASE_URL");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 const summary = { creations: 0, page_errors: [], parts: [] };
 try {
   const context = await browser.newContext();

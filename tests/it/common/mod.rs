@@ -49,6 +49,18 @@ pub fn nats_password(user: &str) -> String {
     format!("{user}-secret-password")
 }
 
+/// A single-node nats-server with JetStream on a free port, its store
+/// under `dir/nats`.
+pub async fn start_nats(dir: &std::path::Path) -> mediajet::nats_server::NatsServer {
+    mediajet::nats_server::NatsServer::start(
+        std::path::Path::new("nats-server"),
+        &dir.join("nats"),
+        0,
+    )
+    .await
+    .expect("nats-server must be installed for the tests")
+}
+
 /// A nats-server with the production `nats.conf`'s users (and their
 /// permissions), each with its [`nats_password`].
 pub async fn start_nats_with_users(dir: &std::path::Path) -> mediajet::nats_server::NatsServer {

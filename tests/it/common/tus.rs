@@ -17,9 +17,14 @@ pub fn tus_request(
         .header("Tus-Resumable", "1.0.0")
 }
 
-/// Creates an upload of `length` bytes; returns its URL.
-pub async fn tus_create(api: &Api, token: &str, length: u64, metadata: &str) -> String {
-    let created = tus_request(
+/// Asks to create an upload of `length` bytes; returns the answer.
+pub async fn tus_try_create(
+    api: &Api,
+    token: &str,
+    length: u64,
+    metadata: &str,
+) -> reqwest::Response {
+    tus_request(
         &api.http,
         reqwest::Method::POST,
         &api.url("/v1/uploads"),
@@ -29,7 +34,12 @@ pub async fn tus_create(api: &Api, token: &str, length: u64, metadata: &str) -> 
     .header("Upload-Metadata", metadata)
     .send()
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Creates an upload of `length` bytes; returns its URL.
+pub async fn tus_create(api: &Api, token: &str, length: u64, metadata: &str) -> String {
+    let created = tus_try_create(api, token, length, metadata).await;
     assert_eq!(created.status(), 201, "{:?}", created.text().await);
     assert_eq!(created.headers()["tus-resumable"], "1.0.0");
     api.url(created.headers()["location"].to_str().unwrap())
