@@ -3,7 +3,6 @@
 //! transcoder follows the chunks as they are stored.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,20 +14,18 @@ use crate::common::{self, TestApp, spawn_app, stream_messages};
 /// A video of `seconds` whose picture is noise, so its file (about 1 MB a
 /// second) spans several object chunks; `args` pick the container.
 fn make_large_video(dir: &Path, name: &str, seconds: u32, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=duration={seconds}:size=320x240:rate=25"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:duration={seconds}"))
-        .args(["-shortest", "-vf", "noise=alls=100:allf=t"])
-        .args(["-c:v", "mpeg4", "-q:v", "12", "-c:a", "aac"])
-        .args(args)
-        .arg(&path)
-        .status()
-        .expect("ffmpeg must be installed for the tests");
-    assert!(status.success(), "ffmpeg could not make a test video");
-    path
+    let mut codecs = vec![
+        "-vf",
+        "noise=alls=100:allf=t",
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "12",
+        "-c:a",
+        "aac",
+    ];
+    codecs.extend_from_slice(args);
+    common::lavfi_video(dir, name, seconds, "size=320x240:rate=25", &codecs)
 }
 
 /// An upload of `path` (with `format` before the file) whose body is sent

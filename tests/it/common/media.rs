@@ -44,15 +44,23 @@ pub fn realtime_ffmpeg(dir: &Path) -> PathBuf {
     path
 }
 
-/// Makes a short video with a test picture and a tone, using ffmpeg's lavfi.
-pub fn make_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+/// Makes a video of `seconds` with ffmpeg's test picture (`picture`: its
+/// size and rate) and a tone, encoded with `codecs`.
+pub fn lavfi_video(
+    dir: &Path,
+    name: &str,
+    seconds: u32,
+    picture: &str,
+    codecs: &[&str],
+) -> PathBuf {
     let path = dir.join(name);
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=duration={seconds}:size=160x120:rate=10"))
+        .arg(format!("testsrc=duration={seconds}:{picture}"))
         .args(["-f", "lavfi", "-i"])
         .arg(format!("sine=frequency=440:duration={seconds}"))
-        .args(["-shortest", "-c:v", "mpeg4", "-c:a", "aac", "-b:a", "64k"])
+        .arg("-shortest")
+        .args(codecs)
         .arg(&path)
         .status()
         .expect("ffmpeg must be installed for the tests");
@@ -60,22 +68,24 @@ pub fn make_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
     path
 }
 
+/// Makes a short video with a test picture and a tone, using ffmpeg's lavfi.
+pub fn make_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let codecs = ["-c:v", "mpeg4", "-c:a", "aac", "-b:a", "64k"];
+    lavfi_video(dir, name, seconds, "size=160x120:rate=10", &codecs)
+}
+
 /// A video of `seconds` of uncompressed picture and sound (about 3 MB a
 /// second): large without costing an encoder's time to make.
 pub fn make_raw_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=duration={seconds}:size=320x240:rate=25"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:duration={seconds}"))
-        .args(["-shortest", "-c:v", "rawvideo", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "pcm_s16le"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg must be installed for the tests");
-    assert!(status.success(), "ffmpeg could not make a test video");
-    path
+    let codecs = [
+        "-c:v",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "pcm_s16le",
+    ];
+    lavfi_video(dir, name, seconds, "size=320x240:rate=25", &codecs)
 }
 
 /// What ffprobe says about a file's first audio stream and container.
