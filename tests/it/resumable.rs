@@ -421,3 +421,26 @@ async fn uploads_in_progress_count_against_the_quota_and_the_cap_on_unfinished_j
     let bad = tus_try_create(&app.api, &token, 1 << 20, "format bWlkaQ==").await;
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn an_upload_that_takes_the_whole_quota_still_becomes_its_job() {
+    let video = tempfile::tempdir().unwrap();
+    let clip = common::make_video(video.path(), "clip.mp4", 1);
+    let bytes = Bytes::from(std::fs::read(&clip).unwrap());
+    // The upload fills the quota exactly: it holds all of it while it is
+    // open, and must not be refused its job for holding it.
+    let quota = bytes.len() as u64;
+    let app = spawn_app_with(|config| config.ingest.max_user_bytes = quota).await;
+    let token = app.new_user("ann@example.com").await;
+    let url = tus_create(&app.api, &token, quota, "").await;
+    let refused = tus_try_create(&app.api, &token, 1, "").await;
+    assert_eq!(refused.status(), 413);
+    let whole = tus_patch(&app.api, &token, &url, 0, bytes).await;
+    let status = whole.status();
+    let job = whole.headers().get("mediajet-job-id").cloned();
+    assert_eq!(status, 204, "{:?}", whole.text().await);
+    let job = job.unwrap().to_str().unwrap().to_string();
+    // Its audio has no room left, as for a multipart upload of that size.
+    let finished = app.wait_until_finished(&token, &job).await;
+    assert_eq!(finished["state"], "failed", "{finished}");
+}

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
+use super::tus::record::UploadId;
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
@@ -169,6 +170,16 @@ impl Ingest {
     /// when nothing is. Resumable uploads still open hold the whole length
     /// they were created with.
     pub(super) async fn quota_left(&self, owner: &str) -> Result<u64, ApiError> {
+        self.quota_left_besides(owner, None).await
+    }
+
+    /// [`Ingest::quota_left`], not counting the open resumable upload
+    /// `besides` (the one about to become a job).
+    pub(super) async fn quota_left_besides(
+        &self,
+        owner: &str,
+        besides: Option<&UploadId>,
+    ) -> Result<u64, ApiError> {
         let kept_since = OffsetDateTime::now_utc() - self.retention;
         let stored = self
             .history
@@ -181,6 +192,7 @@ impl Ingest {
             .open(owner)
             .await?
             .iter()
+            .filter(|upload| Some(&upload.id) != besides)
             .map(|upload| upload.length)
             .sum();
         let stored = stored.saturating_add(reserved);

@@ -29,12 +29,11 @@ impl Ingest {
         }
         let key = SubmissionKey::parse(Source::Tus, &record.owner, record.id.as_str())?;
         if self.replay(&key, &record.owner).await?.is_none() {
-            // The upload is still counted among the open ones, so what is
-            // left of the quota is what is left once it is stored.
+            // The upload still holds its length among the open ones: what
+            // is left for the job is what the others leave.
             let quota = self
-                .quota_left(&record.owner)
-                .await?
-                .saturating_add(record.length);
+                .quota_left_besides(&record.owner, Some(&record.id))
+                .await?;
             self.uploads
                 .seal(
                     record.job_id.as_str(),
