@@ -180,25 +180,24 @@ impl Ingest {
         owner: &str,
         besides: Option<&UploadId>,
     ) -> Result<u64, ApiError> {
+        let open = self.tus.records.open(owner).await?;
+        let others = open.iter().filter(|upload| Some(&upload.id) != besides);
+        self.quota_beyond(owner, others.map(|upload| upload.length).sum())
+            .await
+    }
+
+    /// What is left of `owner`'s quota once `reserved` bytes of open
+    /// resumable uploads are counted with what they have stored.
+    async fn quota_beyond(&self, owner: &str, reserved: u64) -> Result<u64, ApiError> {
         let kept_since = OffsetDateTime::now_utc() - self.retention;
         let stored = self
             .history
             .stored_bytes(owner, kept_since)
             .await
             .map_err(|e| ApiError::unavailable("the job history", e))?;
-        let reserved: u64 = self
-            .tus
-            .records
-            .open(owner)
-            .await?
-            .iter()
-            .filter(|upload| Some(&upload.id) != besides)
-            .map(|upload| upload.length)
-            .sum();
-        let stored = stored.saturating_add(reserved);
         match self
             .max_user_bytes
-            .checked_sub(stored)
+            .checked_sub(stored.saturating_add(reserved))
             .filter(|left| *left > 0)
         {
             Some(left) => Ok(left),
@@ -210,14 +209,22 @@ impl Ingest {
     }
 
     /// Counts an upload of `owner`'s as in progress, unless that would take
-    /// them past their cap on unfinished jobs. Their open resumable uploads
-    /// count as uploads in progress too.
-    pub(super) async fn start_upload(&self, owner: &str) -> Result<per_owner::Slot, ApiError> {
+    /// them past their cap on unfinished jobs (their open resumable uploads
+    /// count as uploads in progress too); returns what is left of their
+    /// quota, as [`Ingest::quota_left`] does. The open resumable uploads
+    /// are listed once for both.
+    pub(super) async fn start_upload(
+        &self,
+        owner: &str,
+    ) -> Result<(per_owner::Slot, u64), ApiError> {
         let (slot, in_progress) = self.uploading.start(owner);
-        let resumable = self.tus.records.open(owner).await?.len() as u64;
-        self.check_unfinished(owner, in_progress.saturating_add(resumable))
+        let open = self.tus.records.open(owner).await?;
+        self.check_unfinished(owner, in_progress.saturating_add(open.len() as u64))
             .await?;
-        Ok(slot)
+        let quota = self
+            .quota_beyond(owner, open.iter().map(|upload| upload.length).sum())
+            .await?;
+        Ok((slot, quota))
     }
 }
 

@@ -236,10 +236,10 @@ pub(super) async fn create_upload(
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes() == PART_TYPE.as_bytes());
     let checksum = checksum(&headers)?;
-    let record = {
+    let stored = {
         // Counted with the caller's other uploads against their caps.
-        let _uploading = ingest.start_upload(&caller.sub).await?;
-        if ingest.quota_left(&caller.sub).await? < length {
+        let (_uploading, quota) = ingest.start_upload(&caller.sub).await?;
+        if quota < length {
             return Err(ApiError::QuotaExceeded(ingest.max_user_bytes));
         }
         let now = OffsetDateTime::now_utc();
@@ -260,13 +260,12 @@ pub(super) async fn create_upload(
             expires_at: now + ingest.tus.expiry,
             done: false,
         };
-        ingest.tus.records.create(&record).await?;
-        record
+        let revision = ingest.tus.records.create(&record).await?;
+        Stored { record, revision }
     };
-    let location = format!("/v1/uploads/{}", record.id.as_str());
-    let mut answered = progress_headers(&record);
+    let location = format!("/v1/uploads/{}", stored.record.id.as_str());
+    let mut answered = progress_headers(&stored.record);
     if first_part {
-        let stored = upload_for(&ingest, &caller, record.id.as_str()).await?;
         // A first part that breaks off leaves an upload to resume.
         match write(ingest.clone(), caller, trace, stored, 0, body, checksum).await {
             Ok(record) => answered = progress_headers(&record),

@@ -56,8 +56,7 @@ pub(super) async fn accept_upload(
     }
     // Before a byte of the upload is read: a refused upload keeps nothing.
     // The upload counts as an unfinished job until it is one (or refused).
-    let _uploading = ingest.start_upload(&caller.sub).await?;
-    let quota = ingest.quota_left(&caller.sub).await?;
+    let (_uploading, quota) = ingest.start_upload(&caller.sub).await?;
     let job_id = JobId::new();
     telemetry::record_job(&job_id);
     let mut stored: Option<(String, u64)> = None;
