@@ -133,6 +133,11 @@ impl Service {
     /// Uploads a file as an mp3 job (192 kbit/s, 44.1 kHz: the defaults)
     /// and returns the job id once the service has answered 202.
     pub async fn upload(&self, token: &str, path: &Path) -> String {
+        self.upload_with(token, path, &[]).await
+    }
+
+    /// The same with form fields (job options) before the file.
+    pub async fn upload_with(&self, token: &str, path: &Path, fields: &[(&str, &str)]) -> String {
         let file = tokio::fs::File::open(path).await.unwrap();
         let size = file.metadata().await.unwrap().len();
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
@@ -140,16 +145,27 @@ impl Service {
             1024 * 1024,
         ));
         let part = reqwest::multipart::Part::stream_with_length(body, size).file_name("in.mp4");
-        let job = self.upload_part(token, part).await;
+        let job = self.upload_part_with(token, part, fields).await;
         job["id"].as_str().unwrap().to_string()
     }
 
     /// Posts `part` as the file of an mp3 job, `format` first, and returns
     /// the job the service answered with (202).
     pub async fn upload_part(&self, token: &str, part: reqwest::multipart::Part) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .text("format", "mp3")
-            .part("file", part);
+        self.upload_part_with(token, part, &[]).await
+    }
+
+    async fn upload_part_with(
+        &self,
+        token: &str,
+        part: reqwest::multipart::Part,
+        fields: &[(&str, &str)],
+    ) -> Value {
+        let mut form = reqwest::multipart::Form::new().text("format", "mp3");
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let form = form.part("file", part);
         let response = self
             .http
             .post(self.url("/v1/jobs"))
@@ -244,9 +260,34 @@ pub fn static_ffmpeg() -> Option<std::path::PathBuf> {
 
 /// `<ffmpeg> -nostdin -i in -vn -acodec libmp3lame -ab 192k -ar 44100 out.mp3`.
 pub async fn bare_ffmpeg(ffmpeg: &Path, input: &Path, output: &Path) {
+    bare_ffmpeg_with(ffmpeg, input, output, &[]).await;
+}
+
+/// Two-pass loudness normalization to −16 LUFS by hand, as one would
+/// without mediajet: measure with `loudnorm`, then encode with the gain.
+pub async fn bare_ffmpeg_normalized(input: &Path, output: &Path) {
+    let measured = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+        .arg(input)
+        .args(["-vn", "-af", "loudnorm=I=-16:TP=-1:print_format=json"])
+        .args(["-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(measured.status.success(), "bare ffmpeg could not measure");
+    let log = String::from_utf8_lossy(&measured.stderr);
+    let json = &log[log.rfind('{').unwrap()..=log.rfind('}').unwrap()];
+    let report: Value = serde_json::from_str(json).unwrap();
+    let input_i: f64 = report["input_i"].as_str().unwrap().parse().unwrap();
+    let gain = format!("volume={:.2}dB", -16.0 - input_i);
+    bare_ffmpeg_with(Path::new("ffmpeg"), input, output, &["-af", &gain]).await;
+}
+
+async fn bare_ffmpeg_with(ffmpeg: &Path, input: &Path, output: &Path, filters: &[&str]) {
     let status = tokio::process::Command::new(ffmpeg)
         .args(["-v", "error", "-y", "-nostdin", "-i"])
         .arg(input)
+        .args(filters)
         .args([
             "-vn",
             "-acodec",

@@ -33,6 +33,13 @@ pub struct SubmitArgs {
     /// Sample rate in Hz.
     #[arg(long)]
     pub sample_rate: Option<u32>,
+    /// 1 to downmix to mono, 2 for stereo.
+    #[arg(long)]
+    pub channels: Option<u8>,
+    /// Normalize the loudness: podcast, podcast-mono, streaming, ebu-r128,
+    /// atsc-a85, or a target such as '{"integrated": -18, "true_peak": -1.5}'.
+    #[arg(long)]
+    pub loudness: Option<String>,
     /// Where the audio goes: a file, or a directory for the server's file
     /// name. Default: the server's file name in the current directory.
     #[arg(long, short)]
@@ -50,6 +57,27 @@ pub struct SubmitArgs {
     /// A bearer token (default: the one `mediajet login` saved).
     #[arg(long, env = "MEDIAJET_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+impl SubmitArgs {
+    /// The job options asked for, as the server's option names and texts.
+    pub fn options(&self) -> Vec<(&'static str, String)> {
+        let mut options = vec![("format", self.format.clone())];
+        let numbers = [
+            ("bitrate", self.bitrate),
+            ("sample_rate", self.sample_rate),
+            ("channels", self.channels.map(u32::from)),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                options.push((name, value.to_string()));
+            }
+        }
+        if let Some(loudness) = &self.loudness {
+            options.push(("loudness", loudness.clone()));
+        }
+        options
+    }
 }
 
 /// A rate in bytes a second, with an optional `K` or `M` (1024s).

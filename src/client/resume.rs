@@ -44,11 +44,9 @@ pub(super) fn fingerprint(server: &str, args: &SubmitArgs, file: &Path, size: u6
         .map_or(0, |d| d.as_nanos());
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let text = format!(
-        "{server}\n{}\n{size}\n{modified}\n{}\n{:?}\n{:?}",
+        "{server}\n{}\n{size}\n{modified}\n{:?}",
         file.display(),
-        args.format,
-        args.bitrate,
-        args.sample_rate
+        args.options()
     );
     crate::hex::sha256(text.as_bytes())
 }

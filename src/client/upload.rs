@@ -97,13 +97,8 @@ impl Client {
             .file
             .file_name()
             .map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned());
-        let mut metadata = vec![("filename", name), ("format", args.format.clone())];
-        if let Some(bitrate) = args.bitrate {
-            metadata.push(("bitrate", bitrate.to_string()));
-        }
-        if let Some(rate) = args.sample_rate {
-            metadata.push(("sample_rate", rate.to_string()));
-        }
+        let mut metadata = vec![("filename", name)];
+        metadata.extend(args.options());
         let metadata = metadata
             .iter()
             .map(|(key, value)| {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::v;
-use crate::audio::{AudioOptions, Format};
+use crate::audio::{AudioOptions, Format, LoudnessReport};
 use crate::domain::JobId;
 
 /// The lifecycle of a job.
@@ -49,6 +49,9 @@ pub struct Output {
     /// Suggested file name for downloads.
     pub filename: String,
     pub duration_seconds: f64,
+    /// Set when the job asked for loudness normalization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<LoudnessReport>,
 }
 
 /// A job: the value of its key in the jobs bucket, the body of its events and,
@@ -134,6 +137,13 @@ pub struct SubmitRequest {
     pub bitrate: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
+    /// 1 or 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    /// A loudness preset's name or a target object, as in the HTTP API.
+    /// Read as any JSON value so that a bad one gets `invalid_loudness`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<serde_json::Value>,
     /// The file name the job shows and the download is named after
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,7 +38,7 @@ async fn run(mut command: Command) -> Output {
 #[tokio::test]
 async fn login_then_submit_saves_the_audio_and_exits_zero() {
     let app = common::spawn_app().await;
-    app.new_user("ann@example.com").await;
+    let token = app.new_user("ann@example.com").await;
     let home = tempfile::tempdir().unwrap();
 
     let mut login = mediajet(home.path());
@@ -61,7 +61,7 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     submit
         .arg("submit")
         .arg(&video)
-        .args(["--format", "opus", "--output"])
+        .args(["--format", "opus", "--loudness", "podcast-mono", "--output"])
         .arg(out.path());
     let submitted = run(submit).await;
     let stdout = String::from_utf8_lossy(&submitted.stdout);
@@ -72,6 +72,10 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     let probed = common::probe(&audio);
     assert_eq!(probed.codec, "opus");
     assert!((probed.duration - 2.0).abs() < 0.3, "{}", probed.duration);
+    let jobs = app.list_jobs(&token).await;
+    let job = &jobs[0];
+    assert_eq!(job["loudness"], "podcast-mono", "{jobs}");
+    assert_eq!(job["output"]["loudness"]["target"]["integrated"], -19.0);
 
     // The file is there now: not replaced without --force.
     let mut again = mediajet(home.path());

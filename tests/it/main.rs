@@ -18,6 +18,7 @@ mod hostile_media;
 mod idempotency;
 mod journey;
 mod lifecycle;
+mod loudness;
 mod nats_submit;
 mod nomad;
 mod nomad_tasks;

@@ -43,7 +43,7 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
         seen["kv_states"].as_array().unwrap().last().unwrap(),
         "completed"
     );
-    assert_eq!(seen["refusals"].as_object().unwrap().len(), 11, "{seen}");
+    assert_eq!(seen["refusals"].as_object().unwrap().len(), 13, "{seen}");
 
     // Jobs submitted over NATS are ordinary jobs of their owner: listed and
     // downloadable over HTTP, invisible to anyone else.
@@ -52,6 +52,9 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["format"], "flac");
     assert_eq!(job["filename"], "second.mp4");
+    // Normalized as asked: the report says where it landed.
+    let output = &job["output"]["loudness"]["output"]["integrated"];
+    assert!((output.as_f64().unwrap() + 20.0).abs() <= 1.0, "{job}");
     let first = seen["job_id"].as_str().unwrap();
     let ids = app.listed_ids(&ann).await;
     assert_eq!(ids, [second, first], "exactly the two jobs, newest first");

@@ -165,6 +165,12 @@ async def main():
         ("bad options", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac", "bitrate": 128},
          {"Authorization": ann}, "400", "invalid_options"),
+        ("bad loudness", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4", "loudness": {"integrated": 3}},
+         {"Authorization": ann}, "400", "invalid_loudness"),
+        ("unknown loudness preset", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4", "loudness": "loud"},
+         {"Authorization": ann}, "400", "invalid_loudness"),
         ("bad format", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "format": "exe"},
          {"Authorization": ann}, "400", "unsupported_format"),
@@ -185,13 +191,15 @@ async def main():
         seen["refusals"][name] = f"{status_code} {code}"
 
     # A refused request does not use up its message id: corrected, it runs.
-    fixed = {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac"}
+    fixed = {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac",
+             "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1}
     bad = dict(fixed, bitrate=128)
     headers = {"Authorization": ann, "Nats-Msg-Id": "second-1"}
     reply, _ = await request(nc, "mediajet.jobs.submit", bad, headers)
     check(reply["error"]["code"] == "invalid_options", reply)
     reply, _ = await request(nc, "mediajet.jobs.submit", fixed, headers)
     check(reply.get("duplicate") is False and reply["job"]["format"] == "flac", reply)
+    check(reply["job"]["loudness"]["integrated"] == -20 and reply["job"]["channels"] == 1, reply)
     seen["second_job_id"] = reply["job"]["id"]
     # The upload that was refused for Bob is Ann's and still converts.
     await nc.close()

@@ -61,6 +61,16 @@ pub struct JobForm {
     /// Sample rate in Hz.
     #[schema(minimum = 8000, maximum = 192000)]
     sample_rate: Option<u32>,
+    /// `1` downmixes to mono, `2` to stereo.
+    #[schema(minimum = 1, maximum = 2)]
+    channels: Option<u8>,
+    /// Loudness to normalize to: a preset (`podcast` −16 LUFS, `podcast-mono`
+    /// −19 and mono, `streaming` −14, `ebu-r128` −23, `atsc-a85` −24) or a
+    /// target as JSON, `{"integrated": -18, "true_peak": -1.5, "lra": 11}`
+    /// (LUFS −40 to −5, dBTP −9 to 0, LU 1 to 50). Refused with
+    /// `invalid_loudness`.
+    #[schema(max_length = 256, example = "podcast")]
+    loudness: Option<String>,
 }
 
 // The schema of `wire::ErrorReply`, the body every NATS error reply carries

@@ -17,6 +17,7 @@ use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
+use crate::audio::Loudness;
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::telemetry;
@@ -147,9 +148,17 @@ async fn checked_job(
             ))
         })?;
     let format = submission::format_named(asked.format.as_deref())?;
+    let loudness = asked
+        .loudness
+        .as_ref()
+        .map(Loudness::from_json)
+        .transpose()
+        .map_err(|message| submission::refused("loudness", message))?;
     let options = AudioOptions {
         bitrate: asked.bitrate,
         sample_rate: asked.sample_rate,
+        channels: asked.channels.map(|c| u8::try_from(c).unwrap_or(u8::MAX)),
+        loudness,
     };
     submission::check_options(format, options)?;
     let info = match ingest.uploads.info(&asked.object).await {

@@ -9,6 +9,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
 use super::tus::record::UploadId;
+use crate::audio::Loudness;
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
@@ -34,11 +35,54 @@ pub(super) fn format_named(text: Option<&str>) -> Result<Format, ApiError> {
     text.map_or(Ok(Format::Mp3), parse_format)
 }
 
+/// The error code of a refused option: it names the option, but for the
+/// bit rate and sample rate, whose code came first and stays.
+fn option_code(option: &str) -> &'static str {
+    match option {
+        "loudness" => "invalid_loudness",
+        "channels" => "invalid_channels",
+        _ => "invalid_options",
+    }
+}
+
 /// Refuses options the format cannot encode, saying what it takes.
 pub(super) fn check_options(format: Format, options: AudioOptions) -> Result<(), ApiError> {
     format
         .check(options)
-        .map_err(|message| ApiError::BadRequest("invalid_options", message))
+        .map_err(|err| ApiError::BadRequest(option_code(err.option), err.message))
+}
+
+/// The encoding options a form field or metadata pair may set, by name.
+pub(super) const OPTION_FIELDS: [&str; 4] = ["bitrate", "sample_rate", "channels", "loudness"];
+
+/// Sets the option `name` (one of [`OPTION_FIELDS`]) from its text, as a
+/// multipart field or a tus metadata value gives it.
+pub(super) fn set_option(
+    options: &mut AudioOptions,
+    name: &str,
+    text: &str,
+) -> Result<(), ApiError> {
+    let text = text.trim();
+    match name {
+        "bitrate" => options.bitrate = Some(parse_number(name, text, Some('k'))?),
+        "sample_rate" => options.sample_rate = Some(parse_number(name, text, None)?),
+        "channels" => {
+            let channels = parse_number(name, text, None)
+                .map_err(|_| refused("channels", "`channels` must be 1 or 2".into()))?;
+            options.channels = Some(u8::try_from(channels).unwrap_or(u8::MAX));
+        }
+        "loudness" => {
+            options.loudness =
+                Some(Loudness::parse(text).map_err(|message| refused("loudness", message))?)
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The refusal of an option's value.
+pub(super) fn refused(option: &str, message: String) -> ApiError {
+    ApiError::BadRequest(option_code(option), message)
 }
 
 /// A whole number from a form field, with an optional unit suffix (`128k`).

@@ -5,6 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::audio::LoudnessReport;
 use crate::wire::{AudioOptions, Format, Job, JobState};
 
 /// A job as its owner sees it.
@@ -56,6 +57,10 @@ struct OutputView {
     content_type: String,
     bytes: u64,
     duration_seconds: f64,
+    /// Audio statistics of a normalized output: the input as measured and
+    /// the output as it went to the encoder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loudness: Option<LoudnessReport>,
 }
 
 impl JobView {
@@ -86,6 +91,7 @@ impl From<Job> for JobView {
             content_type: o.content_type,
             bytes: o.bytes,
             duration_seconds: o.duration_seconds,
+            loudness: o.loudness,
         });
         JobView {
             id: job.id.into(),

@@ -1,7 +1,8 @@
 //! The conversion's I/O: the upload to a work file (or, for a job queued
 //! while its upload arrives, through a pipe into ffmpeg as it comes),
-//! ffmpeg with progress written to the job, the audio back into the outputs
-//! bucket.
+//! ffmpeg with progress written to the job (two passes for a normalized
+//! output: the first, which measures, is the one fed as the upload
+//! arrives), the audio back into the outputs bucket.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,12 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{AttemptError, transient};
-use super::ffmpeg::{self, Encode, Input};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::ffmpeg::{self, Encode, Finished, Input, Plan, Progress};
 use super::ownership::{Standing, Stops};
-use super::{OUTPUT_DURATION, Transcoder, feed};
+use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
+use crate::audio::{LoudnessReport, Normalization};
 use crate::storage::objects;
 use crate::wire::{Job, Output};
 
@@ -19,6 +23,23 @@ use crate::wire::{Job, Output};
 /// to have broken off. Ingest cancels the job of an upload that fails at
 /// once; this is for an Ingest that died mid-upload.
 const UPLOAD_IDLE: Duration = Duration::from_secs(60);
+
+/// What one pass ended with.
+struct Passed {
+    finished: Finished,
+    /// ffmpeg's last progress report.
+    last: Progress,
+    /// The upload's size, when this pass was fed as it arrived.
+    fed: Option<u64>,
+}
+
+/// The attempt's ways to stop, and where it records progress.
+struct Watch<'a> {
+    job: &'a mut Job,
+    revision: &'a mut Option<u64>,
+    interrupt: &'a CancellationToken,
+    stops: &'a Stops,
+}
 
 impl Transcoder {
     pub(super) async fn convert(
@@ -35,12 +56,13 @@ impl Transcoder {
             .map_or(job.filename.as_str(), |(stem, _)| stem);
         let filename = format!("{stem}.{}", job.format.extension());
         let content_type = job.format.content_type().to_string();
-        let output = |bytes: u64, duration_seconds: f64| Output {
+        let output = |bytes: u64, duration_seconds: f64, loudness| Output {
             object: object.clone(),
             bytes,
             content_type: content_type.clone(),
             filename: filename.clone(),
             duration_seconds,
+            loudness,
         };
         // An earlier delivery may have stored the audio and then died before
         // recording it. The object exists only once it was stored whole, and
@@ -52,7 +74,11 @@ impl Transcoder {
                 .and_then(|d| d.parse::<f64>().ok())
         {
             tracing::info!("the audio is already stored; not encoding again");
-            return Ok(output(info.size as u64, duration));
+            let loudness = info
+                .metadata
+                .get(OUTPUT_LOUDNESS)
+                .and_then(|report| serde_json::from_str(report).ok());
+            return Ok(output(info.size as u64, duration, loudness));
         }
         let dir = ffmpeg::work_dir(&self.work_root, job.id.as_str());
         tokio::fs::create_dir_all(&dir)
@@ -67,20 +93,22 @@ impl Transcoder {
             media.max_output_bytes = media.max_output_bytes.min(left.max(1));
         }
         let media = &media;
+        // A normalized output is measured first; that pass writes nothing.
+        let plan = Plan::new(job.format, job.options);
+        let target = plan.loudness();
+        let passes = if target.is_some() { 2 } else { 1 };
+        let (first_output, first_args) = match target {
+            Some(target) => (None, plan.measure_args(target)),
+            None => (Some(output_path.as_path()), plan.encode_args(None, None).0),
+        };
         let phase = Instant::now();
-        let (mut encode, mut feeding) = match job.streamed_from.clone() {
+        let (encode, feeding) = match job.streamed_from.clone() {
             // Queued while its upload arrives: ffmpeg reads the chunks
             // through a pipe as they are stored; a copy goes to the work file.
             Some(nuid) => {
                 let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
                 let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
-                let encode = Encode::start(
-                    media,
-                    Input::Pipe(reader),
-                    &output_path,
-                    job.format,
-                    job.options,
-                )?;
+                let encode = Encode::start(media, Input::Pipe(reader), first_output, &first_args)?;
                 let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
                 // Dropped with the attempt, the feeding stops too.
                 let feeding = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(feed));
@@ -90,103 +118,44 @@ impl Transcoder {
             None => {
                 self.download(job.upload_object(), &input).await?;
                 tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
-                let encode = Encode::start(
-                    media,
-                    Input::File(&input),
-                    &output_path,
-                    job.format,
-                    job.options,
-                )?;
+                let encode = Encode::start(media, Input::File(&input), first_output, &first_args)?;
                 (encode, None)
             }
         };
-        let mut fed: Option<u64> = None;
-        let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
-        tokio::pin!(encode_deadline);
-        let mut last_saved = Instant::now();
-        let result = loop {
-            tokio::select! {
-                changed = encode.progress.changed() => {
-                    if changed.is_err() {
-                        break encode.finish().await;
-                    }
-                    let progress = *encode.progress.borrow_and_update();
-                    if let Some(total) = progress.total
-                        && last_saved.elapsed() >= Duration::from_millis(500)
-                    {
-                        job.progress = (progress.seconds / total * 100.0).clamp(0.0, 99.0).round();
-                        job.speed = (progress.speed > 0.0).then_some(progress.speed);
-                        job.eta_seconds = job.speed.map(|speed| {
-                            ((total - progress.seconds).max(0.0) / speed).round()
-                        });
-                        *revision = self.save_over(job, *revision, stops).await;
-                        last_saved = Instant::now();
-                    }
-                }
-                done = async { feeding.as_mut().expect("guarded").await }, if feeding.is_some() => {
-                    feeding = None;
-                    match feed::outcome(done) {
-                        // The time limit is for the conversion, not for the
-                        // upload (bounded by Ingest's rate floor and the
-                        // idle limit): it starts over once the upload is in.
-                        Ok(size) => {
-                            fed = Some(size);
-                            encode_deadline
-                                .as_mut()
-                                .reset(tokio::time::Instant::now() + self.media.encode_timeout);
-                        }
-                        Err(err) => {
-                            encode.kill();
-                            let _ = encode.finish().await;
-                            return Err(err);
-                        }
-                    }
-                }
-                _ = stops.canceled.cancelled() => {
-                    encode.kill();
-                    let _ = encode.finish().await;
-                    return Err(AttemptError::Canceled);
-                }
-                _ = stops.superseded.cancelled() => {
-                    encode.kill();
-                    let _ = encode.finish().await;
-                    return Err(AttemptError::Superseded);
-                }
-                _ = interrupt.cancelled() => {
-                    encode.kill();
-                    let _ = encode.finish().await;
-                    return Err(AttemptError::Interrupted);
-                }
-                _ = &mut encode_deadline => {
-                    encode.kill();
-                    let _ = encode.finish().await;
-                    return Err(AttemptError::Rejected(format!(
-                        "the conversion took longer than the limit of {} seconds",
-                        self.media.encode_timeout.as_secs()
-                    )));
-                }
-            }
+        let mut watch = Watch {
+            job,
+            revision,
+            interrupt,
+            stops,
         };
-        // ffmpeg is done with what it was given; a followed upload counts
-        // only once it is whole and matches its digest.
-        if let Some(feeding) = feeding {
-            let done = tokio::select! {
-                done = feeding => done,
-                _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
-                _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
-                _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
-            };
-            fed = Some(feed::outcome(done)?);
+        let mut passed = self.pass(&mut watch, encode, feeding, (0, passes)).await?;
+        if let Some(size) = passed.fed {
+            watch.job.input_bytes = size;
         }
-        result?;
-        if let Some(size) = fed {
-            job.input_bytes = size;
+        let mut loudness = None;
+        if let Some(target) = target {
+            let unread = |what| transient(what)("ffmpeg did not report it");
+            let measured = ffmpeg::parse_measurement(&passed.finished.lines)
+                .ok_or_else(|| unread("read the loudness measurement"))?;
+            let (args, normalization) =
+                plan.encode_args(Some((target, measured)), passed.finished.input_rate);
+            let encode = Encode::start(media, Input::File(&input), Some(&output_path), &args)?;
+            passed = self.pass(&mut watch, encode, None, (1, passes)).await?;
+            let output = ffmpeg::parse_output(&passed.finished.lines)
+                .ok_or_else(|| unread("read the output's loudness"))?;
+            loudness = Some(LoudnessReport {
+                target,
+                input: measured.stats,
+                output,
+                normalization: normalization.unwrap_or(Normalization::Linear),
+            });
         }
+        let job = watch.job;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "encoded");
         // ffmpeg's last report says how much audio it wrote. Each ffprobe run
         // costs about as much CPU as a short encode (mostly loading its
         // libraries), so the output is probed only when ffmpeg did not say.
-        let last = *encode.progress.borrow();
+        let last = passed.last;
         let duration = if last.seconds > 0.0 {
             last.seconds
         } else {
@@ -217,13 +186,122 @@ impl Transcoder {
         let file = tokio::fs::File::open(&output_path)
             .await
             .map_err(transient("open the output"))?;
-        let metadata = [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        let mut metadata: std::collections::HashMap<String, String> =
+            [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        if let Some(report) = &loudness
+            && let Ok(json) = serde_json::to_string(report)
+        {
+            metadata.insert(OUTPUT_LOUDNESS.to_string(), json);
+        }
         let phase = Instant::now();
         let info = objects::put_object(&self.outputs, &object, file, self.chunk_size, metadata)
             .await
             .map_err(transient("store the output"))?;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "audio stored");
-        Ok(output(info.size as u64, duration))
+        Ok(output(info.size as u64, duration, loudness))
+    }
+
+    /// Runs one ffmpeg pass to its end, recording progress as the share
+    /// `(index, count)` of the whole conversion, and stopping it when the
+    /// job is canceled or taken over, the transcoder shuts down, or it runs
+    /// out of time. A pass fed as the upload arrives ends only once the
+    /// upload is whole and matches its digest.
+    async fn pass(
+        &self,
+        watch: &mut Watch<'_>,
+        mut encode: Encode,
+        mut feeding: Option<AbortOnDropHandle<std::io::Result<u64>>>,
+        (index, count): (usize, usize),
+    ) -> Result<Passed, AttemptError> {
+        let Watch {
+            job,
+            revision,
+            interrupt,
+            stops,
+        } = watch;
+        let mut fed: Option<u64> = None;
+        let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
+        tokio::pin!(encode_deadline);
+        let mut last_saved = Instant::now();
+        let result = loop {
+            tokio::select! {
+                changed = encode.progress.changed() => {
+                    if changed.is_err() {
+                        break encode.finish().await;
+                    }
+                    let progress = *encode.progress.borrow_and_update();
+                    if let Some(total) = progress.total
+                        && last_saved.elapsed() >= Duration::from_millis(500)
+                    {
+                        let done = (progress.seconds / total).clamp(0.0, 1.0);
+                        let share = (index as f64 + done) / count as f64;
+                        job.progress = (share * 100.0).clamp(0.0, 99.0).round();
+                        job.speed = (progress.speed > 0.0).then_some(progress.speed);
+                        // Later passes read the whole input again.
+                        let left = (total - progress.seconds).max(0.0)
+                            + total * (count - index - 1) as f64;
+                        job.eta_seconds = job.speed.map(|speed| (left / speed).round());
+                        **revision = self.save_over(job, **revision, stops).await;
+                        last_saved = Instant::now();
+                    }
+                }
+                done = async { feeding.as_mut().expect("guarded").await }, if feeding.is_some() => {
+                    feeding = None;
+                    match feed::outcome(done) {
+                        // The time limit is for the conversion, not for the
+                        // upload (bounded by Ingest's rate floor and the
+                        // idle limit): it starts over once the upload is in.
+                        Ok(size) => {
+                            fed = Some(size);
+                            encode_deadline
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + self.media.encode_timeout);
+                        }
+                        Err(err) => {
+                            stop(&mut encode).await;
+                            return Err(err);
+                        }
+                    }
+                }
+                _ = stops.canceled.cancelled() => {
+                    stop(&mut encode).await;
+                    return Err(AttemptError::Canceled);
+                }
+                _ = stops.superseded.cancelled() => {
+                    stop(&mut encode).await;
+                    return Err(AttemptError::Superseded);
+                }
+                _ = interrupt.cancelled() => {
+                    stop(&mut encode).await;
+                    return Err(AttemptError::Interrupted);
+                }
+                _ = &mut encode_deadline => {
+                    stop(&mut encode).await;
+                    return Err(AttemptError::Rejected(format!(
+                        "the conversion took longer than the limit of {} seconds",
+                        self.media.encode_timeout.as_secs()
+                    )));
+                }
+            }
+        };
+        // ffmpeg is done with what it was given; a followed upload counts
+        // only once it is whole and matches its digest.
+        if let Some(feeding) = feeding {
+            let done = tokio::select! {
+                done = feeding => done,
+                _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
+                _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
+                _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
+            };
+            fed = Some(feed::outcome(done)?);
+        }
+        let finished = result?;
+        let last = *encode.progress.borrow();
+        Ok(Passed {
+            finished,
+            last,
+            fed,
+        })
     }
 
     /// Copies the upload to a local file, streaming.
@@ -253,4 +331,10 @@ impl Transcoder {
             .map_err(transient("write the input file"))?;
         Ok(())
     }
+}
+
+/// Kills a pass and waits for it to be gone.
+async fn stop(encode: &mut Encode) {
+    encode.kill();
+    let _ = encode.finish().await;
 }

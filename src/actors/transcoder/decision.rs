@@ -71,6 +71,7 @@ mod tests {
             content_type: "audio/mpeg".into(),
             filename: "a.mp3".into(),
             duration_seconds: 1.0,
+            loudness: None,
         };
         let cases: Vec<(Result<Output, AttemptError>, u32, Decision)> = vec![
             (Ok(output), 0, Decision::Finish(JobState::Completed)),

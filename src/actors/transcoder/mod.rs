@@ -50,6 +50,8 @@ const IDLE_PULLS_BEFORE_CHECK: u32 = 5;
 
 /// Object metadata key of a stored output's duration in seconds.
 pub const OUTPUT_DURATION: &str = "duration_seconds";
+/// Object metadata key of a normalized output's loudness report (JSON).
+pub const OUTPUT_LOUDNESS: &str = "loudness";
 
 pub struct Transcoder {
     js: Context,

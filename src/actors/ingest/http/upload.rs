@@ -35,8 +35,8 @@ pub(super) enum Accepted {
 }
 
 /// Reads the multipart form: streams `file` into the object store and reads
-/// `format`, `bitrate` and `sample_rate`. Whatever goes wrong after the file
-/// is stored removes it again.
+/// `format` and the encoding options. Whatever goes wrong after the file is
+/// stored removes it again.
 pub(super) async fn accept_upload(
     ingest: &Ingest,
     caller: &Claims,
@@ -81,7 +81,9 @@ pub(super) async fn accept_upload(
                 ingest.abandon_streamed(&job, key).await;
                 Err(ApiError::BadRequest(
                     "options_after_file",
-                    "`format`, `bitrate` and `sample_rate` must all come before `file`".into(),
+                    "`format` and the options (`bitrate`, `sample_rate`, `channels`, \
+                     `loudness`) must all come before `file`"
+                        .into(),
                 ))
             }
         }
@@ -228,20 +230,15 @@ async fn read_form(
                     }
                 }
             }
-            Some(name @ ("format" | "bitrate" | "sample_rate")) => {
+            Some("format") => {
+                let text = bounded_text(field, "format").await?;
+                format = submission::format_named(Some(text.trim()))?;
+                format_given = stored.is_none();
+            }
+            Some(name) if submission::OPTION_FIELDS.contains(&name) => {
                 let name = name.to_string();
                 let text = bounded_text(field, &name).await?;
-                let text = text.trim();
-                match name.as_str() {
-                    "format" => {
-                        format = submission::format_named(Some(text))?;
-                        format_given = stored.is_none();
-                    }
-                    "bitrate" => {
-                        options.bitrate = Some(submission::parse_number(&name, text, Some('k'))?)
-                    }
-                    _ => options.sample_rate = Some(submission::parse_number(&name, text, None)?),
-                }
+                submission::set_option(&mut options, &name, &text)?;
             }
             // Further files are skipped: the parser reads past them without
             // keeping them.

@@ -60,11 +60,8 @@ pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
             // tus-js-client's examples send `filename`, Uppy sends `name` too.
             "filename" | "name" => filename = Some(text()?),
             "format" => format = Some(submission::format_named(Some(text()?.trim()))?),
-            "bitrate" => {
-                options.bitrate = Some(submission::parse_number(key, text()?.trim(), Some('k'))?)
-            }
-            "sample_rate" => {
-                options.sample_rate = Some(submission::parse_number(key, text()?.trim(), None)?)
+            key if submission::OPTION_FIELDS.contains(&key) => {
+                submission::set_option(&mut options, key, &text()?)?
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
-//! The encode: ffmpeg reading the upload within the probe's bounds, the
-//! first audio stream only, confined, its input report checked against the
-//! media policy and its progress reported as it goes.
+//! One ffmpeg pass: ffmpeg reading the upload within the probe's bounds,
+//! the first audio stream only, confined, its input report checked against
+//! the media policy and its progress reported as it goes. A pass either
+//! writes the output or only measures (its filters' reports are kept).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -10,36 +11,11 @@ use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
 use tokio::sync::watch;
 
 use super::sandbox;
-use crate::wire::{AudioOptions, Format};
 
 use super::report::{InputReport, StreamKind};
 use super::{
     ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, limit_hit, tool,
 };
-
-/// Encoder, bit rate, sample rate and container of an output. Options were
-/// checked against the format when the job was accepted.
-fn codec_args(format: Format, options: AudioOptions) -> Vec<String> {
-    let (default_bitrate, default_rate) = format.defaults();
-    let (codec, container, extra): (&str, &str, &[&str]) = match format {
-        Format::Mp3 => ("libmp3lame", "mp3", &[]),
-        // The index up front, so players can start before the download ends.
-        Format::Aac => ("aac", "ipod", &["-movflags", "+faststart"]),
-        Format::Opus => ("libopus", "ogg", &[]),
-        Format::Flac => ("flac", "flac", &[]),
-        Format::Wav => ("pcm_s16le", "wav", &[]),
-    };
-    let mut args: Vec<String> = vec!["-c:a".into(), codec.into()];
-    if let Some(kbits) = options.bitrate.or(default_bitrate) {
-        args.extend(["-b:a".into(), format!("{kbits}k")]);
-    }
-    if let Some(rate) = options.sample_rate.or(default_rate) {
-        args.extend(["-ar".into(), rate.to_string()]);
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args.extend(["-f".into(), container.into()]);
-    args
-}
 
 /// Progress of a running encode.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -57,9 +33,23 @@ pub struct Progress {
 pub struct Encode {
     child: Arc<Mutex<ffmpeg_sidecar::child::FfmpegChild>>,
     pid: u32,
-    events: tokio::task::JoinHandle<Result<(), MediaError>>,
+    events: tokio::task::JoinHandle<Result<Finished, MediaError>>,
     pub progress: watch::Receiver<Progress>,
 }
+
+/// What a pass that ended well says besides its output.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// The last lines ffmpeg logged after describing its input, without
+    /// their level prefix: where filters such as `loudnorm` report.
+    pub lines: Vec<String>,
+    /// The sample rate of the input's first audio stream, if ffmpeg said.
+    pub input_rate: Option<u32>,
+}
+
+/// How many of a pass's last log lines are kept: enough for a filter's
+/// summary, never the whole log of a long input.
+const KEPT_LINES: usize = 64;
 
 /// What ffmpeg reads.
 pub enum Input<'a> {
@@ -71,22 +61,18 @@ pub enum Input<'a> {
 }
 
 impl Encode {
-    /// Starts converting `input` to `output`.
+    /// Starts a pass over `input` with the output arguments `args`, writing
+    /// to `output` or, without one, only running the filters.
     pub fn start(
         policy: &MediaPolicy,
         input: Input<'_>,
-        output: &Path,
-        format: Format,
-        options: AudioOptions,
+        output: Option<&Path>,
+        args: &[String],
     ) -> Result<Encode, MediaError> {
         let (files, source, protocol) = match input {
-            Input::File(path) => (
-                sandbox::Files::open(path, Some(output)),
-                sandbox::INPUT,
-                "file",
-            ),
+            Input::File(path) => (sandbox::Files::open(path, output), sandbox::INPUT, "file"),
             Input::Pipe(pipe) => (
-                sandbox::Files::piped(pipe, Some(output)),
+                sandbox::Files::piped(pipe, output),
                 sandbox::INPUT_PIPE,
                 "pipe",
             ),
@@ -106,9 +92,12 @@ impl Encode {
             .arg(source)
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-threads", threads.as_str()])
-            .args(codec_args(format, options))
-            .arg("-y")
-            .arg(sandbox::OUTPUT);
+            .args(args);
+        match output {
+            Some(_) => command.arg("-y").arg(sandbox::OUTPUT),
+            // The null muxer opens no file at all.
+            None => command.args(["-f", "null", "-"]),
+        };
         sandbox::confine(command.as_inner_mut(), policy, &files);
         let mut child = command
             .spawn()
@@ -127,6 +116,8 @@ impl Encode {
             let mut judged = false;
             let mut progress = Progress::default();
             let mut too_long = false;
+            let mut finished = Finished::default();
+            let mut lines = std::collections::VecDeque::with_capacity(KEPT_LINES);
             for event in iter {
                 let ends_dump = ends_input_dump(&event);
                 match event {
@@ -140,9 +131,23 @@ impl Encode {
                     }
                     FfmpegEvent::ParsedInputStream(stream) if describing => {
                         report.streams.push(stream_kind(&stream));
+                        if let ffmpeg_sidecar::event::StreamTypeSpecificData::Audio(audio) =
+                            &stream.type_specific_data
+                        {
+                            finished.input_rate.get_or_insert(audio.sample_rate);
+                        }
                     }
                     FfmpegEvent::Log(LogLevel::Info, line) if describing => {
                         report.unparsed_line(&line);
+                    }
+                    // A filter's report of several lines has the level
+                    // prefix on its first line only.
+                    FfmpegEvent::Log(LogLevel::Info | LogLevel::Unknown, line) => {
+                        if lines.len() == KEPT_LINES {
+                            lines.pop_front();
+                        }
+                        let line = line.strip_prefix("[info]").unwrap_or(&line);
+                        lines.push_back(line.trim_end().to_string());
                     }
                     FfmpegEvent::Progress(p) => {
                         progress.seconds = parse_clock(&p.time).unwrap_or(0.0);
@@ -200,7 +205,8 @@ impl Encode {
                 reason.replace(source, "upload")
             };
             if status.success() {
-                Ok(())
+                finished.lines = lines.into();
+                Ok(finished)
             } else if let Some(reason) = limit_hit(status, &limits) {
                 Err(MediaError::Rejected(reason))
             } else if !report.opened {
@@ -232,7 +238,7 @@ impl Encode {
     }
 
     /// Waits for ffmpeg to exit.
-    pub async fn finish(&mut self) -> Result<(), MediaError> {
+    pub async fn finish(&mut self) -> Result<Finished, MediaError> {
         (&mut self.events).await.map_err(tool("watch ffmpeg"))?
     }
 }

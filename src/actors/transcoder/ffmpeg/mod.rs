@@ -11,15 +11,21 @@
 //! concat list disguised as a video therefore cannot make it read other
 //! files.
 //!
-//! - `encode`: the confined encode, its input report and its progress
+//! - `plan`: the passes an output takes, and their filters and encoder
+//! - `loudness`: the measuring and normalizing filters, and their reports
+//! - `encode`: one confined ffmpeg pass, its input report and its progress
 //! - `report`: the media policy, checked on that report
 //! - `probe`: ffprobe for the rare questions the report leaves open
 
 mod encode;
+mod loudness;
+mod plan;
 mod probe;
 mod report;
 
-pub use encode::{Encode, Input, Progress};
+pub use encode::{Encode, Finished, Input, Progress};
+pub use loudness::{parse_measurement, parse_output};
+pub use plan::Plan;
 pub use probe::{audio_duration, output_duration};
 
 use std::os::unix::process::ExitStatusExt;

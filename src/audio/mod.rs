@@ -1,6 +1,14 @@
 //! The audio formats mediajet makes and the encoding options each takes:
 //! service policy (which bit rates and sample rates, which defaults), kept
 //! apart from the wire contract that merely carries a format's name.
+//!
+//! - `loudness`: normalization targets and the statistics a job reports
+
+mod loudness;
+
+pub use loudness::{
+    Loudness, LoudnessPreset, LoudnessReport, LoudnessStats, LoudnessTarget, Normalization, PRESETS,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +41,7 @@ pub const FORMATS: [Format; 5] = [
 const COMMON_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 /// Encoding options of a job: `None` takes the format's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AudioOptions {
     /// Bit rate in kbit/s (lossy formats only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +49,29 @@ pub struct AudioOptions {
     /// Sample rate in Hz.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
+    /// 1 (mono, a downmix) or 2 (stereo); absent keeps the input's layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2)]
+    pub channels: Option<u8>,
+    /// Loudness to normalize to; absent leaves the level as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<Loudness>,
+}
+
+/// An option a format cannot take: which one, and what it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    pub option: &'static str,
+    pub message: String,
+}
+
+impl AudioOptions {
+    /// The channel count to encode: the one asked for, else the one the
+    /// loudness preset implies.
+    pub fn channel_count(&self) -> Option<u8> {
+        self.channels
+            .or_else(|| self.loudness.and_then(Loudness::channels))
+    }
 }
 
 impl Format {
@@ -70,6 +101,12 @@ impl Format {
         }
     }
 
+    /// Whether the format's encoder discards sound (and so overshoots the
+    /// peaks it is given).
+    pub fn is_lossy(self) -> bool {
+        matches!(self, Format::Mp3 | Format::Aac | Format::Opus)
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Mp3 => "audio/mpeg",
@@ -95,7 +132,25 @@ impl Format {
 
     /// Checks options against what this format can encode, with a sentence
     /// saying what is allowed when they do not fit.
-    pub fn check(self, options: AudioOptions) -> Result<(), String> {
+    pub fn check(self, options: AudioOptions) -> Result<(), OptionError> {
+        let refuse = |option, message| Err(OptionError { option, message });
+        if let Some((option, message)) = self.check_rates(options) {
+            return refuse(option, message);
+        }
+        if options.channels.is_some_and(|c| !(1..=2).contains(&c)) {
+            return refuse(
+                "channels",
+                "`channels` must be 1 (mono) or 2 (stereo)".into(),
+            );
+        }
+        if let Some(Err(message)) = options.loudness.map(Loudness::check) {
+            return refuse("loudness", message);
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the bit rate or sample rate, if anything.
+    fn check_rates(self, options: AudioOptions) -> Option<(&'static str, String)> {
         const MP3_RATES: &[u32] = &[
             32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
         ];
@@ -130,21 +185,27 @@ impl Format {
             ),
         };
         if !bitrates_ok {
-            return Err(format!("{} takes a bitrate of {bitrate_rule}", self.name()));
+            return Some((
+                "bitrate",
+                format!("{} takes a bitrate of {bitrate_rule}", self.name()),
+            ));
         }
         let rates = match self {
             Format::Mp3 | Format::Aac => COMMON_RATES,
             Format::Opus => OPUS_RATES,
             Format::Flac | Format::Wav => LOSSLESS_RATES,
         };
-        if options.sample_rate.is_some_and(|r| !rates.contains(&r)) {
-            return Err(format!(
-                "{} takes a sample rate of one of {} Hz",
-                self.name(),
-                list(rates)
-            ));
-        }
-        Ok(())
+        options
+            .sample_rate
+            .is_some_and(|r| !rates.contains(&r))
+            .then(|| {
+                let message = format!(
+                    "{} takes a sample rate of one of {} Hz",
+                    self.name(),
+                    list(rates)
+                );
+                ("sample_rate", message)
+            })
     }
 }
 
@@ -164,6 +225,7 @@ mod tests {
         let opts = |bitrate, sample_rate| AudioOptions {
             bitrate,
             sample_rate,
+            ..AudioOptions::default()
         };
         for format in FORMATS {
             let (bitrate, sample_rate) = format.defaults();
@@ -180,5 +242,10 @@ mod tests {
         assert!(Format::Flac.check(opts(Some(128), None)).is_err());
         assert!(Format::Wav.check(opts(None, Some(96000))).is_ok());
         assert!(Format::Aac.check(opts(Some(400), None)).is_err());
+        let stereo = AudioOptions {
+            channels: Some(6),
+            ..AudioOptions::default()
+        };
+        assert_eq!(Format::Mp3.check(stereo).unwrap_err().option, "channels");
     }
 }
