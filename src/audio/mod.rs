@@ -3,12 +3,15 @@
 //! apart from the wire contract that merely carries a format's name.
 //!
 //! - `loudness`: normalization targets and the statistics a job reports
+//! - `trim`: the times a trim is given in
 
 mod loudness;
+mod trim;
 
 pub use loudness::{
     Loudness, LoudnessPreset, LoudnessReport, LoudnessStats, LoudnessTarget, Normalization, PRESETS,
 };
+pub use trim::{parse_seconds, parse_time};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +59,18 @@ pub struct AudioOptions {
     /// Loudness to normalize to; absent leaves the level as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<Loudness>,
+    /// Where in the input the output starts, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<f64>,
+    /// Where in the input the output ends, in seconds (past the input's
+    /// end: at its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+    /// Variable bit rate quality instead of `bitrate`, lossy formats only:
+    /// 0 (best, largest) to 9 (smallest), after LAME's `-V` scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9)]
+    pub vbr: Option<u8>,
 }
 
 /// An option a format cannot take: which one, and what it takes.
@@ -145,6 +160,28 @@ impl Format {
         }
         if let Some(Err(message)) = options.loudness.map(Loudness::check) {
             return refuse("loudness", message);
+        }
+        if let (Some(start), Some(end)) = (options.start, options.end)
+            && end <= start
+        {
+            return refuse(
+                "end",
+                format!("`end` ({end} s) must come after `start` ({start} s)"),
+            );
+        }
+        if let Some(vbr) = options.vbr {
+            if !self.is_lossy() {
+                return refuse(
+                    "vbr",
+                    format!("{} is lossless: it takes no `vbr`", self.name()),
+                );
+            }
+            if vbr > 9 {
+                return refuse("vbr", "`vbr` must be 0 (best) to 9 (smallest)".into());
+            }
+            if options.bitrate.is_some() {
+                return refuse("vbr", "give `bitrate` or `vbr`, not both".into());
+            }
         }
         Ok(())
     }
@@ -247,5 +284,21 @@ mod tests {
             ..AudioOptions::default()
         };
         assert_eq!(Format::Mp3.check(stereo).unwrap_err().option, "channels");
+        let refused = |format: Format, options| format.check(options).unwrap_err().option;
+        let trim = AudioOptions {
+            start: Some(10.0),
+            end: Some(10.0),
+            ..AudioOptions::default()
+        };
+        assert_eq!(refused(Format::Mp3, trim), "end");
+        let vbr = |vbr, bitrate| AudioOptions {
+            vbr: Some(vbr),
+            bitrate,
+            ..AudioOptions::default()
+        };
+        assert!(Format::Opus.check(vbr(2, None)).is_ok());
+        assert_eq!(refused(Format::Mp3, vbr(10, None)), "vbr");
+        assert_eq!(refused(Format::Flac, vbr(2, None)), "vbr");
+        assert_eq!(refused(Format::Aac, vbr(2, Some(128))), "vbr");
     }
 }

@@ -40,6 +40,15 @@ pub struct SubmitArgs {
     /// atsc-a85, or a target such as '{"integrated": -18, "true_peak": -1.5}'.
     #[arg(long)]
     pub loudness: Option<String>,
+    /// Start the output here in the input: seconds or a clock (1:30).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End the output here in the input: seconds or a clock (1:02:03.5).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Variable bit rate instead of --bitrate: 0 (best) to 9 (smallest).
+    #[arg(long)]
+    pub vbr: Option<u8>,
     /// Where the audio goes: a file, or a directory for the server's file
     /// name. Default: the server's file name in the current directory.
     #[arg(long, short)]
@@ -67,14 +76,22 @@ impl SubmitArgs {
             ("bitrate", self.bitrate),
             ("sample_rate", self.sample_rate),
             ("channels", self.channels.map(u32::from)),
+            ("vbr", self.vbr.map(u32::from)),
         ];
         for (name, value) in numbers {
             if let Some(value) = value {
                 options.push((name, value.to_string()));
             }
         }
-        if let Some(loudness) = &self.loudness {
-            options.push(("loudness", loudness.clone()));
+        let texts = [
+            ("loudness", &self.loudness),
+            ("start", &self.start),
+            ("end", &self.end),
+        ];
+        for (name, value) in texts {
+            if let Some(value) = value {
+                options.push((name, value.clone()));
+            }
         }
         options
     }

@@ -144,6 +144,14 @@ pub struct SubmitRequest {
     /// Read as any JSON value so that a bad one gets `invalid_loudness`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<serde_json::Value>,
+    /// Trim: seconds, or a clock as a string (`"1:30"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<serde_json::Value>,
+    /// 0 (best) to 9 (smallest), instead of `bitrate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vbr: Option<u32>,
     /// The file name the job shows and the download is named after
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,7 +61,15 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     submit
         .arg("submit")
         .arg(&video)
-        .args(["--format", "opus", "--loudness", "podcast-mono", "--output"])
+        .args([
+            "--format",
+            "opus",
+            "--loudness",
+            "podcast-mono",
+            "--end",
+            "1.5",
+        ])
+        .arg("--output")
         .arg(out.path());
     let submitted = run(submit).await;
     let stdout = String::from_utf8_lossy(&submitted.stdout);
@@ -71,10 +79,11 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     assert!(stdout.contains(&audio.display().to_string()), "{stdout}");
     let probed = common::probe(&audio);
     assert_eq!(probed.codec, "opus");
-    assert!((probed.duration - 2.0).abs() < 0.3, "{}", probed.duration);
+    assert!((probed.duration - 1.5).abs() < 0.1, "{}", probed.duration);
     let jobs = app.list_jobs(&token).await;
     let job = &jobs[0];
     assert_eq!(job["loudness"], "podcast-mono", "{jobs}");
+    assert_eq!(job["end"], 1.5, "{jobs}");
     assert_eq!(job["output"]["loudness"]["target"]["integrated"], -19.0);
 
     // The file is there now: not replaced without --force.

@@ -5,12 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use base64::Engine;
-use bytes::Bytes;
 use serde_json::Value;
 
 use crate::common::{self, TestApp};
-use crate::common::{tus_create, tus_patch, tus_try_create};
 
 fn loudness_tool(args: &[&str]) -> Vec<u8> {
     let output = Command::new("python3")
@@ -65,16 +62,7 @@ fn measure(path: &Path) -> Value {
 
 /// Downloads a completed job's audio and measures it.
 async fn measured_output(app: &TestApp, token: &str, job: &Value) -> Value {
-    assert_eq!(job["state"], "completed", "{job}");
-    let id = job["id"].as_str().unwrap();
-    let audio = app.get(token, &format!("/v1/jobs/{id}/output")).await;
-    assert_eq!(audio.status(), 200);
-    let path = app
-        .dir
-        .path()
-        .join(job["output"]["filename"].as_str().unwrap());
-    std::fs::write(&path, audio.bytes().await.unwrap()).unwrap();
-    measure(&path)
+    measure(&app.save_output(token, job).await)
 }
 
 fn number(value: &Value) -> f64 {
@@ -167,72 +155,4 @@ async fn peaks_no_gain_can_fit_are_limited_to_the_ceiling_and_reported_as_dynami
     );
     assert_eq!(job["loudness"]["integrated"], -16.0, "{job}");
     assert_eq!(job["loudness"]["true_peak"], -1.5, "{job}");
-}
-
-#[tokio::test]
-async fn bad_loudness_and_channels_are_a_400_naming_the_option_on_every_way_in() {
-    let app = common::spawn_app().await;
-    let token = app.new_user("ann@example.com").await;
-    let video = common::make_video(app.dir.path(), "clip.mp4", 1);
-    let cases: [(&str, &str, &str, &str); 6] = [
-        ("loudness", "loud", "invalid_loudness", "podcast"),
-        (
-            "loudness",
-            r#"{"integrated": -60}"#,
-            "invalid_loudness",
-            "-40 to -5",
-        ),
-        (
-            "loudness",
-            r#"{"integrated": -16, "true_peak": 3}"#,
-            "invalid_loudness",
-            "true_peak",
-        ),
-        (
-            "loudness",
-            r#"{"integrated": -16, "gain": 3}"#,
-            "invalid_loudness",
-            "gain",
-        ),
-        ("channels", "3", "invalid_channels", "1 (mono) or 2"),
-        ("channels", "stereo", "invalid_channels", "1 or 2"),
-    ];
-    for (field, value, code, words) in cases {
-        let response = app.upload_with(&token, &video, &[(field, value)]).await;
-        assert_eq!(response.status(), 400, "{field}={value}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{field}={value}: {body}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(words), "{field}={value}: {message}");
-
-        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
-        let created = tus_try_create(&app.api, &token, 100, &format!("{field} {encoded}")).await;
-        assert_eq!(created.status(), 400, "tus {field}={value}");
-        let body: Value = created.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "tus {field}={value}: {body}");
-    }
-    assert!(app.listed_ids(&token).await.is_empty(), "no job was made");
-
-    // The same options, valid, through tus metadata.
-    let bytes = Bytes::from(std::fs::read(&video).unwrap());
-    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-    let metadata = format!(
-        "filename {},loudness {},channels {}",
-        encode("clip.mp4"),
-        encode("streaming"),
-        encode("1")
-    );
-    let url = tus_create(&app.api, &token, bytes.len() as u64, &metadata).await;
-    let done = tus_patch(&app.api, &token, &url, 0, bytes).await;
-    assert_eq!(done.status(), 204);
-    let id = done.headers()["mediajet-job-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let job = app.wait_until_finished(&token, &id).await;
-    assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(job["loudness"], "streaming");
-    assert_eq!(job["channels"], 1);
-    let measured = measured_output(&app, &token, &job).await;
-    assert_eq!(measured["channels"], 1, "{job}");
 }

@@ -23,6 +23,7 @@ mod nats_submit;
 mod nomad;
 mod nomad_tasks;
 mod openapi;
+mod options;
 mod permissions;
 mod progress;
 mod prometheus;

@@ -168,6 +168,9 @@ async def main():
         ("bad loudness", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "loudness": {"integrated": 3}},
          {"Authorization": ann}, "400", "invalid_loudness"),
+        ("bad start", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4", "start": "soon"},
+         {"Authorization": ann}, "400", "invalid_start"),
         ("unknown loudness preset", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "loudness": "loud"},
          {"Authorization": ann}, "400", "invalid_loudness"),
@@ -192,7 +195,7 @@ async def main():
 
     # A refused request does not use up its message id: corrected, it runs.
     fixed = {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac",
-             "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1}
+             "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1, "start": "0:00.25"}
     bad = dict(fixed, bitrate=128)
     headers = {"Authorization": ann, "Nats-Msg-Id": "second-1"}
     reply, _ = await request(nc, "mediajet.jobs.submit", bad, headers)
@@ -200,6 +203,7 @@ async def main():
     reply, _ = await request(nc, "mediajet.jobs.submit", fixed, headers)
     check(reply.get("duplicate") is False and reply["job"]["format"] == "flac", reply)
     check(reply["job"]["loudness"]["integrated"] == -20 and reply["job"]["channels"] == 1, reply)
+    check(reply["job"]["start"] == 0.25, reply)
     seen["second_job_id"] = reply["job"]["id"]
     # The upload that was refused for Bob is Ann's and still converts.
     await nc.close()

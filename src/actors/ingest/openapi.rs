@@ -71,6 +71,18 @@ pub struct JobForm {
     /// `invalid_loudness`.
     #[schema(max_length = 256, example = "podcast")]
     loudness: Option<String>,
+    /// Where the output starts in the input: seconds (`90.5`) or a clock
+    /// (`1:30`, `01:02:03.250`). A start at or past the input's end fails
+    /// the job (the input's length is known once it is read).
+    #[schema(max_length = 16, example = "1:30")]
+    start: Option<String>,
+    /// Where the output ends, as `start`; after `start`.
+    #[schema(max_length = 16, example = "01:02:03.250")]
+    end: Option<String>,
+    /// Variable bit rate instead of `bitrate` (mp3, aac, opus): 0 (best)
+    /// to 9 (smallest).
+    #[schema(minimum = 0, maximum = 9)]
+    vbr: Option<u8>,
 }
 
 // The schema of `wire::ErrorReply`, the body every NATS error reply carries

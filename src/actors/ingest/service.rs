@@ -17,7 +17,7 @@ use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
-use crate::audio::Loudness;
+use crate::audio::{Loudness, parse_seconds};
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::telemetry;
@@ -154,7 +154,19 @@ async fn checked_job(
         .map(Loudness::from_json)
         .transpose()
         .map_err(|message| submission::refused("loudness", message))?;
+    let time = |name: &'static str, value: &Option<serde_json::Value>| {
+        value
+            .as_ref()
+            .map(|value| {
+                parse_seconds(value)
+                    .ok_or_else(|| submission::refused(name, submission::bad_time(name)))
+            })
+            .transpose()
+    };
     let options = AudioOptions {
+        start: time("start", &asked.start)?,
+        end: time("end", &asked.end)?,
+        vbr: asked.vbr.map(|v| u8::try_from(v).unwrap_or(u8::MAX)),
         bitrate: asked.bitrate,
         sample_rate: asked.sample_rate,
         channels: asked.channels.map(|c| u8::try_from(c).unwrap_or(u8::MAX)),

@@ -9,7 +9,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
 use super::tus::record::UploadId;
-use crate::audio::Loudness;
+use crate::audio::{Loudness, parse_time};
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
@@ -41,6 +41,9 @@ fn option_code(option: &str) -> &'static str {
     match option {
         "loudness" => "invalid_loudness",
         "channels" => "invalid_channels",
+        "start" => "invalid_start",
+        "end" => "invalid_end",
+        "vbr" => "invalid_vbr",
         _ => "invalid_options",
     }
 }
@@ -53,7 +56,15 @@ pub(super) fn check_options(format: Format, options: AudioOptions) -> Result<(),
 }
 
 /// The encoding options a form field or metadata pair may set, by name.
-pub(super) const OPTION_FIELDS: [&str; 4] = ["bitrate", "sample_rate", "channels", "loudness"];
+pub(super) const OPTION_FIELDS: [&str; 7] = [
+    "bitrate",
+    "sample_rate",
+    "channels",
+    "loudness",
+    "start",
+    "end",
+    "vbr",
+];
 
 /// Sets the option `name` (one of [`OPTION_FIELDS`]) from its text, as a
 /// multipart field or a tus metadata value gives it.
@@ -75,9 +86,29 @@ pub(super) fn set_option(
             options.loudness =
                 Some(Loudness::parse(text).map_err(|message| refused("loudness", message))?)
         }
+        "start" | "end" => {
+            let seconds = parse_time(text).ok_or_else(|| refused(name, bad_time(name)))?;
+            if name == "start" {
+                options.start = Some(seconds);
+            } else {
+                options.end = Some(seconds);
+            }
+        }
+        "vbr" => {
+            let vbr = parse_number(name, text, None)
+                .map_err(|_| refused("vbr", "`vbr` must be 0 (best) to 9 (smallest)".into()))?;
+            options.vbr = Some(u8::try_from(vbr).unwrap_or(u8::MAX));
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// What a time must look like.
+pub(super) fn bad_time(name: &str) -> String {
+    format!(
+        "`{name}` must be seconds (`90.5`) or a clock (`1:30`, `01:02:03.250`), at most 100 hours"
+    )
 }
 
 /// The refusal of an option's value.

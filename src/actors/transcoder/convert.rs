@@ -128,9 +128,15 @@ impl Transcoder {
             interrupt,
             stops,
         };
-        let mut passed = self.pass(&mut watch, encode, feeding, (0, passes)).await?;
+        let mut passed = self
+            .pass(&mut watch, &plan, encode, feeding, (0, passes))
+            .await?;
         if let Some(size) = passed.fed {
             watch.job.input_bytes = size;
+        }
+        // A pass short enough to end before its first progress report.
+        if let Some(reason) = passed.last.total.and_then(|total| plan.refusal(total)) {
+            return Err(AttemptError::Rejected(reason));
         }
         let mut loudness = None;
         if let Some(target) = target {
@@ -140,7 +146,9 @@ impl Transcoder {
             let (args, normalization) =
                 plan.encode_args(Some((target, measured)), passed.finished.input_rate);
             let encode = Encode::start(media, Input::File(&input), Some(&output_path), &args)?;
-            passed = self.pass(&mut watch, encode, None, (1, passes)).await?;
+            passed = self
+                .pass(&mut watch, &plan, encode, None, (1, passes))
+                .await?;
             let output = ffmpeg::parse_output(&passed.finished.lines)
                 .ok_or_else(|| unread("read the output's loudness"))?;
             loudness = Some(LoudnessReport {
@@ -165,11 +173,15 @@ impl Transcoder {
         // index is missing or damaged): a short output is a failed job, not
         // audio to hand out. Audio that ends before the picture is not
         // short, so only then is the audio stream itself measured.
-        let short = |expected: f64| duration < expected * 0.95 - 1.0;
+        let short = |input: f64| {
+            let expected = plan.output_length(input);
+            duration < expected * 0.95 - 1.0
+        };
         if last.total.is_some_and(short)
             && let Some(expected) = ffmpeg::audio_duration(media, &input).await?
             && short(expected)
         {
+            let expected = plan.output_length(expected);
             return Err(AttemptError::Rejected(format!(
                 "only {duration:.1} of {expected:.1} seconds of audio could be read; \
                  the file is damaged or incomplete"
@@ -203,12 +215,14 @@ impl Transcoder {
 
     /// Runs one ffmpeg pass to its end, recording progress as the share
     /// `(index, count)` of the whole conversion, and stopping it when the
-    /// job is canceled or taken over, the transcoder shuts down, or it runs
-    /// out of time. A pass fed as the upload arrives ends only once the
-    /// upload is whole and matches its digest.
+    /// job is canceled or taken over, the transcoder shuts down, it runs
+    /// out of time, or the input turns out too short for the plan's trim.
+    /// A pass fed as the upload arrives ends only once the upload is whole
+    /// and matches its digest.
     async fn pass(
         &self,
         watch: &mut Watch<'_>,
+        plan: &Plan,
         mut encode: Encode,
         mut feeding: Option<AbortOnDropHandle<std::io::Result<u64>>>,
         (index, count): (usize, usize),
@@ -230,7 +244,12 @@ impl Transcoder {
                         break encode.finish().await;
                     }
                     let progress = *encode.progress.borrow_and_update();
-                    if let Some(total) = progress.total
+                    if let Some(reason) = progress.total.and_then(|total| plan.refusal(total)) {
+                        stop(&mut encode).await;
+                        return Err(AttemptError::Rejected(reason));
+                    }
+                    let total = progress.total.map(|total| plan.output_length(total));
+                    if let Some(total) = total.filter(|total| *total > 0.0)
                         && last_saved.elapsed() >= Duration::from_millis(500)
                     {
                         let done = (progress.seconds / total).clamp(0.0, 1.0);

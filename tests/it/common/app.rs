@@ -125,6 +125,19 @@ async fn start(config: Config) -> (Running, Ready) {
 }
 
 impl TestApp {
+    /// Downloads a completed job's audio into the test's directory, under
+    /// the file name the job gives it.
+    pub async fn save_output(&self, token: &str, job: &serde_json::Value) -> PathBuf {
+        assert_eq!(job["state"], "completed", "{job}");
+        let id = job["id"].as_str().expect("a job id");
+        let audio = self.get(token, &format!("/v1/jobs/{id}/output")).await;
+        assert_eq!(audio.status(), 200, "{job}");
+        let name = job["output"]["filename"].as_str().expect("a file name");
+        let path = self.dir.path().join(format!("{id}-{name}"));
+        std::fs::write(&path, audio.bytes().await.expect("the audio")).expect("save the audio");
+        path
+    }
+
     /// Stops mediajet (as SIGTERM would) and waits until it has drained.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {

@@ -88,6 +88,26 @@ pub fn make_raw_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
     lavfi_video(dir, name, seconds, "size=320x240:rate=25", &codecs)
 }
 
+/// How long a file's audio lasts as ffmpeg decodes it, to the sample. A
+/// container's own duration can be longer: ffprobe counts an mp3's
+/// encoder padding, about two frames.
+pub fn decoded_seconds(path: &Path) -> f64 {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .expect("ffmpeg must be installed for the tests");
+    assert!(
+        output.status.success(),
+        "ffmpeg cannot decode {}",
+        path.display()
+    );
+    output.stdout.len() as f64 / 2.0 / 48000.0
+}
+
 /// What ffprobe says about a file's first audio stream and container.
 pub struct Probed {
     pub format: String,
@@ -95,12 +115,13 @@ pub struct Probed {
     pub sample_rate: u32,
     pub bit_rate: u64,
     pub duration: f64,
+    pub channels: u64,
 }
 
 pub fn probe(path: &Path) -> Probed {
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
-        .arg("format=format_name,duration,bit_rate:stream=codec_name,sample_rate")
+        .arg("format=format_name,duration,bit_rate:stream=codec_name,sample_rate,channels")
         .args(["-of", "json"])
         .arg(path)
         .output()
@@ -133,5 +154,6 @@ pub fn probe(path: &Path) -> Probed {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0.0),
+        channels: stream["channels"].as_u64().unwrap_or(0),
     }
 }

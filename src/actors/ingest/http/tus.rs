@@ -188,7 +188,7 @@ fn capabilities(ingest: &Ingest) -> Response {
     params(
         ("Upload-Length" = u64, Header, description = "The whole upload's size in bytes"),
         ("Upload-Metadata" = Option<String>, Header,
-            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `format`, `bitrate`, `sample_rate`, `channels`, `loudness`"),
+            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `format`, `bitrate`, `sample_rate`, `channels`, `loudness`, `start`, `end`, `vbr`"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream",
         description = "Optionally, the upload's first bytes (creation-with-upload)"),

@@ -82,7 +82,7 @@ pub(super) async fn accept_upload(
                 Err(ApiError::BadRequest(
                     "options_after_file",
                     "`format` and the options (`bitrate`, `sample_rate`, `channels`, \
-                     `loudness`) must all come before `file`"
+                     `loudness`, `start`, `end`, `vbr`) must all come before `file`"
                         .into(),
                 ))
             }

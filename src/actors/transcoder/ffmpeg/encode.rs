@@ -128,6 +128,9 @@ impl Encode {
                     FfmpegEvent::ParsedDuration(d) if describing => {
                         report.duration = Some(d.duration).filter(|d| d.is_finite() && *d > 0.0);
                         progress.total = report.duration;
+                        // Known before a sample is decoded: a trim past the
+                        // end is refused at once.
+                        let _ = tx.send(progress);
                     }
                     FfmpegEvent::ParsedInputStream(stream) if describing => {
                         report.streams.push(stream_kind(&stream));

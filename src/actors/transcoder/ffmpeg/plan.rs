@@ -24,17 +24,37 @@ impl Plan {
     }
 
     /// Filters that shape the audio before its level is measured or set:
-    /// both passes must hear the same thing.
+    /// both passes must hear the same thing. A trim cuts the decoded audio
+    /// to the sample, wherever the input's keyframes are.
     fn shape(&self) -> Vec<String> {
+        let mut filters = Vec::new();
+        let (start, end) = (self.options.start, self.options.end);
+        if start.is_some() || end.is_some() {
+            let mut trim = vec![format!("start={}", start.unwrap_or(0.0))];
+            trim.extend(end.map(|end| format!("end={end}")));
+            filters.push(format!("atrim={},asetpts=PTS-STARTPTS", trim.join(":")));
+        }
         let layout = match self.options.channel_count() {
             Some(1) => Some("mono"),
             Some(2) => Some("stereo"),
             _ => None,
         };
-        layout
-            .map(|layout| format!("aformat=channel_layouts={layout}"))
-            .into_iter()
-            .collect()
+        filters.extend(layout.map(|layout| format!("aformat=channel_layouts={layout}")));
+        filters
+    }
+
+    /// How long the output of an input lasting `input` seconds is.
+    pub fn output_length(&self, input: f64) -> f64 {
+        let end = self.options.end.map_or(input, |end| end.min(input));
+        (end - self.options.start.unwrap_or(0.0)).max(0.0)
+    }
+
+    /// Why an input lasting `input` seconds cannot give this output.
+    pub fn refusal(&self, input: f64) -> Option<String> {
+        let start = self.options.start?;
+        (start >= input).then(|| {
+            format!("`start` ({start} s) is not before the end of the input ({input:.3} s)")
+        })
     }
 
     /// The measuring pass's output arguments (its output is discarded).
@@ -72,13 +92,60 @@ impl Plan {
         }
         let rate = self.options.sample_rate.or(self.format.defaults().1);
         let rate = rate.or(input_rate.filter(|_| normalization.is_some()));
-        args.extend(codec_args(self.format, self.options.bitrate, rate));
+        args.extend(codec_args(self.format, self.quality(), rate));
         (args, normalization)
     }
 }
 
-/// Encoder, bit rate, sample rate and container of an output.
-fn codec_args(format: Format, bitrate: Option<u32>, rate: Option<u32>) -> Vec<String> {
+impl Plan {
+    /// The encoder's rate control: a constant (average) bit rate, or a
+    /// variable one at a quality level.
+    fn quality(&self) -> Quality {
+        match (self.options.vbr, self.options.bitrate) {
+            (Some(level), _) => Quality::Variable(level.min(9)),
+            (None, Some(kbits)) => Quality::Bitrate(kbits),
+            (None, None) => self
+                .format
+                .defaults()
+                .0
+                .map_or(Quality::Lossless, Quality::Bitrate),
+        }
+    }
+}
+
+/// How an encoder spends bits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Quality {
+    Bitrate(u32),
+    /// 0 (best) to 9 (smallest).
+    Variable(u8),
+    Lossless,
+}
+
+/// What a variable-quality level means per encoder: LAME's own `-V`
+/// scale; the native AAC encoder's VBR quality, 2.0 down to 0.2; and for
+/// Opus, which is always variable, the target it varies around.
+fn quality_args(format: Format, quality: Quality) -> Vec<String> {
+    const OPUS_KBITS: [u32; 10] = [160, 128, 112, 96, 80, 64, 56, 48, 40, 32];
+    match (quality, format) {
+        (Quality::Bitrate(kbits), _) => vec!["-b:a".into(), format!("{kbits}k")],
+        (Quality::Variable(level), Format::Mp3) => vec!["-q:a".into(), level.to_string()],
+        (Quality::Variable(level), Format::Aac) => {
+            let q = 2.0 - f64::from(level) * 0.2;
+            vec!["-q:a".into(), format!("{q:.1}")]
+        }
+        (Quality::Variable(level), Format::Opus) => vec![
+            "-vbr".into(),
+            "on".into(),
+            "-b:a".into(),
+            format!("{}k", OPUS_KBITS[usize::from(level.min(9))]),
+        ],
+        (Quality::Variable(_) | Quality::Lossless, _) => Vec::new(),
+    }
+}
+
+/// Encoder, rate control, sample rate and container of an output.
+fn codec_args(format: Format, quality: Quality, rate: Option<u32>) -> Vec<String> {
     let (codec, container, extra): (&str, &str, &[&str]) = match format {
         Format::Mp3 => ("libmp3lame", "mp3", &[]),
         // The index up front, so players can start before the download ends.
@@ -88,9 +155,7 @@ fn codec_args(format: Format, bitrate: Option<u32>, rate: Option<u32>) -> Vec<St
         Format::Wav => ("pcm_s16le", "wav", &[]),
     };
     let mut args: Vec<String> = vec!["-c:a".into(), codec.into()];
-    if let Some(kbits) = bitrate.or(format.defaults().0) {
-        args.extend(["-b:a".into(), format!("{kbits}k")]);
-    }
+    args.extend(quality_args(format, quality));
     if let Some(rate) = rate {
         args.extend(["-ar".into(), rate.to_string()]);
     }
@@ -140,5 +205,34 @@ mod tests {
              -c:a flac -ar 22050 -f flac"
         );
         assert_eq!(normalization, Some(Normalization::Linear));
+    }
+
+    #[test]
+    fn a_trim_cuts_before_the_downmix_and_vbr_replaces_the_bitrate() {
+        let options = AudioOptions {
+            start: Some(1.5),
+            end: Some(4.0),
+            channels: Some(1),
+            vbr: Some(2),
+            ..AudioOptions::default()
+        };
+        let plan = Plan::new(Format::Mp3, options);
+        let (args, _) = plan.encode_args(None, None);
+        assert_eq!(
+            args.join(" "),
+            "-af atrim=start=1.5:end=4,asetpts=PTS-STARTPTS,aformat=channel_layouts=mono \
+             -c:a libmp3lame -q:a 2 -ar 44100 -f mp3"
+        );
+        assert_eq!(plan.output_length(10.0), 2.5);
+        assert_eq!(plan.output_length(3.0), 1.5);
+        assert!(plan.refusal(1.5).unwrap().contains("`start`"));
+        assert_eq!(plan.refusal(1.6), None);
+        let opus = Plan::new(Format::Opus, options);
+        assert!(
+            opus.encode_args(None, None)
+                .0
+                .join(" ")
+                .contains("-vbr on -b:a 112k")
+        );
     }
 }
