@@ -4,7 +4,7 @@
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
 # (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
 # headless Chromium for the web page, the official tus clients (tus-js-client
-# and tuspy), pyloudnorm for loudness, and Prometheus with promtool.
+# and tuspy), pyloudnorm for loudness, mutagen for tags, and Prometheus with promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,6 +35,10 @@ fi
 if [ "$(pip_version pyloudnorm)" != "0.2.0" ] || [ "$(pip_version scipy)" != "1.17.1" ]; then
   echo "test: installing pyloudnorm (the BS.1770 loudness meter the normalized audio is checked with)"
   pip_install "numpy==2.4.6" "scipy==1.17.1" "pyloudnorm==0.2.0"
+fi
+if [ "$(pip_version mutagen)" != "1.47.0" ]; then
+  echo "test: installing mutagen (reads back the tags, pictures and chapters of the audio)"
+  pip_install "mutagen==1.47.0"
 fi
 # The web page test drives Debian's Chromium through playwright-core (npm,
 # pinned in tests/web/package-lock.json; it downloads no browser of its own).

@@ -4,13 +4,16 @@
 //!
 //! - `loudness`: normalization targets and the statistics a job reports
 //! - `trim`: the times a trim is given in
+//! - `tags`: the tags an output carries
 
 mod loudness;
+mod tags;
 mod trim;
 
 pub use loudness::{
     Loudness, LoudnessPreset, LoudnessReport, LoudnessStats, LoudnessTarget, Normalization, PRESETS,
 };
+pub use tags::{TAG_NAMES, Tags};
 pub use trim::{parse_seconds, parse_time};
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +47,7 @@ pub const FORMATS: [Format; 5] = [
 const COMMON_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 /// Encoding options of a job: `None` takes the format's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AudioOptions {
     /// Bit rate in kbit/s (lossy formats only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +74,8 @@ pub struct AudioOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 9)]
     pub vbr: Option<u8>,
+    #[serde(flatten)]
+    pub tags: Tags,
 }
 
 /// An option a format cannot take: which one, and what it takes.
@@ -147,7 +152,7 @@ impl Format {
 
     /// Checks options against what this format can encode, with a sentence
     /// saying what is allowed when they do not fit.
-    pub fn check(self, options: AudioOptions) -> Result<(), OptionError> {
+    pub fn check(self, options: &AudioOptions) -> Result<(), OptionError> {
         let refuse = |option, message| Err(OptionError { option, message });
         if let Some((option, message)) = self.check_rates(options) {
             return refuse(option, message);
@@ -187,7 +192,7 @@ impl Format {
     }
 
     /// What is wrong with the bit rate or sample rate, if anything.
-    fn check_rates(self, options: AudioOptions) -> Option<(&'static str, String)> {
+    fn check_rates(self, options: &AudioOptions) -> Option<(&'static str, String)> {
         const MP3_RATES: &[u32] = &[
             32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
         ];
@@ -267,24 +272,25 @@ mod tests {
         for format in FORMATS {
             let (bitrate, sample_rate) = format.defaults();
             assert_eq!(
-                format.check(opts(bitrate, sample_rate)),
+                format.check(&opts(bitrate, sample_rate)),
                 Ok(()),
                 "{format:?}"
             );
-            assert_eq!(format.check(AudioOptions::default()), Ok(()));
+            assert_eq!(format.check(&AudioOptions::default()), Ok(()));
         }
-        assert!(Format::Mp3.check(opts(Some(100), None)).is_err());
-        assert!(Format::Mp3.check(opts(Some(320), Some(48000))).is_ok());
-        assert!(Format::Opus.check(opts(None, Some(44100))).is_err());
-        assert!(Format::Flac.check(opts(Some(128), None)).is_err());
-        assert!(Format::Wav.check(opts(None, Some(96000))).is_ok());
-        assert!(Format::Aac.check(opts(Some(400), None)).is_err());
+        assert!(Format::Mp3.check(&opts(Some(100), None)).is_err());
+        assert!(Format::Mp3.check(&opts(Some(320), Some(48000))).is_ok());
+        assert!(Format::Opus.check(&opts(None, Some(44100))).is_err());
+        assert!(Format::Flac.check(&opts(Some(128), None)).is_err());
+        assert!(Format::Wav.check(&opts(None, Some(96000))).is_ok());
+        assert!(Format::Aac.check(&opts(Some(400), None)).is_err());
         let stereo = AudioOptions {
             channels: Some(6),
             ..AudioOptions::default()
         };
-        assert_eq!(Format::Mp3.check(stereo).unwrap_err().option, "channels");
-        let refused = |format: Format, options| format.check(options).unwrap_err().option;
+        assert_eq!(Format::Mp3.check(&stereo).unwrap_err().option, "channels");
+        let refused =
+            |format: Format, options: AudioOptions| format.check(&options).unwrap_err().option;
         let trim = AudioOptions {
             start: Some(10.0),
             end: Some(10.0),
@@ -296,7 +302,7 @@ mod tests {
             bitrate,
             ..AudioOptions::default()
         };
-        assert!(Format::Opus.check(vbr(2, None)).is_ok());
+        assert!(Format::Opus.check(&vbr(2, None)).is_ok());
         assert_eq!(refused(Format::Mp3, vbr(10, None)), "vbr");
         assert_eq!(refused(Format::Flac, vbr(2, None)), "vbr");
         assert_eq!(refused(Format::Aac, vbr(2, Some(128))), "vbr");

@@ -49,6 +49,10 @@ pub struct SubmitArgs {
     /// Variable bit rate instead of --bitrate: 0 (best) to 9 (smallest).
     #[arg(long)]
     pub vbr: Option<u8>,
+    /// A tag of the audio, KEY=VALUE with KEY one of title, artist, album,
+    /// date, track, comment, genre; may be given more than once.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
     /// Where the audio goes: a file, or a directory for the server's file
     /// name. Default: the server's file name in the current directory.
     #[arg(long, short)]
@@ -93,8 +97,27 @@ impl SubmitArgs {
                 options.push((name, value.clone()));
             }
         }
+        for (key, value) in &self.tags {
+            if let Some(name) = crate::audio::TAG_NAMES.iter().find(|name| *name == key) {
+                options.push((name, value.clone()));
+            }
+        }
         options
     }
+}
+
+/// A `--tag`: one of the tags there are, and its value.
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if !crate::audio::TAG_NAMES.contains(&key) {
+        return Err(format!(
+            "there is no tag `{key}`; use one of {}",
+            crate::audio::TAG_NAMES.join(", ")
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// A rate in bytes a second, with an optional `K` or `M` (1024s).

@@ -152,6 +152,22 @@ pub struct SubmitRequest {
     /// 0 (best) to 9 (smallest), instead of `bitrate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbr: Option<u32>,
+    /// Tags, as in the HTTP API. Spelled out rather than flattened: a
+    /// flattened struct would let unknown fields through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genre: Option<String>,
     /// The file name the job shows and the download is named after
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]

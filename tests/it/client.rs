@@ -84,6 +84,7 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
     let job = &jobs[0];
     assert_eq!(job["loudness"], "podcast-mono", "{jobs}");
     assert_eq!(job["end"], 1.5, "{jobs}");
+    assert_eq!(job["title"], "Sea trip", "{jobs}");
     assert_eq!(job["output"]["loudness"]["target"]["integrated"], -19.0);
 
     // The file is there now: not replaced without --force.

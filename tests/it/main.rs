@@ -34,4 +34,5 @@ mod security;
 mod sessions;
 mod split;
 mod streaming;
+mod tags;
 mod web;

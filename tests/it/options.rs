@@ -109,7 +109,7 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
     let video = common::make_video(app.dir.path(), "clip.mp4", 1);
     // Fields, the error code, and words the message must contain.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-    let cases: [Case; 12] = [
+    let cases: [Case; 14] = [
         (&[("loudness", "loud")], "invalid_loudness", "podcast"),
         (
             &[("loudness", r#"{"integrated": -60}"#)],
@@ -145,6 +145,12 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
             &[("bitrate", "128"), ("vbr", "2")],
             "invalid_vbr",
             "not both",
+        ),
+        (&[("track", "third")], "invalid_track", "3/12"),
+        (
+            &[("title", "a\u{7}b")],
+            "invalid_title",
+            "control characters",
         ),
     ];
     let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);

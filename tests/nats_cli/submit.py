@@ -171,6 +171,9 @@ async def main():
         ("bad start", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "start": "soon"},
          {"Authorization": ann}, "400", "invalid_start"),
+        ("bad track", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4", "track": "B-side"},
+         {"Authorization": ann}, "400", "invalid_track"),
         ("unknown loudness preset", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "loudness": "loud"},
          {"Authorization": ann}, "400", "invalid_loudness"),
@@ -195,7 +198,8 @@ async def main():
 
     # A refused request does not use up its message id: corrected, it runs.
     fixed = {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac",
-             "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1, "start": "0:00.25"}
+             "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1, "start": "0:00.25",
+             "title": "Second take", "track": "2"}
     bad = dict(fixed, bitrate=128)
     headers = {"Authorization": ann, "Nats-Msg-Id": "second-1"}
     reply, _ = await request(nc, "mediajet.jobs.submit", bad, headers)
@@ -203,7 +207,7 @@ async def main():
     reply, _ = await request(nc, "mediajet.jobs.submit", fixed, headers)
     check(reply.get("duplicate") is False and reply["job"]["format"] == "flac", reply)
     check(reply["job"]["loudness"]["integrated"] == -20 and reply["job"]["channels"] == 1, reply)
-    check(reply["job"]["start"] == 0.25, reply)
+    check(reply["job"]["start"] == 0.25 and reply["job"]["title"] == "Second take", reply)
     seen["second_job_id"] = reply["job"]["id"]
     # The upload that was refused for Bob is Ann's and still converts.
     await nc.close()

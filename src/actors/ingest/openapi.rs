@@ -83,6 +83,27 @@ pub struct JobForm {
     /// to 9 (smallest).
     #[schema(minimum = 0, maximum = 9)]
     vbr: Option<u8>,
+    /// Tags of the output (ID3v2.4 in mp3, MP4 atoms in m4a, Vorbis
+    /// comments in FLAC and Opus), at most 256 bytes each, no control
+    /// characters. A tag left out comes from the input's own tags; the
+    /// title, failing that, is the file name without its extension.
+    #[schema(max_length = 256)]
+    title: Option<String>,
+    #[schema(max_length = 256)]
+    artist: Option<String>,
+    #[schema(max_length = 256)]
+    album: Option<String>,
+    /// A year or a date (`2026`, `2026-12-04`).
+    #[schema(max_length = 256)]
+    date: Option<String>,
+    /// `3` or `3/12`.
+    #[schema(max_length = 9, pattern = "^[0-9]{1,4}(/[0-9]{1,4})?$")]
+    track: Option<String>,
+    /// The one tag that may hold line breaks.
+    #[schema(max_length = 256)]
+    comment: Option<String>,
+    #[schema(max_length = 256)]
+    genre: Option<String>,
 }
 
 // The schema of `wire::ErrorReply`, the body every NATS error reply carries

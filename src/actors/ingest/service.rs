@@ -17,7 +17,7 @@ use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
-use crate::audio::{Loudness, parse_seconds};
+use crate::audio::{Loudness, Tags, parse_seconds};
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::telemetry;
@@ -163,7 +163,24 @@ async fn checked_job(
             })
             .transpose()
     };
+    let mut tags = Tags::default();
+    let given = [
+        ("title", &asked.title),
+        ("artist", &asked.artist),
+        ("album", &asked.album),
+        ("date", &asked.date),
+        ("track", &asked.track),
+        ("comment", &asked.comment),
+        ("genre", &asked.genre),
+    ];
+    for (name, value) in given {
+        if let Some(value) = value {
+            tags.set(name, value)
+                .map_err(|message| submission::refused(name, message))?;
+        }
+    }
     let options = AudioOptions {
+        tags,
         start: time("start", &asked.start)?,
         end: time("end", &asked.end)?,
         vbr: asked.vbr.map(|v| u8::try_from(v).unwrap_or(u8::MAX)),
@@ -172,7 +189,7 @@ async fn checked_job(
         channels: asked.channels.map(|c| u8::try_from(c).unwrap_or(u8::MAX)),
         loudness,
     };
-    submission::check_options(format, options)?;
+    submission::check_options(format, &options)?;
     let info = match ingest.uploads.info(&asked.object).await {
         Ok(info) => info,
         Err(ReadError::NotFound) => {

@@ -9,7 +9,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
 use super::tus::record::UploadId;
-use crate::audio::{Loudness, parse_time};
+use crate::audio::{Loudness, TAG_NAMES, parse_time};
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
@@ -44,19 +44,27 @@ fn option_code(option: &str) -> &'static str {
         "start" => "invalid_start",
         "end" => "invalid_end",
         "vbr" => "invalid_vbr",
+        "title" => "invalid_title",
+        "artist" => "invalid_artist",
+        "album" => "invalid_album",
+        "date" => "invalid_date",
+        "track" => "invalid_track",
+        "comment" => "invalid_comment",
+        "genre" => "invalid_genre",
         _ => "invalid_options",
     }
 }
 
 /// Refuses options the format cannot encode, saying what it takes.
-pub(super) fn check_options(format: Format, options: AudioOptions) -> Result<(), ApiError> {
+pub(super) fn check_options(format: Format, options: &AudioOptions) -> Result<(), ApiError> {
     format
         .check(options)
         .map_err(|err| ApiError::BadRequest(option_code(err.option), err.message))
 }
 
-/// The encoding options a form field or metadata pair may set, by name.
-pub(super) const OPTION_FIELDS: [&str; 7] = [
+/// The encoding options a form field or metadata pair may set, by name
+/// (besides the tags, [`TAG_NAMES`]).
+const OPTION_FIELDS: [&str; 7] = [
     "bitrate",
     "sample_rate",
     "channels",
@@ -65,6 +73,11 @@ pub(super) const OPTION_FIELDS: [&str; 7] = [
     "end",
     "vbr",
 ];
+
+/// Whether a form field or metadata pair called `name` is an option.
+pub(super) fn is_option(name: &str) -> bool {
+    OPTION_FIELDS.contains(&name) || TAG_NAMES.contains(&name)
+}
 
 /// Sets the option `name` (one of [`OPTION_FIELDS`]) from its text, as a
 /// multipart field or a tus metadata value gives it.
@@ -99,7 +112,14 @@ pub(super) fn set_option(
                 .map_err(|_| refused("vbr", "`vbr` must be 0 (best) to 9 (smallest)".into()))?;
             options.vbr = Some(u8::try_from(vbr).unwrap_or(u8::MAX));
         }
-        _ => {}
+        tag => {
+            if TAG_NAMES.contains(&tag) {
+                options
+                    .tags
+                    .set(tag, text)
+                    .map_err(|message| refused(tag, message))?;
+            }
+        }
     }
     Ok(())
 }

@@ -94,13 +94,21 @@ impl Transcoder {
         }
         let media = &media;
         // A normalized output is measured first; that pass writes nothing.
-        let plan = Plan::new(job.format, job.options);
+        // A single pass takes the file name as the title, and one reading a
+        // file is stopped and run again if the input turns out to have a
+        // title of its own; a pipe cannot be read again, so there the file
+        // name stays.
+        let plan = Plan::new(job.format, job.options.clone(), stem);
         let target = plan.loudness();
         let passes = if target.is_some() { 2 } else { 1 };
         let (first_output, first_args) = match target {
             Some(target) => (None, plan.measure_args(target)),
-            None => (Some(output_path.as_path()), plan.encode_args(None, None).0),
+            None => (
+                Some(output_path.as_path()),
+                plan.encode_args(None, None, false).0,
+            ),
         };
+        let retitle = target.is_none() && plan.title_from_input();
         let phase = Instant::now();
         let (encode, feeding) = match job.streamed_from.clone() {
             // Queued while its upload arrives: ffmpeg reads the chunks
@@ -108,7 +116,8 @@ impl Transcoder {
             Some(nuid) => {
                 let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
                 let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
-                let encode = Encode::start(media, Input::Pipe(reader), first_output, &first_args)?;
+                let encode =
+                    Encode::start(media, Input::Pipe(reader), first_output, &first_args, false)?;
                 let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
                 // Dropped with the attempt, the feeding stops too.
                 let feeding = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(feed));
@@ -118,7 +127,13 @@ impl Transcoder {
             None => {
                 self.download(job.upload_object(), &input).await?;
                 tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
-                let encode = Encode::start(media, Input::File(&input), first_output, &first_args)?;
+                let encode = Encode::start(
+                    media,
+                    Input::File(&input),
+                    first_output,
+                    &first_args,
+                    retitle,
+                )?;
                 (encode, None)
             }
         };
@@ -131,6 +146,13 @@ impl Transcoder {
         let mut passed = self
             .pass(&mut watch, &plan, encode, feeding, (0, passes))
             .await?;
+        if passed.finished.stopped_for_title {
+            let (args, _) = plan.encode_args(None, None, true);
+            let encode = Encode::start(media, Input::File(&input), first_output, &args, false)?;
+            passed = self
+                .pass(&mut watch, &plan, encode, None, (0, passes))
+                .await?;
+        }
         if let Some(size) = passed.fed {
             watch.job.input_bytes = size;
         }
@@ -143,9 +165,13 @@ impl Transcoder {
             let unread = |what| transient(what)("ffmpeg did not report it");
             let measured = ffmpeg::parse_measurement(&passed.finished.lines)
                 .ok_or_else(|| unread("read the loudness measurement"))?;
-            let (args, normalization) =
-                plan.encode_args(Some((target, measured)), passed.finished.input_rate);
-            let encode = Encode::start(media, Input::File(&input), Some(&output_path), &args)?;
+            let (args, normalization) = plan.encode_args(
+                Some((target, measured)),
+                passed.finished.input_rate,
+                passed.finished.input_titled,
+            );
+            let encode =
+                Encode::start(media, Input::File(&input), Some(&output_path), &args, false)?;
             passed = self
                 .pass(&mut watch, &plan, encode, None, (1, passes))
                 .await?;

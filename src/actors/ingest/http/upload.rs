@@ -74,7 +74,7 @@ pub(super) async fn accept_upload(
         (Ok((format, options)), Some((_, size)), Some(mut job)) => {
             // The job was queued when its first chunk was stored, with the
             // options that came before the file; later ones cannot apply.
-            if (format, options) == (job.format, job.options) {
+            if (format, &options) == (job.format, &job.options) {
                 job.input_bytes = *size;
                 Ok(Accepted::New(job))
             } else {
@@ -191,13 +191,13 @@ async fn read_form(
                     })
                 });
                 let body = StreamReader::new(Box::pin(body));
-                let outcome = if format_given && submission::check_options(format, options).is_ok()
+                let outcome = if format_given && submission::check_options(format, &options).is_ok()
                 {
                     let early = submission::new_job(
                         job_id.clone(),
                         upload.caller,
                         format,
-                        options,
+                        options.clone(),
                         filename.clone(),
                         0,
                         quota,
@@ -235,7 +235,7 @@ async fn read_form(
                 format = submission::format_named(Some(text.trim()))?;
                 format_given = stored.is_none();
             }
-            Some(name) if submission::OPTION_FIELDS.contains(&name) => {
+            Some(name) if submission::is_option(name) => {
                 let name = name.to_string();
                 let text = bounded_text(field, &name).await?;
                 submission::set_option(&mut options, &name, &text)?;
@@ -255,7 +255,7 @@ async fn read_form(
             }
         }
     }
-    submission::check_options(format, options)?;
+    submission::check_options(format, &options)?;
     Ok((format, options))
 }
 

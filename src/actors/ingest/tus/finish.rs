@@ -48,7 +48,7 @@ impl Ingest {
                 record.job_id.clone(),
                 caller,
                 record.format,
-                record.options,
+                record.options.clone(),
                 record.filename.clone(),
                 record.length,
                 quota,

@@ -60,14 +60,14 @@ pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
             // tus-js-client's examples send `filename`, Uppy sends `name` too.
             "filename" | "name" => filename = Some(text()?),
             "format" => format = Some(submission::format_named(Some(text()?.trim()))?),
-            key if submission::OPTION_FIELDS.contains(&key) => {
+            key if submission::is_option(key) => {
                 submission::set_option(&mut options, key, &text()?)?
             }
             _ => {}
         }
     }
     let format = format.unwrap_or(Format::Mp3);
-    submission::check_options(format, options)?;
+    submission::check_options(format, &options)?;
     Ok(Requested {
         filename: submission::clean_filename(filename.as_deref()),
         format,

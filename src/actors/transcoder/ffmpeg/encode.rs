@@ -45,6 +45,12 @@ pub struct Finished {
     pub lines: Vec<String>,
     /// The sample rate of the input's first audio stream, if ffmpeg said.
     pub input_rate: Option<u32>,
+    /// Whether the input's container has a title of its own.
+    pub input_titled: bool,
+    /// Whether the pass was stopped as soon as the input turned out to
+    /// have a title (see [`Encode::start`]): it wrote nothing worth
+    /// keeping, and is to be run again.
+    pub stopped_for_title: bool,
 }
 
 /// How many of a pass's last log lines are kept: enough for a filter's
@@ -62,12 +68,15 @@ pub enum Input<'a> {
 
 impl Encode {
     /// Starts a pass over `input` with the output arguments `args`, writing
-    /// to `output` or, without one, only running the filters.
+    /// to `output` or, without one, only running the filters. With
+    /// `stop_if_titled`, a pass whose input turns out to have a title of
+    /// its own is stopped before it decodes (`args` gave another title).
     pub fn start(
         policy: &MediaPolicy,
         input: Input<'_>,
         output: Option<&Path>,
         args: &[String],
+        stop_if_titled: bool,
     ) -> Result<Encode, MediaError> {
         let (files, source, protocol) = match input {
             Input::File(path) => (sandbox::Files::open(path, output), sandbox::INPUT, "file"),
@@ -126,6 +135,7 @@ impl Encode {
                         describing = true;
                     }
                     FfmpegEvent::ParsedDuration(d) if describing => {
+                        report.past_tags = true;
                         report.duration = Some(d.duration).filter(|d| d.is_finite() && *d > 0.0);
                         progress.total = report.duration;
                         // Known before a sample is decoded: a trim past the
@@ -133,6 +143,7 @@ impl Encode {
                         let _ = tx.send(progress);
                     }
                     FfmpegEvent::ParsedInputStream(stream) if describing => {
+                        report.past_tags = true;
                         report.streams.push(stream_kind(&stream));
                         if let ffmpeg_sidecar::event::StreamTypeSpecificData::Audio(audio) =
                             &stream.type_specific_data
@@ -178,7 +189,11 @@ impl Encode {
                 }
                 if !describing && report.opened && !judged {
                     judged = true;
+                    finished.input_titled = report.titled;
                     if report.check(&limits, true).is_err() {
+                        sandbox::kill_group(pid);
+                    } else if stop_if_titled && report.titled {
+                        finished.stopped_for_title = true;
                         sandbox::kill_group(pid);
                     }
                 }
@@ -190,6 +205,9 @@ impl Encode {
                 .map_err(tool("wait for ffmpeg"))?;
             if report.opened {
                 report.check(&limits, true)?;
+            }
+            if finished.stopped_for_title {
+                return Ok(finished);
             }
             if too_long {
                 return Err(MediaError::Rejected(format!(

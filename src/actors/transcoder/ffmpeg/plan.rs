@@ -7,15 +7,41 @@ use crate::audio::{AudioOptions, Format, LoudnessTarget, Normalization};
 
 /// An output's passes. Options were checked against the format when the
 /// job was accepted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     format: Format,
     options: AudioOptions,
+    /// The upload's file name without its extension: the title when
+    /// neither the job nor the input has one.
+    stem: String,
 }
 
 impl Plan {
-    pub fn new(format: Format, options: AudioOptions) -> Plan {
-        Plan { format, options }
+    pub fn new(format: Format, options: AudioOptions, stem: &str) -> Plan {
+        Plan {
+            format,
+            options,
+            stem: stem.to_string(),
+        }
+    }
+
+    /// Whether the output's title depends on the input having one.
+    pub fn title_from_input(&self) -> bool {
+        self.options.tags.title.is_none()
+    }
+
+    /// The job's tags, and the file name as the title when neither the job
+    /// nor the input (`input_titled`) has one. Tags the job leaves out come
+    /// from the input: ffmpeg maps its global metadata to the output.
+    fn tag_args(&self, input_titled: bool) -> Vec<String> {
+        let mut pairs = self.options.tags.pairs();
+        if self.title_from_input() && !input_titled {
+            pairs.insert(0, ("title", self.stem.as_str()));
+        }
+        pairs
+            .into_iter()
+            .flat_map(|(name, value)| ["-metadata".to_string(), format!("{name}={value}")])
+            .collect()
     }
 
     /// The target, when the output is normalized (and so takes two passes).
@@ -72,6 +98,7 @@ impl Plan {
         &self,
         measured: Option<(LoudnessTarget, Measured)>,
         input_rate: Option<u32>,
+        input_titled: bool,
     ) -> (Vec<String>, Option<Normalization>) {
         let mut filters = self.shape();
         let mut normalization = None;
@@ -93,6 +120,7 @@ impl Plan {
         let rate = self.options.sample_rate.or(self.format.defaults().1);
         let rate = rate.or(input_rate.filter(|_| normalization.is_some()));
         args.extend(codec_args(self.format, self.quality(), rate));
+        args.extend(self.tag_args(input_titled));
         (args, normalization)
     }
 }
@@ -171,11 +199,16 @@ mod tests {
 
     #[test]
     fn a_plain_output_is_one_encode_with_the_format_defaults() {
-        let plan = Plan::new(Format::Mp3, AudioOptions::default());
+        let plan = Plan::new(Format::Mp3, AudioOptions::default(), "talk");
         assert_eq!(plan.loudness(), None);
-        let (args, normalization) = plan.encode_args(None, Some(22050));
-        assert_eq!(args.join(" "), "-c:a libmp3lame -b:a 192k -ar 44100 -f mp3");
+        let (args, normalization) = plan.encode_args(None, Some(22050), false);
+        assert_eq!(
+            args.join(" "),
+            "-c:a libmp3lame -b:a 192k -ar 44100 -f mp3 -metadata title=talk"
+        );
         assert_eq!(normalization, None);
+        let (args, _) = plan.encode_args(None, Some(22050), true);
+        assert!(!args.contains(&"-metadata".to_string()), "{args:?}");
     }
 
     #[test]
@@ -184,7 +217,9 @@ mod tests {
             loudness: Some(Loudness::Preset(LoudnessPreset::PodcastMono)),
             ..AudioOptions::default()
         };
-        let plan = Plan::new(Format::Flac, options);
+        let mut options = options;
+        options.tags.set("artist", "Ann").unwrap();
+        let plan = Plan::new(Format::Flac, options, "talk");
         let target = plan.loudness().unwrap();
         assert_eq!(
             plan.measure_args(target)[1],
@@ -198,11 +233,11 @@ mod tests {
             },
             threshold: -35.0,
         };
-        let (args, normalization) = plan.encode_args(Some((target, measured)), Some(22050));
+        let (args, normalization) = plan.encode_args(Some((target, measured)), Some(22050), true);
         assert_eq!(
             args.join(" "),
             "-af aformat=channel_layouts=mono,volume=6.00dB,ebur128=peak=true:framelog=verbose \
-             -c:a flac -ar 22050 -f flac"
+             -c:a flac -ar 22050 -f flac -metadata artist=Ann"
         );
         assert_eq!(normalization, Some(Normalization::Linear));
     }
@@ -216,8 +251,8 @@ mod tests {
             vbr: Some(2),
             ..AudioOptions::default()
         };
-        let plan = Plan::new(Format::Mp3, options);
-        let (args, _) = plan.encode_args(None, None);
+        let plan = Plan::new(Format::Mp3, options.clone(), "talk");
+        let (args, _) = plan.encode_args(None, None, true);
         assert_eq!(
             args.join(" "),
             "-af atrim=start=1.5:end=4,asetpts=PTS-STARTPTS,aformat=channel_layouts=mono \
@@ -227,12 +262,8 @@ mod tests {
         assert_eq!(plan.output_length(3.0), 1.5);
         assert!(plan.refusal(1.5).unwrap().contains("`start`"));
         assert_eq!(plan.refusal(1.6), None);
-        let opus = Plan::new(Format::Opus, options);
-        assert!(
-            opus.encode_args(None, None)
-                .0
-                .join(" ")
-                .contains("-vbr on -b:a 112k")
-        );
+        let opus = Plan::new(Format::Opus, options, "talk");
+        let args = opus.encode_args(None, None, true).0.join(" ");
+        assert!(args.contains("-vbr on -b:a 112k"), "{args}");
     }
 }

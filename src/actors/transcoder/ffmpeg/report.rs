@@ -19,6 +19,11 @@ pub struct InputReport {
     pub duration: Option<f64>,
     /// The input's streams, as far as ffmpeg printed them.
     pub streams: Vec<StreamKind>,
+    /// Whether the container's own tags (printed before its duration)
+    /// include a title.
+    pub titled: bool,
+    /// Whether ffmpeg has moved on from the container's tags.
+    pub past_tags: bool,
 }
 
 /// One input stream, as much of it as the policy looks at.
@@ -42,6 +47,13 @@ impl InputReport {
         let line = line.strip_prefix("[info]").unwrap_or(line).trim_start();
         if line.starts_with("Stream #0:") {
             self.streams.push(StreamKind::Other);
+        }
+        if !self.past_tags
+            && let Some((key, value)) = line.split_once(':')
+            && key.trim_end() == "title"
+            && !value.trim().is_empty()
+        {
+            self.titled = true;
         }
     }
 
@@ -111,6 +123,7 @@ mod tests {
             opened: true,
             duration,
             streams: streams.to_vec(),
+            ..InputReport::default()
         }
     }
 
