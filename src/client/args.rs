@@ -134,3 +134,38 @@ fn parse_rate(text: &str) -> Result<u64, String> {
         .filter(|rate| *rate > 0)
         .ok_or_else(|| format!("`{text}` is not a rate such as 500K or 2M"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        submit: SubmitArgs,
+    }
+
+    #[test]
+    fn tags_and_options_become_the_server_s_option_names() {
+        let parsed = Wrapper::try_parse_from([
+            "submit",
+            "talk.mp4",
+            "--tag",
+            "title=Sea trip",
+            "--tag",
+            "track=2",
+            "--vbr",
+            "3",
+        ])
+        .unwrap();
+        let options = parsed.submit.options();
+        assert!(
+            options.contains(&("title", "Sea trip".into())),
+            "{options:?}"
+        );
+        assert!(options.contains(&("track", "2".into())), "{options:?}");
+        assert!(options.contains(&("vbr", "3".into())), "{options:?}");
+        assert!(Wrapper::try_parse_from(["submit", "a.mp4", "--tag", "composer=x"]).is_err());
+    }
+}

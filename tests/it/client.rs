@@ -69,6 +69,7 @@ async fn login_then_submit_saves_the_audio_and_exits_zero() {
             "--end",
             "1.5",
         ])
+        .args(["--tag", "title=Sea trip"])
         .arg("--output")
         .arg(out.path());
     let submitted = run(submit).await;

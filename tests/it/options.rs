@@ -176,11 +176,12 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
     // The same options, valid, through tus metadata.
     let bytes = Bytes::from(std::fs::read(&video).unwrap());
     let metadata = format!(
-        "filename {},loudness {},channels {},end {}",
+        "filename {},loudness {},channels {},end {},title {}",
         encode("clip.mp4"),
         encode("streaming"),
         encode("1"),
-        encode("0.5")
+        encode("0.5"),
+        encode("Über")
     );
     let url = tus_create(&app.api, &token, bytes.len() as u64, &metadata).await;
     let done = tus_patch(&app.api, &token, &url, 0, bytes).await;
@@ -192,6 +193,12 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
     let job = app.wait_until_finished(&token, &id).await;
     assert_eq!(job["loudness"], "streaming", "{job}");
     assert_eq!(job["channels"], 1);
+    assert_eq!(job["title"], "Über", "{job}");
+    let listed = app.list_jobs(&token).await;
+    assert_eq!(
+        listed[0]["title"], "Über",
+        "the history keeps the tags: {listed}"
+    );
     let audio = app.save_output(&token, &job).await;
     assert_eq!(common::probe(&audio).channels, 1, "{job}");
     let seconds = common::decoded_seconds(&audio);

@@ -86,16 +86,18 @@ mod tests {
     #[test]
     fn metadata_names_the_file_and_the_options() {
         let header = format!(
-            "filename {},format {},bitrate {},filetype {},is_confidential",
+            "filename {},format {},bitrate {},filetype {},is_confidential,title {}",
             b64("../talk.mp4"),
             b64("opus"),
             b64("96k"),
-            b64("video/mp4")
+            b64("video/mp4"),
+            b64("Sea trip")
         );
         let asked = parse(Some(&header)).expect("valid metadata");
         assert_eq!(asked.filename, "talk.mp4");
         assert_eq!(asked.format, Format::Opus);
         assert_eq!(asked.options.bitrate, Some(96));
+        assert_eq!(asked.options.tags.title.as_deref(), Some("Sea trip"));
         assert_eq!(parse(None).expect("no metadata").format, Format::Mp3);
     }
 
