@@ -76,6 +76,23 @@ pub struct AudioOptions {
     pub vbr: Option<u8>,
     #[serde(flatten)]
     pub tags: Tags,
+    /// The picture embedded in the output (mp3, m4a, FLAC, Opus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<Cover>,
+    /// With `cover=frame`: the time of the frame, in seconds (default: a
+    /// tenth of the way in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_at: Option<f64>,
+}
+
+/// Where an output's cover picture comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Cover {
+    /// A frame of the video.
+    Frame,
+    /// A JPEG or PNG picture uploaded with the job.
+    Upload,
 }
 
 /// An option a format cannot take: which one, and what it takes.
@@ -173,6 +190,12 @@ impl Format {
                 "end",
                 format!("`end` ({end} s) must come after `start` ({start} s)"),
             );
+        }
+        if options.cover.is_some() && self == Format::Wav {
+            return refuse("cover", "wav carries no picture".into());
+        }
+        if options.cover_at.is_some() && options.cover != Some(Cover::Frame) {
+            return refuse("cover_at", "`cover_at` goes with `cover=frame`".into());
         }
         if let Some(vbr) = options.vbr {
             if !self.is_lossy() {

@@ -49,6 +49,12 @@ pub struct SubmitArgs {
     /// Variable bit rate instead of --bitrate: 0 (best) to 9 (smallest).
     #[arg(long)]
     pub vbr: Option<u8>,
+    /// `frame`: embed a frame of the video as the cover picture.
+    #[arg(long, value_parser = ["frame"])]
+    pub cover: Option<String>,
+    /// The cover frame's time: seconds or a clock (default: a tenth in).
+    #[arg(long, requires = "cover")]
+    pub cover_at: Option<String>,
     /// A tag of the audio, KEY=VALUE with KEY one of title, artist, album,
     /// date, track, comment, genre; may be given more than once.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
@@ -91,6 +97,8 @@ impl SubmitArgs {
             ("loudness", &self.loudness),
             ("start", &self.start),
             ("end", &self.end),
+            ("cover", &self.cover),
+            ("cover_at", &self.cover_at),
         ];
         for (name, value) in texts {
             if let Some(value) = value {

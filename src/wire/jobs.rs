@@ -119,6 +119,18 @@ impl Job {
     pub fn upload_object(&self) -> &str {
         self.upload.as_deref().unwrap_or(self.id.as_str())
     }
+
+    /// Name of the object in the uploads bucket holding the cover picture
+    /// uploaded with the job, if it has one.
+    pub fn cover_object(&self) -> Option<String> {
+        (self.options.cover == Some(crate::audio::Cover::Upload))
+            .then(|| cover_object(self.id.as_str()))
+    }
+}
+
+/// The name a job's uploaded cover picture is stored under.
+pub fn cover_object(job: &str) -> String {
+    format!("{job}.cover")
 }
 
 /// A job request over NATS (`mediajet.jobs.submit`), for an object the
@@ -168,6 +180,13 @@ pub struct SubmitRequest {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genre: Option<String>,
+    /// `frame`: a frame of the video as the cover picture (an uploaded
+    /// picture is for HTTP uploads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<String>,
+    /// The frame's time: seconds, or a clock as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_at: Option<serde_json::Value>,
     /// The file name the job shows and the download is named after
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,12 +17,14 @@ pub mod subject;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-pub use crate::audio::{AudioOptions, FORMATS, Format};
+pub use crate::audio::{AudioOptions, Cover, FORMATS, Format};
 pub use auth::{
     CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest, PublicKey, RefreshRequest,
     Revoked, Session, TokenReply, UserReply,
 };
-pub use jobs::{Job, JobOwner, JobState, Output, StatusRequest, SubmitRequest, WorkItem};
+pub use jobs::{
+    Job, JobOwner, JobState, Output, StatusRequest, SubmitRequest, WorkItem, cover_object,
+};
 pub use rpc::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorReply, RequestError, error_reply, header_safe,
     request,

@@ -12,6 +12,7 @@ mod architecture;
 mod client;
 mod cluster;
 mod control;
+mod cover;
 mod faults;
 mod formats;
 mod hostile_media;

@@ -85,6 +85,8 @@ impl Ingest {
         if let Err(err) = self.uploads.delete(job_id).await {
             tracing::warn!(error = %err, "cannot delete an abandoned upload");
         }
+        // The cover picture, if one came with it (none is no error).
+        let _ = self.uploads.delete(&wire::cover_object(job_id)).await;
     }
 
     /// Records a new job and queues its work item. On failure nothing of the

@@ -5,7 +5,8 @@
 //! - `http/`: the routes; `service`: the same jobs over NATS
 //! - `submission`: what makes a submission valid; `create`: the job made of it;
 //!   `idempotency`: a repeated submission answered with its first job
-//! - `tus/`: resumable uploads (tus 1.0.0), made jobs once whole
+//! - `tus/`: resumable uploads (tus 1.0.0), made jobs once whole; `cover`:
+//!   a cover picture uploaded with a job
 //! - `streamable`: whether an upload's first chunk lets it be converted
 //!   while it arrives
 //! - `lookup`: reading jobs; `view`: the job as its owner sees it;
@@ -19,6 +20,7 @@
 //!   and the web page
 
 pub mod cancel;
+pub(super) mod cover;
 mod create;
 pub mod error;
 mod feeds;

@@ -104,6 +104,17 @@ pub struct JobForm {
     comment: Option<String>,
     #[schema(max_length = 256)]
     genre: Option<String>,
+    /// The cover picture embedded in mp3, m4a, FLAC and Opus outputs: the
+    /// text `frame` (a frame of the video, at most 1400 pixels a side), or
+    /// a JPEG or PNG file part of at most 8 MiB. Refused with
+    /// `invalid_cover`; a picture ffmpeg cannot decode or larger than the
+    /// media policy allows fails the job.
+    #[schema(value_type = Option<String>, example = "frame")]
+    cover: Option<String>,
+    /// With `cover=frame`: the frame's time, as `start` (default: a tenth
+    /// of the way in).
+    #[schema(max_length = 16, example = "0:42")]
+    cover_at: Option<String>,
 }
 
 // The schema of `wire::ErrorReply`, the body every NATS error reply carries

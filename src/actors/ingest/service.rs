@@ -17,7 +17,7 @@ use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
-use crate::audio::{Loudness, Tags, parse_seconds};
+use crate::audio::{Cover, Loudness, Tags, parse_seconds};
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::telemetry;
@@ -179,7 +179,19 @@ async fn checked_job(
                 .map_err(|message| submission::refused(name, message))?;
         }
     }
+    let cover = match asked.cover.as_deref() {
+        None => None,
+        Some(text) if text.eq_ignore_ascii_case("frame") => Some(Cover::Frame),
+        Some(_) => {
+            return Err(submission::refused(
+                "cover",
+                "`cover` over NATS is `frame`; an uploaded picture is for HTTP uploads".into(),
+            ));
+        }
+    };
     let options = AudioOptions {
+        cover,
+        cover_at: time("cover_at", &asked.cover_at)?,
         tags,
         start: time("start", &asked.start)?,
         end: time("end", &asked.end)?,

@@ -9,7 +9,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
 use super::tus::record::UploadId;
-use crate::audio::{Loudness, TAG_NAMES, parse_time};
+use crate::audio::{Cover, Loudness, TAG_NAMES, parse_time};
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
@@ -44,6 +44,8 @@ fn option_code(option: &str) -> &'static str {
         "start" => "invalid_start",
         "end" => "invalid_end",
         "vbr" => "invalid_vbr",
+        "cover" => "invalid_cover",
+        "cover_at" => "invalid_cover_at",
         "title" => "invalid_title",
         "artist" => "invalid_artist",
         "album" => "invalid_album",
@@ -64,7 +66,7 @@ pub(super) fn check_options(format: Format, options: &AudioOptions) -> Result<()
 
 /// The encoding options a form field or metadata pair may set, by name
 /// (besides the tags, [`TAG_NAMES`]).
-const OPTION_FIELDS: [&str; 7] = [
+const OPTION_FIELDS: [&str; 9] = [
     "bitrate",
     "sample_rate",
     "channels",
@@ -72,6 +74,8 @@ const OPTION_FIELDS: [&str; 7] = [
     "start",
     "end",
     "vbr",
+    "cover",
+    "cover_at",
 ];
 
 /// Whether a form field or metadata pair called `name` is an option.
@@ -99,13 +103,22 @@ pub(super) fn set_option(
             options.loudness =
                 Some(Loudness::parse(text).map_err(|message| refused("loudness", message))?)
         }
-        "start" | "end" => {
+        "start" | "end" | "cover_at" => {
             let seconds = parse_time(text).ok_or_else(|| refused(name, bad_time(name)))?;
-            if name == "start" {
-                options.start = Some(seconds);
-            } else {
-                options.end = Some(seconds);
+            match name {
+                "start" => options.start = Some(seconds),
+                "end" => options.end = Some(seconds),
+                _ => options.cover_at = Some(seconds),
             }
+        }
+        "cover" => {
+            if !text.eq_ignore_ascii_case("frame") {
+                return Err(refused(
+                    "cover",
+                    "`cover` is `frame` (a frame of the video) or a JPEG or PNG file part".into(),
+                ));
+            }
+            options.cover = Some(Cover::Frame);
         }
         "vbr" => {
             let vbr = parse_number(name, text, None)

@@ -274,7 +274,7 @@ impl Transcoder {
                 output.duration_seconds,
             );
         }
-        self.delete_upload(job.upload_object()).await;
+        self.delete_upload(&job).await;
         if let Err(err) = message.double_ack().await {
             tracing::warn!(error = %err, "cannot acknowledge the work item");
         }

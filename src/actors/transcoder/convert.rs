@@ -4,6 +4,7 @@
 //! output: the first, which measures, is the one fed as the upload
 //! arrives), the audio back into the outputs bucket.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -12,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 use super::error::{AttemptError, transient};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::ffmpeg::{self, Encode, Finished, Input, Plan, Progress};
+use super::ffmpeg::{
+    self, CoverSource, Encode, Finished, Input, Known, MediaPolicy, Pass, Picture, Plan, Progress,
+};
 use super::ownership::{Standing, Stops};
 use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
 use crate::audio::{LoudnessReport, Normalization};
 use crate::storage::objects;
-use crate::wire::{Job, Output};
+use crate::wire::{Cover, Job, Output};
 
 /// How long a followed upload may go without a new chunk before it is taken
 /// to have broken off. Ingest cancels the job of an upload that fails at
@@ -97,44 +100,83 @@ impl Transcoder {
         // A single pass takes the file name as the title, and one reading a
         // file is stopped and run again if the input turns out to have a
         // title of its own; a pipe cannot be read again, so there the file
-        // name stays.
+        // name stays. A cover is made before the pass that writes.
         let plan = Plan::new(job.format, job.options.clone(), stem);
         let target = plan.loudness();
         let passes = if target.is_some() { 2 } else { 1 };
-        let (first_output, first_args) = match target {
-            Some(target) => (None, plan.measure_args(target)),
-            None => (
-                Some(output_path.as_path()),
-                plan.encode_args(None, None, false).0,
-            ),
-        };
         let retitle = target.is_none() && plan.title_from_input();
         let phase = Instant::now();
-        let (encode, feeding) = match job.streamed_from.clone() {
+        // A cover is made of the whole upload: a job queued while its upload
+        // arrives then waits for all of it rather than encode from the pipe.
+        let mut fed_whole = None;
+        let streamed = match job.streamed_from.clone() {
+            Some(nuid) if job.options.cover.is_some() => {
+                let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
+                let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
+                drop(reader);
+                let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
+                let done = tokio::select! {
+                    done = tokio::spawn(feed) => done,
+                    _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
+                    _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
+                    _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
+                };
+                fed_whole = Some(feed::outcome(done)?);
+                None
+            }
+            streamed => streamed,
+        };
+        if streamed.is_none() && fed_whole.is_none() {
+            // ffmpeg needs a seekable file for containers such as MP4.
+            self.download(job.upload_object(), &input).await?;
+            tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
+        }
+        let cover = self.cover(job, &input, &dir, media, &plan).await?;
+        let known = |measured, input_rate, input_titled| Known {
+            measured,
+            input_rate,
+            input_titled,
+            cover: cover
+                .as_ref()
+                .map(|(picture, bytes)| (picture, bytes.as_slice())),
+        };
+        let picture = cover
+            .as_ref()
+            .filter(|_| plan.attaches_picture())
+            .map(|(picture, _)| picture.path.as_path());
+        let (first_output, first_args, first_picture) = match target {
+            Some(target) => (None, plan.measure_args(target), None),
+            None => (
+                Some(output_path.as_path()),
+                plan.encode_args(&known(None, None, false)).0,
+                picture,
+            ),
+        };
+        let first = |input| Pass {
+            input,
+            output: first_output,
+            args: &first_args,
+            picture: first_picture,
+            stop_if_titled: false,
+        };
+        let (encode, feeding) = match streamed {
             // Queued while its upload arrives: ffmpeg reads the chunks
             // through a pipe as they are stored; a copy goes to the work file.
             Some(nuid) => {
                 let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
                 let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
-                let encode =
-                    Encode::start(media, Input::Pipe(reader), first_output, &first_args, false)?;
+                let encode = Encode::start(media, first(Input::Pipe(reader)))?;
                 let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
                 // Dropped with the attempt, the feeding stops too.
                 let feeding = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(feed));
                 (encode, Some(feeding))
             }
-            // ffmpeg needs a seekable file for containers such as MP4.
             None => {
-                self.download(job.upload_object(), &input).await?;
-                tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
-                let encode = Encode::start(
-                    media,
-                    Input::File(&input),
-                    first_output,
-                    &first_args,
-                    retitle,
-                )?;
-                (encode, None)
+                let pass = Pass {
+                    stop_if_titled: retitle,
+                    ..first(Input::File(&input))
+                };
+                (Encode::start(media, pass)?, None)
             }
         };
         let mut watch = Watch {
@@ -147,13 +189,17 @@ impl Transcoder {
             .pass(&mut watch, &plan, encode, feeding, (0, passes))
             .await?;
         if passed.finished.stopped_for_title {
-            let (args, _) = plan.encode_args(None, None, true);
-            let encode = Encode::start(media, Input::File(&input), first_output, &args, false)?;
+            let (args, _) = plan.encode_args(&known(None, None, true));
+            let pass = Pass {
+                args: &args,
+                ..first(Input::File(&input))
+            };
+            let encode = Encode::start(media, pass)?;
             passed = self
                 .pass(&mut watch, &plan, encode, None, (0, passes))
                 .await?;
         }
-        if let Some(size) = passed.fed {
+        if let Some(size) = passed.fed.or(fed_whole) {
             watch.job.input_bytes = size;
         }
         // A pass short enough to end before its first progress report.
@@ -165,13 +211,19 @@ impl Transcoder {
             let unread = |what| transient(what)("ffmpeg did not report it");
             let measured = ffmpeg::parse_measurement(&passed.finished.lines)
                 .ok_or_else(|| unread("read the loudness measurement"))?;
-            let (args, normalization) = plan.encode_args(
+            let (args, normalization) = plan.encode_args(&known(
                 Some((target, measured)),
                 passed.finished.input_rate,
                 passed.finished.input_titled,
-            );
-            let encode =
-                Encode::start(media, Input::File(&input), Some(&output_path), &args, false)?;
+            ));
+            let pass = Pass {
+                input: Input::File(&input),
+                output: Some(&output_path),
+                args: &args,
+                picture,
+                stop_if_titled: false,
+            };
+            let encode = Encode::start(media, pass)?;
             passed = self
                 .pass(&mut watch, &plan, encode, None, (1, passes))
                 .await?;
@@ -347,6 +399,42 @@ impl Transcoder {
             last,
             fed,
         })
+    }
+
+    /// Makes the job's cover picture, if it asks for one, in the work dir
+    /// `dir`: with its JPEG's bytes when the format carries it in a tag.
+    async fn cover(
+        &self,
+        job: &Job,
+        input: &Path,
+        dir: &Path,
+        media: &MediaPolicy,
+        plan: &Plan,
+    ) -> Result<Option<(Picture, Vec<u8>)>, AttemptError> {
+        let Some(kind) = job.options.cover else {
+            return Ok(None);
+        };
+        let uploaded = dir.join("cover-upload");
+        let source = match (kind, job.cover_object()) {
+            (Cover::Upload, Some(object)) => {
+                self.download(&object, &uploaded).await?;
+                CoverSource::Upload(&uploaded)
+            }
+            _ => CoverSource::Frame {
+                video: input,
+                at: job.options.cover_at,
+            },
+        };
+        let picture =
+            ffmpeg::make_cover(media, source, &dir.join("cover.jpg"), plan.cover_limit()).await?;
+        let bytes = if plan.attaches_picture() {
+            Vec::new()
+        } else {
+            tokio::fs::read(&picture.path)
+                .await
+                .map_err(transient("read the cover"))?
+        };
+        Ok(Some((picture, bytes)))
     }
 
     /// Copies the upload to a local file, streaming.

@@ -42,7 +42,7 @@ use crate::actors::{Worker, WorkerError, WorkerFuture};
 use crate::config::{Shared, TranscoderSettings};
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::storage::objects::{self, Bucket};
-use crate::wire::subject;
+use crate::wire::{self, subject};
 use ffmpeg::MediaPolicy;
 
 /// Empty pulls in a row (2 s each) after which the consumer is looked up.
@@ -97,11 +97,16 @@ impl Transcoder {
         }))
     }
 
-    async fn delete_upload(&self, object: &str) {
-        match self.uploads.delete(object).await {
-            Ok(()) => {}
-            Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
-            Err(err) => tracing::warn!(object, error = %err, "cannot delete the upload"),
+    /// Deletes what the job's conversion read: its upload, and the cover
+    /// picture that came with it.
+    async fn delete_upload(&self, job: &wire::Job) {
+        let cover = job.cover_object();
+        for object in std::iter::once(job.upload_object()).chain(cover.as_deref()) {
+            match self.uploads.delete(object).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(object, error = %err, "cannot delete the upload"),
+            }
         }
     }
 

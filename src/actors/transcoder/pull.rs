@@ -155,7 +155,7 @@ impl Transcoder {
             // event exists and its upload is gone, then settle the work item.
             match js_setup::publish_job_event(&self.js, &job, &trace).await {
                 Ok(()) => {
-                    self.delete_upload(job.upload_object()).await;
+                    self.delete_upload(&job).await;
                     let _ = message.ack().await;
                 }
                 Err(_) => {

@@ -3,8 +3,8 @@
 //! short allow-list (they never see NATS or admin secrets), and, where the
 //! process may, in a network namespace of their own (no network at all) and
 //! as an unprivileged user. Such a user could not reach the work dir, so
-//! the tool gets its files already open, as `/proc/self/fd/3` (input) and
-//! `/proc/self/fd/4` (output).
+//! the tool gets its files already open, as `/proc/self/fd/3` (input),
+//! `/proc/self/fd/4` (output) and `/proc/self/fd/5` (a cover picture).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -24,14 +24,18 @@ const KEPT_VARIABLES: &[&str] = &["PATH", "TZ"];
 pub const INPUT: &str = "file:/proc/self/fd/3";
 pub const INPUT_PIPE: &str = "pipe:3";
 pub const OUTPUT: &str = "file:/proc/self/fd/4";
+/// Where a tool finds the picture of [`Files::with_picture`].
+pub const PICTURE: &str = "file:/proc/self/fd/5";
 const INPUT_FD: i32 = 3;
 const OUTPUT_FD: i32 = 4;
+const PICTURE_FD: i32 = 5;
 
 /// The files one tool may touch, open before it starts. Keep them until the
 /// tool has been started.
 pub struct Files {
     input: OwnedFd,
     output: Option<OwnedFd>,
+    picture: Option<OwnedFd>,
 }
 
 impl Files {
@@ -72,7 +76,18 @@ impl Files {
             output: output
                 .map(|file| above_standard_fds(file.into()))
                 .transpose()?,
+            picture: None,
         })
+    }
+
+    /// Opens `picture` to read as a second input ([`PICTURE`]).
+    pub fn with_picture(mut self, picture: &Path) -> std::io::Result<Files> {
+        let file = std::fs::File::open(picture)?;
+        if is_root() {
+            std::os::unix::fs::fchown(&file, Some(SANDBOX_ID), Some(SANDBOX_ID))?;
+        }
+        self.picture = Some(above_standard_fds(file.into())?);
+        Ok(self)
     }
 }
 
@@ -94,7 +109,7 @@ fn is_root() -> bool {
 }
 
 /// Starts `command` confined: its own process group, the policy's resource
-/// limits, the kept variables only, `files` at fds 3 and 4, no network
+/// limits, the kept variables only, `files` at fds 3 to 5, no network
 /// where a namespace can be made, and the sandbox user when root.
 pub fn confine(command: &mut std::process::Command, policy: &MediaPolicy, files: &Files) {
     let cpu_seconds = policy
@@ -118,6 +133,7 @@ pub fn confine(command: &mut std::process::Command, policy: &MediaPolicy, files:
     command.env("LC_ALL", "C");
     let input = files.input.as_raw_fd();
     let output = files.output.as_ref().map(AsRawFd::as_raw_fd);
+    let picture = files.picture.as_ref().map(AsRawFd::as_raw_fd);
     let root = is_root();
     // SAFETY: between fork and exec the child makes raw system calls only
     // (setrlimit, dup2, unshare, setgroups, setgid, setuid), which are
@@ -139,6 +155,11 @@ pub fn confine(command: &mut std::process::Command, policy: &MediaPolicy, files:
             }
             if let Some(output) = output
                 && libc::dup2(output, OUTPUT_FD) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(picture) = picture
+                && libc::dup2(picture, PICTURE_FD) < 0
             {
                 return Err(std::io::Error::last_os_error());
             }

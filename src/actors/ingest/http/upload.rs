@@ -4,7 +4,7 @@
 //! job is created from both.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use axum::extract::Multipart;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,12 +14,12 @@ use tokio_util::io::StreamReader;
 use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::SubmissionKey;
-use crate::actors::ingest::{Ingest, rate, submission};
+use crate::actors::ingest::{Ingest, cover, rate, submission};
 use crate::domain::JobId;
 use crate::telemetry;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
-use crate::wire::{AudioOptions, Format, Job};
+use crate::wire::{AudioOptions, Cover, Format, Job};
 
 /// What an upload stream notes (where it notes the status of its failure)
 /// when it stops at the caller's quota.
@@ -68,6 +68,7 @@ pub(super) async fn accept_upload(
         job_id: &job_id,
         quota,
         key,
+        cover_stored: AtomicBool::new(false),
     };
     let result = read_form(&upload, &mut multipart, &mut stored, &mut streamed).await;
     let result = match (result, &stored, streamed.take()) {
@@ -119,7 +120,9 @@ pub(super) async fn accept_upload(
     match &result {
         Ok(Accepted::New(job)) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
         Ok(Accepted::Earlier(_)) => {}
-        Err(_) if stored.is_some() => ingest.discard_upload(job_id.as_str()).await,
+        Err(_) if stored.is_some() || upload.cover_stored.load(Ordering::Relaxed) => {
+            ingest.discard_upload(job_id.as_str()).await
+        }
         Err(_) => {}
     }
     result
@@ -133,6 +136,8 @@ struct Upload<'a> {
     job_id: &'a JobId,
     quota: u64,
     key: Option<&'a SubmissionKey>,
+    /// Whether a cover picture came with the form and was stored.
+    cover_stored: AtomicBool,
 }
 
 /// Reads the form. A `format` field before the file lets the job be queued
@@ -230,6 +235,13 @@ async fn read_form(
                     }
                 }
             }
+            Some("cover") if field.file_name().is_some() => {
+                let bytes = bounded_cover(field).await?;
+                cover::check_picture(&bytes)?;
+                ingest.store_cover(job_id, bytes).await?;
+                upload.cover_stored.store(true, Ordering::Relaxed);
+                options.cover = Some(Cover::Upload);
+            }
             Some("format") => {
                 let text = bounded_text(field, "format").await?;
                 format = submission::format_named(Some(text.trim()))?;
@@ -257,6 +269,31 @@ async fn read_form(
     }
     submission::check_options(format, &options)?;
     Ok((format, options))
+}
+
+/// The bytes of a cover picture part, refused (400) as soon as they are
+/// more than [`cover::MAX_COVER_BYTES`].
+async fn bounded_cover(
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| multipart_error(e.status(), e.body_text()))?
+    {
+        if bytes.len() + chunk.len() > cover::MAX_COVER_BYTES {
+            return Err(ApiError::BadRequest(
+                "invalid_cover",
+                format!(
+                    "the cover may be at most {} MiB",
+                    cover::MAX_COVER_BYTES >> 20
+                ),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// Longest value of a form field other than the file.

@@ -66,18 +66,30 @@ pub enum Input<'a> {
     Pipe(std::io::PipeReader),
 }
 
+/// What one pass is asked to do.
+pub struct Pass<'a> {
+    pub input: Input<'a>,
+    /// Where the output goes; without one, the pass only runs the filters.
+    pub output: Option<&'a Path>,
+    /// The output's arguments (filters, encoder, container, tags).
+    pub args: &'a [String],
+    /// A JPEG to attach to the output as its cover.
+    pub picture: Option<&'a Path>,
+    /// Stop the pass before it decodes if its input turns out to have a
+    /// title of its own (`args` gave another title).
+    pub stop_if_titled: bool,
+}
+
 impl Encode {
-    /// Starts a pass over `input` with the output arguments `args`, writing
-    /// to `output` or, without one, only running the filters. With
-    /// `stop_if_titled`, a pass whose input turns out to have a title of
-    /// its own is stopped before it decodes (`args` gave another title).
-    pub fn start(
-        policy: &MediaPolicy,
-        input: Input<'_>,
-        output: Option<&Path>,
-        args: &[String],
-        stop_if_titled: bool,
-    ) -> Result<Encode, MediaError> {
+    /// Starts a pass.
+    pub fn start(policy: &MediaPolicy, pass: Pass<'_>) -> Result<Encode, MediaError> {
+        let Pass {
+            input,
+            output,
+            args,
+            picture,
+            stop_if_titled,
+        } = pass;
         let (files, source, protocol) = match input {
             Input::File(path) => (sandbox::Files::open(path, output), sandbox::INPUT, "file"),
             Input::Pipe(pipe) => (
@@ -86,7 +98,12 @@ impl Encode {
                 "pipe",
             ),
         };
-        let files = files.map_err(tool("open the work files"))?;
+        let mut files = files.map_err(tool("open the work files"))?;
+        if let Some(picture) = picture {
+            files = files
+                .with_picture(picture)
+                .map_err(tool("open the cover"))?;
+        }
         let whitelist = ALLOWED_DEMUXERS.join(",");
         let threads = policy.threads.max(1).to_string();
         let mut command = FfmpegCommand::new_with_path(&policy.ffmpeg);
@@ -98,10 +115,18 @@ impl Encode {
             .args(["-protocol_whitelist", protocol, "-format_whitelist"])
             .arg(&whitelist)
             .arg("-i")
-            .arg(source)
-            .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
-            .args(["-threads", threads.as_str()])
-            .args(args);
+            .arg(source);
+        match picture {
+            // The cover goes in as a second stream, shown as the file's
+            // picture rather than played.
+            Some(_) => command
+                .args(["-f", "jpeg_pipe", "-protocol_whitelist", "file"])
+                .args(["-format_whitelist", "jpeg_pipe", "-i", sandbox::PICTURE])
+                .args(["-map", "0:a:0", "-map", "1:v:0", "-c:v", "copy"])
+                .args(["-disposition:v:0", "attached_pic", "-sn", "-dn"]),
+            None => command.args(["-map", "0:a:0", "-vn", "-sn", "-dn"]),
+        };
+        command.args(["-threads", threads.as_str()]).args(args);
         match output {
             Some(_) => command.arg("-y").arg(sandbox::OUTPUT),
             // The null muxer opens no file at all.

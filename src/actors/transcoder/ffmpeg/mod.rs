@@ -11,21 +11,24 @@
 //! concat list disguised as a video therefore cannot make it read other
 //! files.
 //!
+//! - `cover`: cover pictures, made from a frame or an uploaded picture
 //! - `plan`: the passes an output takes, and their filters and encoder
 //! - `loudness`: the measuring and normalizing filters, and their reports
 //! - `encode`: one confined ffmpeg pass, its input report and its progress
 //! - `report`: the media policy, checked on that report
 //! - `probe`: ffprobe for the rare questions the report leaves open
 
+mod cover;
 mod encode;
 mod loudness;
 mod plan;
 mod probe;
 mod report;
 
-pub use encode::{Encode, Finished, Input, Progress};
+pub use cover::{Picture, Source as CoverSource, make_cover, picture_block};
+pub use encode::{Encode, Finished, Input, Pass, Progress};
 pub use loudness::{parse_measurement, parse_output};
-pub use plan::Plan;
+pub use plan::{Known, Plan};
 pub use probe::{audio_duration, output_duration};
 
 use std::os::unix::process::ExitStatusExt;

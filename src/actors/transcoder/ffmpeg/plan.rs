@@ -2,8 +2,29 @@
 //! loudness), the encoder and its settings, the container; and, for a
 //! normalized output, the measuring pass that comes first.
 
+use super::cover::{Picture, picture_block};
 use super::loudness::{self, LOSSY_HEADROOM_DB, Measured};
 use crate::audio::{AudioOptions, Format, LoudnessTarget, Normalization};
+
+/// What is known by the time an output is encoded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Known<'a> {
+    /// The target and the first pass's measurement, for a normalized output.
+    pub measured: Option<(LoudnessTarget, Measured)>,
+    /// The input's sample rate, kept by formats without a default one
+    /// (`loudnorm` works at 192 kHz and would otherwise hand that on).
+    pub input_rate: Option<u32>,
+    /// Whether the input has a title of its own.
+    pub input_titled: bool,
+    /// The cover, and its JPEG's bytes where the format carries it in a
+    /// tag rather than as a stream.
+    pub cover: Option<(&'a Picture, &'a [u8])>,
+}
+
+/// Largest cover an Ogg file carries: the picture travels base64-encoded
+/// in a comment given on ffmpeg's command line, where one argument may be
+/// at most 128 KiB.
+const TAG_PICTURE_BYTES: u64 = 90 * 1024;
 
 /// An output's passes. Options were checked against the format when the
 /// job was accepted.
@@ -90,16 +111,26 @@ impl Plan {
         vec!["-af".into(), filters.join(",")]
     }
 
+    /// Whether the cover goes in as a picture stream (mp3, m4a, FLAC);
+    /// ffmpeg's Ogg muxer takes none, so Opus carries it in a comment.
+    pub fn attaches_picture(&self) -> bool {
+        self.format != Format::Opus
+    }
+
+    /// The most bytes the cover may take, if the format bounds it.
+    pub fn cover_limit(&self) -> Option<u64> {
+        (!self.attaches_picture()).then_some(TAG_PICTURE_BYTES)
+    }
+
     /// The encoding pass's output arguments, with the normalizing filter
-    /// the measurement calls for, if any. `input_rate` is the input's
-    /// sample rate, kept by formats without a default one (`loudnorm`
-    /// works at 192 kHz and would otherwise hand that on).
-    pub fn encode_args(
-        &self,
-        measured: Option<(LoudnessTarget, Measured)>,
-        input_rate: Option<u32>,
-        input_titled: bool,
-    ) -> (Vec<String>, Option<Normalization>) {
+    /// the measurement calls for, if any.
+    pub fn encode_args(&self, known: &Known<'_>) -> (Vec<String>, Option<Normalization>) {
+        let Known {
+            measured,
+            input_rate,
+            input_titled,
+            cover,
+        } = *known;
         let mut filters = self.shape();
         let mut normalization = None;
         if let Some((target, measured)) = measured {
@@ -121,6 +152,12 @@ impl Plan {
         let rate = rate.or(input_rate.filter(|_| normalization.is_some()));
         args.extend(codec_args(self.format, self.quality(), rate));
         args.extend(self.tag_args(input_titled));
+        if let Some((picture, jpeg)) = cover.filter(|_| !self.attaches_picture()) {
+            args.extend([
+                "-metadata".to_string(),
+                format!("METADATA_BLOCK_PICTURE={}", picture_block(picture, jpeg)),
+            ]);
+        }
         (args, normalization)
     }
 }
@@ -201,13 +238,20 @@ mod tests {
     fn a_plain_output_is_one_encode_with_the_format_defaults() {
         let plan = Plan::new(Format::Mp3, AudioOptions::default(), "talk");
         assert_eq!(plan.loudness(), None);
-        let (args, normalization) = plan.encode_args(None, Some(22050), false);
+        let (args, normalization) = plan.encode_args(&Known {
+            input_rate: Some(22050),
+            ..Known::default()
+        });
         assert_eq!(
             args.join(" "),
             "-c:a libmp3lame -b:a 192k -ar 44100 -f mp3 -metadata title=talk"
         );
         assert_eq!(normalization, None);
-        let (args, _) = plan.encode_args(None, Some(22050), true);
+        let (args, _) = plan.encode_args(&Known {
+            input_rate: Some(22050),
+            input_titled: true,
+            ..Known::default()
+        });
         assert!(!args.contains(&"-metadata".to_string()), "{args:?}");
     }
 
@@ -233,7 +277,12 @@ mod tests {
             },
             threshold: -35.0,
         };
-        let (args, normalization) = plan.encode_args(Some((target, measured)), Some(22050), true);
+        let (args, normalization) = plan.encode_args(&Known {
+            measured: Some((target, measured)),
+            input_rate: Some(22050),
+            input_titled: true,
+            ..Known::default()
+        });
         assert_eq!(
             args.join(" "),
             "-af aformat=channel_layouts=mono,volume=6.00dB,ebur128=peak=true:framelog=verbose \
@@ -252,7 +301,10 @@ mod tests {
             ..AudioOptions::default()
         };
         let plan = Plan::new(Format::Mp3, options.clone(), "talk");
-        let (args, _) = plan.encode_args(None, None, true);
+        let (args, _) = plan.encode_args(&Known {
+            input_titled: true,
+            ..Known::default()
+        });
         assert_eq!(
             args.join(" "),
             "-af atrim=start=1.5:end=4,asetpts=PTS-STARTPTS,aformat=channel_layouts=mono \
@@ -263,7 +315,11 @@ mod tests {
         assert!(plan.refusal(1.5).unwrap().contains("`start`"));
         assert_eq!(plan.refusal(1.6), None);
         let opus = Plan::new(Format::Opus, options, "talk");
-        let args = opus.encode_args(None, None, true).0.join(" ");
+        let known = Known {
+            input_titled: true,
+            ..Known::default()
+        };
+        let args = opus.encode_args(&known).0.join(" ");
         assert!(args.contains("-vbr on -b:a 112k"), "{args}");
     }
 }
