@@ -121,17 +121,6 @@ impl Loudness {
             })
     }
 
-    /// Reads the value of a JSON request's `loudness` member.
-    pub fn from_json(value: &serde_json::Value) -> Result<Loudness, String> {
-        match value {
-            serde_json::Value::String(name) => Loudness::parse(name),
-            serde_json::Value::Object(_) => serde_json::from_value(value.clone())
-                .map(Loudness::Target)
-                .map_err(|err| format!("`loudness` is not a target: {err}")),
-            _ => Err("`loudness` is a preset's name or a target object".into()),
-        }
-    }
-
     pub fn target(self) -> LoudnessTarget {
         match self {
             Loudness::Preset(preset) => preset.target(),
@@ -220,6 +209,5 @@ mod tests {
         assert!(peak.check().unwrap_err().contains("true_peak"));
         assert!(Loudness::parse("loud").unwrap_err().contains("podcast"));
         assert!(Loudness::parse(r#"{"integrated": -16, "gain": 3}"#).is_err());
-        assert!(Loudness::from_json(&serde_json::json!(3)).is_err());
     }
 }

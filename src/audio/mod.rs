@@ -14,7 +14,7 @@ pub use loudness::{
     Loudness, LoudnessPreset, LoudnessReport, LoudnessStats, LoudnessTarget, Normalization, PRESETS,
 };
 pub use tags::{TAG_NAMES, Tags};
-pub use trim::{parse_seconds, parse_time};
+pub use trim::parse_time;
 
 use serde::{Deserialize, Serialize};
 

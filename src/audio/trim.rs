@@ -42,20 +42,6 @@ pub fn parse_time(text: &str) -> Option<f64> {
     (total <= MAX_SECONDS).then_some((total * 1000.0).round() / 1000.0)
 }
 
-/// Reads a time a JSON request gives: a number of seconds or a string
-/// [`parse_time`] reads.
-pub fn parse_seconds(value: &serde_json::Value) -> Option<f64> {
-    match value {
-        serde_json::Value::Number(number) => {
-            let seconds = number.as_f64()?;
-            (seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&seconds))
-                .then(|| (seconds * 1000.0).round() / 1000.0)
-        }
-        serde_json::Value::String(text) => parse_time(text),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,9 +53,6 @@ mod tests {
         assert_eq!(parse_time("1:30"), Some(90.0));
         assert_eq!(parse_time("01:02:03.250"), Some(3723.25));
         assert_eq!(parse_time("0:00.001"), Some(0.001));
-        assert_eq!(parse_seconds(&serde_json::json!(1.5)), Some(1.5));
-        assert_eq!(parse_seconds(&serde_json::json!("1:00")), Some(60.0));
-        assert_eq!(parse_seconds(&serde_json::json!(-3)), None);
         for bad in [
             "", "-1", "1:60", "1:75:00", "abc", "1.2.3", "1:2:3:4", "0.0001", "1e3", "99999999",
         ] {

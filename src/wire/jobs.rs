@@ -187,6 +187,10 @@ pub struct SubmitRequest {
     /// The frame's time: seconds, or a clock as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_at: Option<serde_json::Value>,
+    /// A preset of the caller's whose options the request's own are laid
+    /// over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// The file name the job shows and the download is named after
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,9 +10,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app, spawn_app_with};
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app, spawn_app_with, submit_over_nats};
 use base64::Engine;
-use mediajet::wire::subject;
 use serde_json::Value;
 
 fn b64(bytes: &[u8]) -> String {
@@ -100,19 +99,6 @@ async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_al
     assert_eq!(reply["error"]["code"], "bad_object_name", "{reply}");
     let status = listing(&app, &token).await;
     assert_eq!(status, 200);
-}
-
-async fn submit_over_nats(nats: &async_nats::Client, token: &str, request: &Value) -> Value {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Authorization", format!("Bearer {token}").as_str());
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        nats.request_with_headers(subject::SUBMIT, headers, request.to_string().into()),
-    )
-    .await
-    .expect("Ingest answers within 10 s")
-    .expect("a reply");
-    serde_json::from_slice(&reply.payload).unwrap()
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ mod nomad_tasks;
 mod openapi;
 mod options;
 mod permissions;
+mod presets;
 mod progress;
 mod prometheus;
 mod remote_db;

@@ -27,6 +27,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("no such job")]
     NotFound,
+    #[error("you have no such preset")]
+    NoSuchPreset,
     /// A NATS submission names an object the uploads bucket does not hold.
     #[error("{0}")]
     NoSuchUpload(String),
@@ -137,6 +139,7 @@ impl ApiError {
             ApiError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NoSuchPreset => (StatusCode::NOT_FOUND, "no_such_preset"),
             ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),

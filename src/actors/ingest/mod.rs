@@ -13,7 +13,8 @@
 //!   `finished`: finished jobs held in memory for those reads
 //! - `cancel`: cancel and delete; `follow`, `feeds`: live job events
 //! - `login`, `throttle`, `peer`: throttled logins and the client's address
-//! - `history`, `projector`: the job history in SurrealDB and its writer
+//! - `history`, `projector`: the job history in SurrealDB and its writer;
+//!   `presets`: the option sets users save, also in SurrealDB
 //! - `per_owner`, `rate`: per-user counts and the upload speed floor
 //! - `gauges`: the queue, dead letters and stores, sampled for Prometheus
 //! - `error`: the HTTP error mapping; `openapi`, `web`: the document's frame
@@ -35,6 +36,7 @@ mod lookup;
 mod openapi;
 pub mod peer;
 mod per_owner;
+mod presets;
 mod projector;
 mod rate;
 mod service;
@@ -88,6 +90,7 @@ pub struct Ingest {
     work: Stream,
     events: Stream,
     history: History,
+    presets: presets::Presets,
     verifier: Verifier,
     chunk_size: usize,
     max_upload_bytes: u64,
@@ -155,7 +158,8 @@ impl Ingest {
                 shared.token_ttl,
             )
             .await,
-            history: History::open(db).await?,
+            history: History::open(db.clone()).await?,
+            presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),
             max_upload_bytes: settings.max_upload_bytes,
             max_unfinished_jobs: settings.max_unfinished_jobs,

@@ -17,6 +17,7 @@ use crate::wire::Format;
     tags(
         (name = "users", description = "Login and user management"),
         (name = "jobs", description = "Conversion jobs and their audio"),
+        (name = "presets", description = "Named option sets to submit with"),
         (name = "compatibility", description = "The routes of the service mediajet replaces"),
     )
 )]
@@ -52,6 +53,11 @@ pub struct JobForm {
     /// turn out bad is stored before it is refused (and then discarded).
     #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     file: Vec<u8>,
+    /// One of your presets (`/v1/presets`): its options are the base the
+    /// other fields are laid over. It comes before them; unknown, it is
+    /// refused with `invalid_preset`.
+    #[schema(max_length = 64)]
+    preset: Option<String>,
     /// Output format (default `mp3`).
     format: Option<Format>,
     /// Bit rate in kbit/s (`128k` works too); which values a format takes
@@ -114,6 +120,49 @@ pub struct JobForm {
     /// With `cover=frame`: the frame's time, as `start` (default: a tenth
     /// of the way in).
     #[schema(max_length = 16, example = "0:42")]
+    cover_at: Option<String>,
+}
+
+/// A preset's options as JSON: the members a multipart upload's fields
+/// would be, checked the same way (a number may be a JSON number). Only
+/// described: the handler reads the object member by member.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PresetOptions {
+    format: Option<Format>,
+    #[schema(minimum = 6, maximum = 510)]
+    bitrate: Option<u32>,
+    #[schema(minimum = 8000, maximum = 192000)]
+    sample_rate: Option<u32>,
+    #[schema(minimum = 1, maximum = 2)]
+    channels: Option<u8>,
+    #[schema(value_type = Option<crate::audio::Loudness>)]
+    loudness: Option<String>,
+    /// Seconds or a clock, as for an upload.
+    #[schema(max_length = 16)]
+    start: Option<String>,
+    #[schema(max_length = 16)]
+    end: Option<String>,
+    #[schema(minimum = 0, maximum = 9)]
+    vbr: Option<u8>,
+    #[schema(max_length = 256)]
+    title: Option<String>,
+    #[schema(max_length = 256)]
+    artist: Option<String>,
+    #[schema(max_length = 256)]
+    album: Option<String>,
+    #[schema(max_length = 256)]
+    date: Option<String>,
+    #[schema(max_length = 9, pattern = "^[0-9]{1,4}(/[0-9]{1,4})?$")]
+    track: Option<String>,
+    #[schema(max_length = 256)]
+    comment: Option<String>,
+    #[schema(max_length = 256)]
+    genre: Option<String>,
+    /// `frame` only: a preset cannot hold a picture.
+    #[schema(example = "frame")]
+    cover: Option<String>,
+    #[schema(max_length = 16)]
     cover_at: Option<String>,
 }
 

@@ -17,7 +17,6 @@ use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
 use super::view::JobView;
 use crate::actors::micro;
-use crate::audio::{Cover, Loudness, Tags, parse_seconds};
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::telemetry;
@@ -147,61 +146,20 @@ async fn checked_job(
                 "uploads submitted over NATS must be named `{prefix}<file name>`"
             ))
         })?;
-    let format = submission::format_named(asked.format.as_deref())?;
-    let loudness = asked
-        .loudness
-        .as_ref()
-        .map(Loudness::from_json)
-        .transpose()
-        .map_err(|message| submission::refused("loudness", message))?;
-    let time = |name: &'static str, value: &Option<serde_json::Value>| {
-        value
-            .as_ref()
-            .map(|value| {
-                parse_seconds(value)
-                    .ok_or_else(|| submission::refused(name, submission::bad_time(name)))
-            })
-            .transpose()
+    // The options are read as a multipart upload's fields would be, over
+    // the caller's preset if the request names one.
+    let base = match &asked.preset {
+        Some(name) => ingest.preset(&claims.sub, name).await?,
+        None => (wire::Format::Mp3, AudioOptions::default()),
     };
-    let mut tags = Tags::default();
-    let given = [
-        ("title", &asked.title),
-        ("artist", &asked.artist),
-        ("album", &asked.album),
-        ("date", &asked.date),
-        ("track", &asked.track),
-        ("comment", &asked.comment),
-        ("genre", &asked.genre),
-    ];
-    for (name, value) in given {
-        if let Some(value) = value {
-            tags.set(name, value)
-                .map_err(|message| submission::refused(name, message))?;
-        }
+    let mut fields = serde_json::to_value(&asked).unwrap_or_default();
+    let fields = fields.as_object_mut().ok_or_else(|| {
+        ApiError::BadRequest("bad_request", "the request is not a JSON object".into())
+    })?;
+    for envelope in ["v", "object", "filename", "preset"] {
+        fields.remove(envelope);
     }
-    let cover = match asked.cover.as_deref() {
-        None => None,
-        Some(text) if text.eq_ignore_ascii_case("frame") => Some(Cover::Frame),
-        Some(_) => {
-            return Err(submission::refused(
-                "cover",
-                "`cover` over NATS is `frame`; an uploaded picture is for HTTP uploads".into(),
-            ));
-        }
-    };
-    let options = AudioOptions {
-        cover,
-        cover_at: time("cover_at", &asked.cover_at)?,
-        tags,
-        start: time("start", &asked.start)?,
-        end: time("end", &asked.end)?,
-        vbr: asked.vbr.map(|v| u8::try_from(v).unwrap_or(u8::MAX)),
-        bitrate: asked.bitrate,
-        sample_rate: asked.sample_rate,
-        channels: asked.channels.map(|c| u8::try_from(c).unwrap_or(u8::MAX)),
-        loudness,
-    };
-    submission::check_options(format, &options)?;
+    let (format, options) = submission::options_from_json(fields, base)?;
     let info = match ingest.uploads.info(&asked.object).await {
         Ok(info) => info,
         Err(ReadError::NotFound) => {

@@ -137,6 +137,36 @@ pub(super) fn set_option(
     Ok(())
 }
 
+/// The format and options a JSON object names, each member read as its
+/// form field would be (a number or an object as its JSON text), over
+/// `base`. Members that are no option are refused.
+pub(super) fn options_from_json(
+    object: &serde_json::Map<String, serde_json::Value>,
+    base: (Format, AudioOptions),
+) -> Result<(Format, AudioOptions), ApiError> {
+    let (mut format, mut options) = base;
+    for (name, value) in object {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        match name.as_str() {
+            "format" => format = format_named(Some(text.trim()))?,
+            name if is_option(name) => set_option(&mut options, name, &text)?,
+            other => {
+                let other: String = other.chars().take(32).collect();
+                return Err(ApiError::BadRequest(
+                    "unknown_option",
+                    format!("there is no option `{other}`"),
+                ));
+            }
+        }
+    }
+    check_options(format, &options)?;
+    Ok((format, options))
+}
+
 /// What a time must look like.
 pub(super) fn bad_time(name: &str) -> String {
     format!(

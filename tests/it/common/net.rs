@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// A free TCP port on loopback (free when asked; bind it soon).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -101,4 +103,23 @@ pub async fn stream_messages(nats_url: &str, stream: &str) -> u64 {
         .await
         .unwrap();
     stream.info().await.unwrap().state.messages
+}
+
+/// A job request over NATS (`mediajet.jobs.submit`) with `token`, and the
+/// reply's JSON.
+pub async fn submit_over_nats(nats: &async_nats::Client, token: &str, request: &Value) -> Value {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {token}").as_str());
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        nats.request_with_headers(
+            mediajet::wire::subject::SUBMIT,
+            headers,
+            request.to_string().into(),
+        ),
+    )
+    .await
+    .expect("Ingest answers within 10 s")
+    .expect("a reply");
+    serde_json::from_slice(&reply.payload).unwrap()
 }

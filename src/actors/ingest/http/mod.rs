@@ -16,6 +16,7 @@ mod compat;
 pub mod cors;
 mod download;
 mod jobs;
+mod presets;
 mod sessions;
 mod tus;
 mod upload;
@@ -88,6 +89,12 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(sessions::refresh))
         .routes(routes!(sessions::logout))
         .routes(routes!(users::create_user))
+        .routes(routes!(presets::list_presets))
+        .routes(routes!(
+            presets::put_preset,
+            presets::get_preset,
+            presets::delete_preset
+        ))
         .routes(routes!(jobs::get_job, jobs::cancel_or_delete_job))
         .routes(routes!(download::download))
         .routes(routes!(jobs::job_events))

@@ -188,7 +188,7 @@ fn capabilities(ingest: &Ingest) -> Response {
     params(
         ("Upload-Length" = u64, Header, description = "The whole upload's size in bytes"),
         ("Upload-Metadata" = Option<String>, Header,
-            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `format`, `bitrate`, `sample_rate`, `channels`, `loudness`, `start`, `end`, `vbr`"),
+            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `preset`, `format`, `bitrate`, `sample_rate`, `channels`, `loudness`, `start`, `end`, `vbr`, the tags, `cover` (`frame`) and `cover_at`"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream",
         description = "Optionally, the upload's first bytes (creation-with-upload)"),
@@ -231,7 +231,11 @@ pub(super) async fn create_upload(
         .get("upload-metadata")
         .map(|value| value.to_str().map_err(|_| metadata::not_text()))
         .transpose()?;
-    let asked = metadata::parse(metadata)?;
+    let base = match metadata::preset(metadata)? {
+        Some(name) => ingest.preset(&caller.sub, &name).await?,
+        None => (crate::wire::Format::Mp3, Default::default()),
+    };
+    let asked = metadata::parse(metadata, base)?;
     let first_part = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes() == PART_TYPE.as_bytes());

@@ -156,6 +156,7 @@ async fn read_form(
     } = *upload;
     let mut format = Format::Mp3;
     let mut format_given = false;
+    let mut options_given = false;
     let mut options = AudioOptions::default();
     while let Some(field) = multipart
         .next_field()
@@ -241,16 +242,33 @@ async fn read_form(
                 ingest.store_cover(job_id, bytes).await?;
                 upload.cover_stored.store(true, Ordering::Relaxed);
                 options.cover = Some(Cover::Upload);
+                options_given = true;
+            }
+            // A preset is the base the other fields are laid over: it
+            // comes first.
+            Some("preset") => {
+                let text = bounded_text(field, "preset").await?;
+                if options_given || stored.is_some() {
+                    return Err(ApiError::BadRequest(
+                        "invalid_preset",
+                        "`preset` must come before `format`, the options and `file`".into(),
+                    ));
+                }
+                (format, options) = ingest.preset(&upload.caller.sub, &text).await?;
+                format_given = true;
+                options_given = true;
             }
             Some("format") => {
                 let text = bounded_text(field, "format").await?;
                 format = submission::format_named(Some(text.trim()))?;
                 format_given = stored.is_none();
+                options_given = true;
             }
             Some(name) if submission::is_option(name) => {
                 let name = name.to_string();
                 let text = bounded_text(field, &name).await?;
                 submission::set_option(&mut options, &name, &text)?;
+                options_given = true;
             }
             // Further files are skipped: the parser reads past them without
             // keeping them.

@@ -30,18 +30,15 @@ pub(crate) fn not_text() -> ApiError {
     bad("`Upload-Metadata` must be ASCII text".into())
 }
 
-/// Reads `Upload-Metadata` (absent: an mp3 of an upload called `upload`).
-/// Unknown keys (`filetype`, say) are allowed and ignored.
-pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
+/// The pairs of `Upload-Metadata`, bounded and decoded.
+fn pairs(header: Option<&str>) -> Result<Vec<(&str, Vec<u8>)>, ApiError> {
     let header = header.unwrap_or_default();
     if header.len() > MAX_METADATA {
         return Err(bad(format!(
             "`Upload-Metadata` may be at most {MAX_METADATA} bytes long"
         )));
     }
-    let mut filename = None;
-    let mut format = None;
-    let mut options = AudioOptions::default();
+    let mut pairs = Vec::new();
     for pair in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, encoded) = pair.split_once(' ').unwrap_or((pair, ""));
         let value = base64::engine::general_purpose::STANDARD
@@ -52,21 +49,46 @@ pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
                 "an `Upload-Metadata` value may be at most {MAX_VALUE} bytes long"
             )));
         }
-        let text = || {
-            String::from_utf8(value.clone())
-                .map_err(|_| bad("an `Upload-Metadata` value is not UTF-8 text".into()))
-        };
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+fn text(value: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(value.to_vec())
+        .map_err(|_| bad("an `Upload-Metadata` value is not UTF-8 text".into()))
+}
+
+/// The preset the metadata names, if any: the base its options are laid
+/// over.
+pub(crate) fn preset(header: Option<&str>) -> Result<Option<String>, ApiError> {
+    pairs(header)?
+        .into_iter()
+        .find(|(key, _)| *key == "preset")
+        .map(|(_, value)| text(&value))
+        .transpose()
+}
+
+/// Reads `Upload-Metadata` over `base` (the named preset's format and
+/// options, or an mp3's defaults). Unknown keys (`filetype`, say) are
+/// allowed and ignored; absent, the upload is called `upload`.
+pub(crate) fn parse(
+    header: Option<&str>,
+    base: (Format, AudioOptions),
+) -> Result<Requested, ApiError> {
+    let mut filename = None;
+    let (mut format, mut options) = base;
+    for (key, value) in pairs(header)? {
         match key {
             // tus-js-client's examples send `filename`, Uppy sends `name` too.
-            "filename" | "name" => filename = Some(text()?),
-            "format" => format = Some(submission::format_named(Some(text()?.trim()))?),
+            "filename" | "name" => filename = Some(text(&value)?),
+            "format" => format = submission::format_named(Some(text(&value)?.trim()))?,
             key if submission::is_option(key) => {
-                submission::set_option(&mut options, key, &text()?)?
+                submission::set_option(&mut options, key, &text(&value)?)?
             }
             _ => {}
         }
     }
-    let format = format.unwrap_or(Format::Mp3);
     submission::check_options(format, &options)?;
     Ok(Requested {
         filename: submission::clean_filename(filename.as_deref()),
@@ -78,6 +100,10 @@ pub(crate) fn parse(header: Option<&str>) -> Result<Requested, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mp3() -> (Format, AudioOptions) {
+        (Format::Mp3, AudioOptions::default())
+    }
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)
@@ -93,12 +119,12 @@ mod tests {
             b64("video/mp4"),
             b64("Sea trip")
         );
-        let asked = parse(Some(&header)).expect("valid metadata");
+        let asked = parse(Some(&header), mp3()).expect("valid metadata");
         assert_eq!(asked.filename, "talk.mp4");
         assert_eq!(asked.format, Format::Opus);
         assert_eq!(asked.options.bitrate, Some(96));
         assert_eq!(asked.options.tags.title.as_deref(), Some("Sea trip"));
-        assert_eq!(parse(None).expect("no metadata").format, Format::Mp3);
+        assert_eq!(parse(None, mp3()).expect("no metadata").format, Format::Mp3);
     }
 
     #[test]
@@ -110,7 +136,7 @@ mod tests {
             format!("filename {}", b64(&"x".repeat(MAX_VALUE + 1))),
             "k ".repeat(MAX_METADATA),
         ] {
-            assert!(parse(Some(&header)).is_err(), "{header:.60}");
+            assert!(parse(Some(&header), mp3()).is_err(), "{header:.60}");
         }
     }
 }
