@@ -9,6 +9,7 @@ mod common;
 mod abuse;
 mod alerts;
 mod architecture;
+mod chapters;
 mod client;
 mod cluster;
 mod control;

@@ -71,6 +71,9 @@ pub(super) async fn accept_upload(
         cover_stored: AtomicBool::new(false),
     };
     let result = read_form(&upload, &mut multipart, &mut stored, &mut streamed).await;
+    if result.is_err() {
+        drain(&mut multipart).await;
+    }
     let result = match (result, &stored, streamed.take()) {
         (Ok((format, options)), Some((_, size)), Some(mut job)) => {
             // The job was queued when its first chunk was stored, with the
@@ -287,6 +290,25 @@ async fn read_form(
     }
     submission::check_options(format, &options)?;
     Ok((format, options))
+}
+
+/// Reads and drops what is left of a refused form, up to a bound: a client
+/// still sending a small body then reads the refusal, rather than a
+/// connection reset under its last writes. A large upload is cut off.
+async fn drain(multipart: &mut Multipart) {
+    const MOST_BYTES: usize = 8 << 20;
+    let read = async {
+        let mut read = 0;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                read += chunk.len();
+                if read > MOST_BYTES {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
 }
 
 /// The bytes of a cover picture part, refused (400) as soon as they are

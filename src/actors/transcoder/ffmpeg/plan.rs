@@ -152,6 +152,12 @@ impl Plan {
         let rate = rate.or(input_rate.filter(|_| normalization.is_some()));
         args.extend(codec_args(self.format, self.quality(), rate));
         args.extend(self.tag_args(input_titled));
+        // ffmpeg carries the input's chapters over as they are; the trim
+        // filter does not move them, so a trimmed output carries none
+        // rather than chapters at the wrong times.
+        if self.options.start.is_some() || self.options.end.is_some() {
+            args.extend(["-map_chapters".to_string(), "-1".to_string()]);
+        }
         if let Some((picture, jpeg)) = cover.filter(|_| !self.attaches_picture()) {
             args.extend([
                 "-metadata".to_string(),
@@ -308,7 +314,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-af atrim=start=1.5:end=4,asetpts=PTS-STARTPTS,aformat=channel_layouts=mono \
-             -c:a libmp3lame -q:a 2 -ar 44100 -f mp3"
+             -c:a libmp3lame -q:a 2 -ar 44100 -f mp3 -map_chapters -1"
         );
         assert_eq!(plan.output_length(10.0), 2.5);
         assert_eq!(plan.output_length(3.0), 1.5);
