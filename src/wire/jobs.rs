@@ -74,7 +74,7 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<f64>,
     pub format: Format,
-    /// Bit rate and sample rate asked for (absent: the format's defaults).
+    /// The options asked for (absent ones: the format's defaults).
     #[serde(flatten)]
     pub options: AudioOptions,
     /// The uploaded file's name as the client gave it.

@@ -146,7 +146,9 @@ async fn a_frame_of_the_video_becomes_the_cover_of_mp3_m4a_flac_and_opus() {
 
 #[tokio::test]
 async fn an_uploaded_picture_becomes_the_cover_and_hostile_ones_fail_cleanly() {
-    let app = common::spawn_app().await;
+    // The upload's two streams are all the policy allows: the cover, a
+    // second input, is not counted among them.
+    let app = common::spawn_app_with(|config| config.transcoder.max_streams = 2).await;
     let token = app.new_user("ann@example.com").await;
     let dir = app.dir.path();
     let video = common::make_video(dir, "talk.mp4", 2);
@@ -165,13 +167,14 @@ async fn an_uploaded_picture_becomes_the_cover_and_hostile_ones_fail_cleanly() {
     assert_eq!(picture_size(dir, &read), (600, 400), "{read}");
 
     // Refused at once, and nothing is kept: an SVG, text named .jpg, a PNG
-    // whose header says 20000×20000 pixels, a cover for wav.
+    // whose header says 20000×20000 pixels, a cover for wav, a picture as
+    // well as `frame`.
     let mut huge_header = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     huge_header.extend(20000u32.to_be_bytes());
     huge_header.extend(20000u32.to_be_bytes());
     // The cover's file name and bytes, form fields, words of the message.
     type Refusal<'a> = (&'a str, Vec<u8>, &'a [(&'a str, &'a str)], &'a str);
-    let refusals: [Refusal; 4] = [
+    let refusals: [Refusal; 5] = [
         (
             "art.svg",
             b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec(),
@@ -190,6 +193,12 @@ async fn an_uploaded_picture_becomes_the_cover_and_hostile_ones_fail_cleanly() {
             vec![0xFF, 0xD8, 0xFF, 0xE0],
             &[("format", "wav")],
             "wav",
+        ),
+        (
+            "art.jpg",
+            vec![0xFF, 0xD8, 0xFF, 0xE0],
+            &[("cover", "frame")],
+            "once",
         ),
     ];
     for (name, bytes, fields, words) in refusals {

@@ -112,6 +112,9 @@ pub(super) fn set_option(
             }
         }
         "cover" => {
+            if options.cover.is_some() {
+                return Err(refused("cover", cover_twice()));
+            }
             if !text.eq_ignore_ascii_case("frame") {
                 return Err(refused(
                     "cover",
@@ -165,6 +168,11 @@ pub(super) fn options_from_json(
     }
     check_options(format, &options)?;
     Ok((format, options))
+}
+
+/// The refusal of a second `cover`.
+pub(super) fn cover_twice() -> String {
+    "give `cover` once: a picture or `frame`".into()
 }
 
 /// What a time must look like.

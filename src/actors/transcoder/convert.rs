@@ -106,17 +106,20 @@ impl Transcoder {
         let passes = if target.is_some() { 2 } else { 1 };
         let retitle = target.is_none() && plan.title_from_input();
         let phase = Instant::now();
-        // A cover is made of the whole upload: a job queued while its upload
-        // arrives then waits for all of it rather than encode from the pipe.
+        // A cover taken from a frame needs the whole upload: a job queued
+        // while its upload arrives then waits for all of it rather than
+        // encode from the pipe.
         let mut fed_whole = None;
         let streamed = match job.streamed_from.clone() {
-            Some(nuid) if job.options.cover.is_some() => {
+            Some(nuid) if job.options.cover == Some(Cover::Frame) => {
                 let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
                 let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
                 drop(reader);
                 let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
+                // Dropped with the attempt, the feeding stops too.
+                let feeding = AbortOnDropHandle::new(tokio::spawn(feed));
                 let done = tokio::select! {
-                    done = tokio::spawn(feed) => done,
+                    done = feeding => done,
                     _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
                     _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
                     _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),

@@ -75,12 +75,6 @@ pub(super) async fn put_preset(
     })?;
     let base = (crate::wire::Format::Mp3, Default::default());
     let (format, options) = submission::options_from_json(object, base)?;
-    if options.cover == Some(crate::wire::Cover::Upload) {
-        return Err(submission::refused(
-            "cover",
-            "a preset's cover is `frame`".into(),
-        ));
-    }
     let presets = &ingest.presets;
     let existing = presets.get(&caller.sub, &name).await.map_err(unavailable)?;
     if existing.is_none()

@@ -85,8 +85,8 @@ pub(super) async fn accept_upload(
                 ingest.abandon_streamed(&job, key).await;
                 Err(ApiError::BadRequest(
                     "options_after_file",
-                    "`format` and the options (`bitrate`, `sample_rate`, `channels`, \
-                     `loudness`, `start`, `end`, `vbr`) must all come before `file`"
+                    "`format` and every option (the tags and `cover` too) must come \
+                     before `file`"
                         .into(),
                 ))
             }
@@ -240,6 +240,9 @@ async fn read_form(
                 }
             }
             Some("cover") if field.file_name().is_some() => {
+                if options.cover.is_some() {
+                    return Err(submission::refused("cover", submission::cover_twice()));
+                }
                 let bytes = bounded_cover(field).await?;
                 cover::check_picture(&bytes)?;
                 ingest.store_cover(job_id, bytes).await?;

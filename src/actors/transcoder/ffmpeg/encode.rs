@@ -159,7 +159,9 @@ impl Encode {
                         report.opened = true;
                         describing = true;
                     }
-                    FfmpegEvent::ParsedDuration(d) if describing => {
+                    // Only the upload is judged and timed: a cover picture,
+                    // the second input, is ffmpeg's own JPEG.
+                    FfmpegEvent::ParsedDuration(d) if describing && d.input_index == 0 => {
                         report.past_tags = true;
                         report.duration = Some(d.duration).filter(|d| d.is_finite() && *d > 0.0);
                         progress.total = report.duration;
@@ -167,7 +169,9 @@ impl Encode {
                         // end is refused at once.
                         let _ = tx.send(progress);
                     }
-                    FfmpegEvent::ParsedInputStream(stream) if describing => {
+                    FfmpegEvent::ParsedInputStream(stream)
+                        if describing && stream.parent_index == 0 =>
+                    {
                         report.past_tags = true;
                         report.streams.push(stream_kind(&stream));
                         if let ffmpeg_sidecar::event::StreamTypeSpecificData::Audio(audio) =

@@ -13,7 +13,8 @@ use super::{MediaError, MediaPolicy};
 /// What ffmpeg has said so far about its input.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct InputReport {
-    /// Whether ffmpeg opened the input at all (printed `Input #0`).
+    /// Whether ffmpeg opened an input at all (printed `Input #0`, or
+    /// `Input #1` for a cover picture).
     pub opened: bool,
     /// The container's duration in seconds, when it says.
     pub duration: Option<f64>,
