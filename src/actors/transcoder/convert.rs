@@ -4,18 +4,14 @@
 //! output: the first, which measures, is the one fed as the upload
 //! arrives), the audio back into the outputs bucket.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-
-use super::error::{AttemptError, transient};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::ffmpeg::{
-    self, CoverSource, Encode, Finished, Input, Known, MediaPolicy, Pass, Picture, Plan, Progress,
-};
+use super::error::{AttemptError, transient};
+
+use super::ffmpeg::{self, Encode, Finished, Input, Known, Pass, Plan, Progress};
 use super::ownership::{Standing, Stops};
 use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
 use crate::audio::{LoudnessReport, Normalization};
@@ -402,70 +398,6 @@ impl Transcoder {
             last,
             fed,
         })
-    }
-
-    /// Makes the job's cover picture, if it asks for one, in the work dir
-    /// `dir`: with its JPEG's bytes when the format carries it in a tag.
-    async fn cover(
-        &self,
-        job: &Job,
-        input: &Path,
-        dir: &Path,
-        media: &MediaPolicy,
-        plan: &Plan,
-    ) -> Result<Option<(Picture, Vec<u8>)>, AttemptError> {
-        let Some(kind) = job.options.cover else {
-            return Ok(None);
-        };
-        let uploaded = dir.join("cover-upload");
-        let source = match (kind, job.cover_object()) {
-            (Cover::Upload, Some(object)) => {
-                self.download(&object, &uploaded).await?;
-                CoverSource::Upload(&uploaded)
-            }
-            _ => CoverSource::Frame {
-                video: input,
-                at: job.options.cover_at,
-            },
-        };
-        let picture =
-            ffmpeg::make_cover(media, source, &dir.join("cover.jpg"), plan.cover_limit()).await?;
-        let bytes = if plan.attaches_picture() {
-            Vec::new()
-        } else {
-            tokio::fs::read(&picture.path)
-                .await
-                .map_err(transient("read the cover"))?
-        };
-        Ok(Some((picture, bytes)))
-    }
-
-    /// Copies the upload to a local file, streaming.
-    pub(super) async fn download(
-        &self,
-        object: &str,
-        path: &std::path::Path,
-    ) -> Result<(), AttemptError> {
-        let (_, chunks) = match self.uploads.read(object).await {
-            Ok(object) => object,
-            Err(objects::ReadError::NotFound) => {
-                return Err(AttemptError::Rejected(
-                    "the upload is gone (it expired or was deleted)".into(),
-                ));
-            }
-            Err(err) => return Err(transient("read the upload")(err)),
-        };
-        let mut object = tokio_util::io::StreamReader::new(objects::read_ahead(chunks, 2));
-        let mut file = tokio::fs::File::create(path)
-            .await
-            .map_err(transient("create the input file"))?;
-        tokio::io::copy(&mut object, &mut file)
-            .await
-            .map_err(transient("read the upload"))?;
-        file.flush()
-            .await
-            .map_err(transient("write the input file"))?;
-        Ok(())
     }
 }
 

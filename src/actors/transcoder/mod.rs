@@ -12,7 +12,8 @@
 //! - `decision`: the ack decision itself, a pure function with its table
 //! - `error`: how an attempt can fail, by class
 //! - `ownership`: compare-and-set writes to the job, cancel and takeover
-//! - `convert`: the upload to a work file, ffmpeg, the audio stored
+//! - `convert`: the passes of ffmpeg, the audio stored; `inputs`: the
+//!   upload copied to a work file, and the cover picture
 //! - `feed`: an upload still arriving, copied into ffmpeg's pipe and the
 //!   work file as its chunks are stored
 //! - `dead_letter`: work items kept for an operator
@@ -26,6 +27,7 @@ mod decision;
 mod error;
 mod feed;
 pub mod ffmpeg;
+mod inputs;
 mod ownership;
 mod pull;
 mod sandbox;
