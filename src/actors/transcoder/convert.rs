@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::error::{AttemptError, transient};
-
 use super::ffmpeg::{self, Encode, Finished, Input, Known, Pass, Plan, Progress};
 use super::ownership::{Standing, Stops};
 use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
