@@ -108,6 +108,19 @@ impl Presets {
             .collect::<Result<_, _>>()?)
     }
 
+    /// How many presets the owner has.
+    pub async fn count(&self, owner: &str) -> Result<u64, DbError> {
+        let mut response = db::bounded(
+            self.db
+                .query("SELECT count() AS n FROM preset WHERE owner = $owner GROUP ALL")
+                .bind(("owner", owner.to_string())),
+        )
+        .await?
+        .check()?;
+        let rows: Vec<serde_json::Value> = response.take(0)?;
+        Ok(rows.first().and_then(|row| row["n"].as_u64()).unwrap_or(0))
+    }
+
     /// Deletes the preset; false if there was none.
     pub async fn delete(&self, owner: &str, name: &str) -> Result<bool, DbError> {
         let mut response = db::bounded(

@@ -77,9 +77,7 @@ pub(super) async fn put_preset(
     let (format, options) = submission::options_from_json(object, base)?;
     let presets = &ingest.presets;
     let existing = presets.get(&caller.sub, &name).await.map_err(unavailable)?;
-    if existing.is_none()
-        && presets.list(&caller.sub).await.map_err(unavailable)?.len() as u64 >= MAX_PRESETS
-    {
+    if existing.is_none() && presets.count(&caller.sub).await.map_err(unavailable)? >= MAX_PRESETS {
         return Err(ApiError::Conflict(
             "too_many_presets",
             format!("you have {MAX_PRESETS} presets, the most allowed; delete one first"),

@@ -231,11 +231,12 @@ pub(super) async fn create_upload(
         .get("upload-metadata")
         .map(|value| value.to_str().map_err(|_| metadata::not_text()))
         .transpose()?;
-    let base = match metadata::preset(metadata)? {
+    let pairs = metadata::pairs(metadata)?;
+    let base = match metadata::preset(&pairs)? {
         Some(name) => ingest.preset(&caller.sub, &name).await?,
         None => (crate::wire::Format::Mp3, Default::default()),
     };
-    let asked = metadata::parse(metadata, base)?;
+    let asked = metadata::parse(&pairs, base)?;
     let first_part = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes() == PART_TYPE.as_bytes());

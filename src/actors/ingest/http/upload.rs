@@ -316,8 +316,26 @@ async fn drain(multipart: &mut Multipart) {
 
 /// The bytes of a cover picture part, refused (400) as soon as they are
 /// more than [`cover::MAX_COVER_BYTES`].
-async fn bounded_cover(
+async fn bounded_cover(field: axum::extract::multipart::Field<'_>) -> Result<Vec<u8>, ApiError> {
+    bounded_bytes(field, cover::MAX_COVER_BYTES, || {
+        ApiError::BadRequest(
+            "invalid_cover",
+            format!(
+                "the cover may be at most {} MiB",
+                cover::MAX_COVER_BYTES >> 20
+            ),
+        )
+    })
+    .await
+}
+
+/// The bytes of a form field, read a chunk at a time and refused with
+/// `too_long()` as soon as they are more than `most`: a field is never
+/// held whole unless it is within its bound.
+async fn bounded_bytes(
     mut field: axum::extract::multipart::Field<'_>,
+    most: usize,
+    too_long: impl Fn() -> ApiError,
 ) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field
@@ -325,14 +343,8 @@ async fn bounded_cover(
         .await
         .map_err(|e| multipart_error(e.status(), e.body_text()))?
     {
-        if bytes.len() + chunk.len() > cover::MAX_COVER_BYTES {
-            return Err(ApiError::BadRequest(
-                "invalid_cover",
-                format!(
-                    "the cover may be at most {} MiB",
-                    cover::MAX_COVER_BYTES >> 20
-                ),
-            ));
+        if bytes.len() + chunk.len() > most {
+            return Err(too_long());
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -346,23 +358,16 @@ const MAX_FIELD_BYTES: usize = 256;
 /// soon as it is longer than [`MAX_FIELD_BYTES`]: a field is never held
 /// whole unless it is short.
 async fn bounded_text(
-    mut field: axum::extract::multipart::Field<'_>,
+    field: axum::extract::multipart::Field<'_>,
     name: &str,
 ) -> Result<String, ApiError> {
-    let mut text = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| multipart_error(e.status(), e.body_text()))?
-    {
-        if text.len() + chunk.len() > MAX_FIELD_BYTES {
-            return Err(ApiError::BadRequest(
-                "field_too_long",
-                format!("the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
-            ));
-        }
-        text.extend_from_slice(&chunk);
-    }
+    let text = bounded_bytes(field, MAX_FIELD_BYTES, || {
+        ApiError::BadRequest(
+            "field_too_long",
+            format!("the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
+        )
+    })
+    .await?;
     String::from_utf8(text)
         .map_err(|_| ApiError::BadRequest("invalid_options", format!("`{name}` is not UTF-8 text")))
 }

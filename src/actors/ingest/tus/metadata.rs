@@ -31,7 +31,7 @@ pub(crate) fn not_text() -> ApiError {
 }
 
 /// The pairs of `Upload-Metadata`, bounded and decoded.
-fn pairs(header: Option<&str>) -> Result<Vec<(&str, Vec<u8>)>, ApiError> {
+pub(crate) fn pairs(header: Option<&str>) -> Result<Vec<(&str, Vec<u8>)>, ApiError> {
     let header = header.unwrap_or_default();
     if header.len() > MAX_METADATA {
         return Err(bad(format!(
@@ -61,11 +61,11 @@ fn text(value: &[u8]) -> Result<String, ApiError> {
 
 /// The preset the metadata names, if any: the base its options are laid
 /// over.
-pub(crate) fn preset(header: Option<&str>) -> Result<Option<String>, ApiError> {
-    pairs(header)?
-        .into_iter()
+pub(crate) fn preset(pairs: &[(&str, Vec<u8>)]) -> Result<Option<String>, ApiError> {
+    pairs
+        .iter()
         .find(|(key, _)| *key == "preset")
-        .map(|(_, value)| text(&value))
+        .map(|(_, value)| text(value))
         .transpose()
 }
 
@@ -73,18 +73,18 @@ pub(crate) fn preset(header: Option<&str>) -> Result<Option<String>, ApiError> {
 /// options, or an mp3's defaults). Unknown keys (`filetype`, say) are
 /// allowed and ignored; absent, the upload is called `upload`.
 pub(crate) fn parse(
-    header: Option<&str>,
+    pairs: &[(&str, Vec<u8>)],
     base: (Format, AudioOptions),
 ) -> Result<Requested, ApiError> {
     let mut filename = None;
     let (mut format, mut options) = base;
-    for (key, value) in pairs(header)? {
-        match key {
+    for (key, value) in pairs {
+        match *key {
             // tus-js-client's examples send `filename`, Uppy sends `name` too.
-            "filename" | "name" => filename = Some(text(&value)?),
-            "format" => format = submission::format_named(Some(text(&value)?.trim()))?,
+            "filename" | "name" => filename = Some(text(value)?),
+            "format" => format = submission::format_named(Some(text(value)?.trim()))?,
             key if submission::is_option(key) => {
-                submission::set_option(&mut options, key, &text(&value)?)?
+                submission::set_option(&mut options, key, &text(value)?)?
             }
             _ => {}
         }
@@ -101,8 +101,9 @@ pub(crate) fn parse(
 mod tests {
     use super::*;
 
-    fn mp3() -> (Format, AudioOptions) {
-        (Format::Mp3, AudioOptions::default())
+    /// The metadata read over an mp3's defaults.
+    fn read(header: Option<&str>) -> Result<Requested, ApiError> {
+        parse(&pairs(header)?, (Format::Mp3, AudioOptions::default()))
     }
 
     fn b64(text: &str) -> String {
@@ -119,12 +120,12 @@ mod tests {
             b64("video/mp4"),
             b64("Sea trip")
         );
-        let asked = parse(Some(&header), mp3()).expect("valid metadata");
+        let asked = read(Some(&header)).expect("valid metadata");
         assert_eq!(asked.filename, "talk.mp4");
         assert_eq!(asked.format, Format::Opus);
         assert_eq!(asked.options.bitrate, Some(96));
         assert_eq!(asked.options.tags.title.as_deref(), Some("Sea trip"));
-        assert_eq!(parse(None, mp3()).expect("no metadata").format, Format::Mp3);
+        assert_eq!(read(None).expect("no metadata").format, Format::Mp3);
     }
 
     #[test]
@@ -136,7 +137,7 @@ mod tests {
             format!("filename {}", b64(&"x".repeat(MAX_VALUE + 1))),
             "k ".repeat(MAX_METADATA),
         ] {
-            assert!(parse(Some(&header), mp3()).is_err(), "{header:.60}");
+            assert!(read(Some(&header)).is_err(), "{header:.60}");
         }
     }
 }

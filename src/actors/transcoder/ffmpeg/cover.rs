@@ -115,20 +115,23 @@ pub async fn make_cover(
 
 async fn probe(policy: &MediaPolicy, input: &Path, demuxers: &str) -> Result<Probed, MediaError> {
     let files = sandbox::Files::open(input, None).map_err(tool("open the cover's source"))?;
-    let mut command = tokio::process::Command::new(&policy.ffprobe);
-    command
-        .args(["-v", "error", "-probesize", PROBE_BYTES, "-analyzeduration"])
-        .args([PROBE_MICROS, "-format_whitelist", demuxers])
-        .args(["-protocol_whitelist", "file", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=width,height:format=duration"])
-        .args(["-of", "json", sandbox::INPUT])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    sandbox::confine(command.as_std_mut(), policy, &files);
-    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
-        .await
-        .map_err(tool("probe the cover's source"))?
-        .map_err(tool(format!("run ffprobe ({})", policy.ffprobe.display())))?;
+    let args = [
+        "-probesize",
+        PROBE_BYTES,
+        "-analyzeduration",
+        PROBE_MICROS,
+        "-format_whitelist",
+        demuxers,
+        "-protocol_whitelist",
+        "file",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=width,height:format=duration",
+        "-of",
+        "json",
+    ];
+    let output = super::probe::ffprobe(policy, &files, &args, "probe the cover's source").await?;
     // ffprobe failing on it means the source is no picture it can read.
     Ok(serde_json::from_slice(&output.stdout).unwrap_or(Probed {
         streams: Vec::new(),

@@ -64,7 +64,7 @@ pub async fn audio_duration(policy: &MediaPolicy, path: &Path) -> Result<Option<
 
 /// Runs the confined ffprobe with `args` on the file `files` holds, for
 /// `PROBE_TIMEOUT` at most (`what` names the step that timed out).
-async fn ffprobe(
+pub(super) async fn ffprobe(
     policy: &MediaPolicy,
     files: &sandbox::Files,
     args: &[&str],
