@@ -39,6 +39,17 @@ impl JobState {
     }
 }
 
+/// One audio file a job makes: its format and options.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputSpec {
+    pub format: Format,
+    #[serde(flatten)]
+    pub options: AudioOptions,
+}
+
+/// The most outputs one job may ask for.
+pub const MAX_OUTPUTS: usize = 8;
+
 /// Where a finished job's audio lives.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Output {
@@ -52,6 +63,15 @@ pub struct Output {
     /// Set when the job asked for loudness normalization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<LoudnessReport>,
+}
+
+/// A completed job's waveform, stored next to its audio.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Waveform {
+    /// Size of the peaks' JSON.
+    pub peaks_bytes: u64,
+    /// Size of the PNG picture.
+    pub picture_bytes: u64,
 }
 
 /// A job: the value of its key in the jobs bucket, the body of its events and,
@@ -74,9 +94,13 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<f64>,
     pub format: Format,
-    /// The options asked for (absent ones: the format's defaults).
+    /// The options asked for (absent ones: the format's defaults). With
+    /// `format`, the job's first output.
     #[serde(flatten)]
     pub options: AudioOptions,
+    /// The outputs after the first, when the job asked for several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_outputs: Vec<OutputSpec>,
     /// The uploaded file's name as the client gave it.
     pub filename: String,
     pub input_bytes: u64,
@@ -110,8 +134,16 @@ pub struct Job {
     pub streamed_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The first output's audio, once the job completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
+    /// The audio of the outputs after the first, in their order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_results: Vec<Output>,
+    /// The waveform of the first output, once completed (absent if it
+    /// could not be made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waveform: Option<Waveform>,
 }
 
 impl Job {
@@ -123,9 +155,60 @@ impl Job {
     /// Name of the object in the uploads bucket holding the cover picture
     /// uploaded with the job, if it has one.
     pub fn cover_object(&self) -> Option<String> {
-        (self.options.cover == Some(crate::audio::Cover::Upload))
+        self.specs()
+            .any(|spec| spec.options.cover == Some(crate::audio::Cover::Upload))
             .then(|| cover_object(self.id.as_str()))
     }
+
+    /// The outputs the job makes, in order: `format` and `options` first.
+    pub fn specs(&self) -> impl Iterator<Item = OutputSpec> + '_ {
+        let first = OutputSpec {
+            format: self.format,
+            options: self.options.clone(),
+        };
+        std::iter::once(first).chain(self.more_outputs.iter().cloned())
+    }
+
+    /// The audio a completed job made, in the order of its outputs.
+    pub fn results(&self) -> impl Iterator<Item = &Output> {
+        self.output.iter().chain(&self.more_results)
+    }
+
+    /// Bytes the job's results take in the outputs bucket: the audio of
+    /// every output, and the waveform.
+    pub fn stored_bytes(&self) -> u64 {
+        let waveform = self
+            .waveform
+            .as_ref()
+            .map_or(0, |w| w.peaks_bytes + w.picture_bytes);
+        self.results().map(|output| output.bytes).sum::<u64>() + waveform
+    }
+
+    /// Sets the audio the job made, one per output in order.
+    pub fn set_results(&mut self, results: Vec<Output>) {
+        let mut results = results.into_iter();
+        self.output = results.next();
+        self.more_results = results.collect();
+    }
+}
+
+/// The name output `n` of a job is stored under in the outputs bucket. The
+/// first keeps the name a job with one output has always had.
+pub fn output_object(job: &str, n: usize, format: Format) -> String {
+    let ext = format.extension();
+    match n {
+        0 => format!("{job}.{ext}"),
+        n => format!("{job}.{n}.{ext}"),
+    }
+}
+
+/// The names a job's waveform is stored under in the outputs bucket: the
+/// peaks' JSON and the picture.
+pub fn waveform_objects(job: &str) -> [String; 2] {
+    [
+        format!("{job}.waveform.json"),
+        format!("{job}.waveform.png"),
+    ]
 }
 
 /// The name a job's uploaded cover picture is stored under.
@@ -187,6 +270,10 @@ pub struct SubmitRequest {
     /// The frame's time: seconds, or a clock as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_at: Option<serde_json::Value>,
+    /// Several outputs: a list of objects, each a `format` and options
+    /// laid over the request's own, as in the HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<serde_json::Value>,
     /// A preset of the caller's whose options the request's own are laid
     /// over.
     #[serde(default, skip_serializing_if = "Option::is_none")]

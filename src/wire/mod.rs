@@ -23,7 +23,8 @@ pub use auth::{
     Revoked, Session, TokenReply, UserReply,
 };
 pub use jobs::{
-    Job, JobOwner, JobState, Output, StatusRequest, SubmitRequest, WorkItem, cover_object,
+    Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest,
+    Waveform, WorkItem, cover_object, output_object, waveform_objects,
 };
 pub use rpc::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorReply, RequestError, error_reply, header_safe,

@@ -43,7 +43,7 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
         seen["kv_states"].as_array().unwrap().last().unwrap(),
         "completed"
     );
-    assert_eq!(seen["refusals"].as_object().unwrap().len(), 16, "{seen}");
+    assert_eq!(seen["refusals"].as_object().unwrap().len(), 18, "{seen}");
 
     // Jobs submitted over NATS are ordinary jobs of their owner: listed and
     // downloadable over HTTP, invisible to anyone else.
@@ -55,6 +55,21 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
     // Normalized as asked: the report says where it landed.
     let output = &job["output"]["loudness"]["output"]["integrated"];
     assert!((output.as_f64().unwrap() + 20.0).abs() <= 1.0, "{job}");
+    // Its second output is an mp3 with the same options but the bit rate.
+    let mp3 = &job["outputs"][1];
+    assert_eq!(
+        (&mp3["format"], &mp3["bitrate"], &mp3["channels"]),
+        (&"mp3".into(), &96.into(), &1.into()),
+        "{job}"
+    );
+    let download = app.get(&ann, mp3["audio"]["url"].as_str().unwrap()).await;
+    assert_eq!(download.status(), 200);
+    let path = out_dir.path().join("second.mp3");
+    std::fs::write(&path, download.bytes().await.unwrap()).unwrap();
+    let probed = common::probe(&path);
+    assert_eq!((probed.codec.as_str(), probed.channels), ("mp3", 1));
+    let loudness = &mp3["audio"]["loudness"]["output"]["integrated"];
+    assert!((loudness.as_f64().unwrap() + 20.0).abs() <= 1.0, "{job}");
     let first = seen["job_id"].as_str().unwrap();
     let ids = app.listed_ids(&ann).await;
     assert_eq!(ids, [second, first], "exactly the two jobs, newest first");

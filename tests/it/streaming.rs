@@ -28,7 +28,8 @@ fn make_large_video(dir: &Path, name: &str, seconds: u32, args: &[&str]) -> Path
     common::lavfi_video(dir, name, seconds, "size=320x240:rate=25", &codecs)
 }
 
-/// An upload of `path` (with `format` before the file) whose body is sent
+/// An upload of `path` (with `format` and `fields` before the file) whose
+/// body is sent
 /// as the test says: `send(n)` releases the next `n` bytes, `cut()` breaks
 /// the body off.
 struct HeldUpload {
@@ -40,6 +41,10 @@ struct HeldUpload {
 
 impl HeldUpload {
     fn start(app: &TestApp, token: &str, path: &Path) -> HeldUpload {
+        HeldUpload::start_with(app, token, path, &[])
+    }
+
+    fn start_with(app: &TestApp, token: &str, path: &Path, fields: &[(&str, &str)]) -> HeldUpload {
         let bytes = Bytes::from(std::fs::read(path).expect("the video"));
         let (body, queued) = mpsc::channel(64);
         let stream = futures::stream::unfold(queued, |mut queued| async move {
@@ -50,9 +55,11 @@ impl HeldUpload {
             bytes.len() as u64,
         )
         .file_name(path.file_name().unwrap().to_string_lossy().to_string());
-        let form = reqwest::multipart::Form::new()
-            .text("format", "mp3")
-            .part("file", part);
+        let mut form = reqwest::multipart::Form::new().text("format", "mp3");
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let form = form.part("file", part);
         let client = common::Api::new(&app.base);
         let token = token.to_string();
         let response = tokio::spawn(async move { client.post_form(&token, form).await });
@@ -138,6 +145,32 @@ async fn a_streamable_upload_is_converted_while_it_arrives() {
         assert_eq!(job["input_bytes"], size, "{name}: {job}");
         let seconds = job["output"]["duration_seconds"].as_f64().unwrap();
         assert!((seconds - 10.0).abs() < 0.5, "{name}: {seconds} s of audio");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_job_with_several_outputs_makes_the_first_as_the_upload_arrives() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let video = make_large_video(app.dir.path(), "clip.mkv", 6, &[]);
+    let outputs = r#"[{"format":"mp3"},{"format":"opus","bitrate":48}]"#;
+    let mut upload = HeldUpload::start_with(&app, &token, &video, &[("outputs", outputs)]);
+    upload.send(2 * 1024 * 1024 + 1).await;
+    let running = running_job(&app, &token).await;
+    assert_eq!(running["streamed"], true, "{running}");
+    let response = upload.finish().await;
+    assert_eq!(response.status(), 202);
+    let id = running["id"].as_str().unwrap();
+    let job = app.wait_until_finished(&token, id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    // The later output reads the copy the first one's pass wrote.
+    for (n, ext) in ["mp3", "opus"].into_iter().enumerate() {
+        let url = job["outputs"][n]["audio"]["url"].as_str().unwrap();
+        let path = app.dir.path().join(format!("streamed.{ext}"));
+        let audio = app.get(&token, url).await.bytes().await.unwrap();
+        std::fs::write(&path, audio).unwrap();
+        let seconds = common::decoded_seconds(&path);
+        assert!((seconds - 6.0).abs() < 0.2, "{ext}: {seconds} s");
     }
 }
 

@@ -128,6 +128,21 @@ async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
     let first = app.job(&token, seen["first_job"].as_str().unwrap()).await;
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["state"], "completed");
+    // The options panel asked for loudness, a title and a FLAC too; the
+    // page shows the waveform, the figures, both downloads and a player.
+    assert_eq!(first["loudness"], "podcast", "{first}");
+    assert_eq!(first["title"], "Holiday, day 1", "{first}");
+    assert_eq!(first["outputs"][1]["format"], "flac", "{first}");
+    assert_eq!(seen["waveform_width"], 1800, "{seen}");
+    assert_eq!(
+        seen["download_buttons"],
+        serde_json::json!(["Download mp3", "flac"]),
+        "{seen}"
+    );
+    let loudness = seen["loudness"].as_str().unwrap();
+    assert!(loudness.contains("LUFS (target -16.0)"), "{loudness}");
+    let played = seen["player_seconds"].as_f64().unwrap();
+    assert!((played - 3.0).abs() < 0.3, "{seen}");
     let second = app.job(&token, seen["second_job"].as_str().unwrap()).await;
     let second: Value = second.json().await.unwrap();
     assert_eq!(second["state"], "canceled");

@@ -180,6 +180,13 @@ async def main():
         ("unknown loudness preset", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "loudness": "loud"},
          {"Authorization": ann}, "400", "invalid_loudness"),
+        ("fifty outputs", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4", "outputs": [{"format": "mp3"}] * 50},
+         {"Authorization": ann}, "400", "invalid_outputs"),
+        ("a bad option in one output", "mediajet.jobs.submit",
+         {"v": 1, "object": "ann@example.com/second.mp4",
+          "outputs": [{"format": "mp3"}, {"format": "flac", "vbr": 3}]},
+         {"Authorization": ann}, "400", "invalid_vbr"),
         ("bad format", "mediajet.jobs.submit",
          {"v": 1, "object": "ann@example.com/second.mp4", "format": "exe"},
          {"Authorization": ann}, "400", "unsupported_format"),
@@ -202,7 +209,9 @@ async def main():
     # A refused request does not use up its message id: corrected, it runs.
     fixed = {"v": 1, "object": "ann@example.com/second.mp4", "format": "flac",
              "loudness": {"integrated": -20, "true_peak": -2}, "channels": 1, "start": "0:00.25",
-             "title": "Second take", "track": "2"}
+             "title": "Second take", "track": "2",
+             # Two outputs: the FLAC the fields describe, and an mp3 of it.
+             "outputs": [{}, {"format": "mp3", "bitrate": 96}]}
     bad = dict(fixed, bitrate=128)
     headers = {"Authorization": ann, "Nats-Msg-Id": "second-1"}
     reply, _ = await request(nc, "mediajet.jobs.submit", bad, headers)

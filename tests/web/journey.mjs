@@ -60,8 +60,13 @@ try {
     }).observe(document.getElementById("jobs"), { subtree: true, childList: true, characterData: true, attributes: true });
   });
 
-  // Drop the video onto the drop zone, as MP3.
+  // Drop the video onto the drop zone, as MP3 normalized for podcasts,
+  // titled, with a FLAC too: the options panel.
   await page.selectOption("#format", "mp3");
+  await page.click("#more-options summary");
+  await page.selectOption("#loudness", "podcast");
+  await page.fill("#title", "Holiday, day 1");
+  await page.check('#also input[value="flac"]');
   const bytes = (await readFile(env("VIDEO"))).toString("base64");
   const dataTransfer = await page.evaluateHandle(({ bytes, name }) => {
     const raw = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
@@ -76,6 +81,20 @@ try {
   summary.seen = await page.evaluate(() => window.seen);
   summary.first_job = await first.getAttribute("data-job-id");
 
+  // Its waveform, loudness figures, a download button per output, and a
+  // player that plays the audio.
+  const waveform = first.locator("img.waveform");
+  await waveform.waitFor({ timeout: 10000 });
+  await page.waitForFunction((img) => img.complete && img.naturalWidth > 0, await waveform.elementHandle());
+  summary.waveform_width = await waveform.evaluate((img) => img.naturalWidth);
+  summary.loudness = await first.locator(".loudness").textContent();
+  summary.download_buttons = await first.locator(".downloads button").allTextContents();
+  await first.locator("button.listen").click();
+  const audio = first.locator("audio");
+  await audio.waitFor({ timeout: 10000 });
+  await page.waitForFunction((a) => a.readyState >= 1 && a.duration > 0, await audio.elementHandle());
+  summary.player_seconds = await audio.evaluate((a) => a.duration);
+
   // Download it through the page.
   const [download] = await Promise.all([
     page.waitForEvent("download"),
@@ -86,6 +105,8 @@ try {
 
   // A second job, picked with the file chooser, canceled while it runs.
   await page.selectOption("#format", "opus");
+  await page.selectOption("#loudness", "");
+  await page.uncheck('#also input[value="flac"]');
   await page.setInputFiles("#file-input", env("LONG_VIDEO"));
   const second = page.locator("#jobs li").first();
   await second.locator(".state", { hasText: "running" }).waitFor({ timeout: 30000 });

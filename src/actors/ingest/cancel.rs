@@ -80,8 +80,9 @@ impl Ingest {
         let job_id = job.id.clone();
         let job_id = job_id.as_str();
         if job.state.is_terminal() {
-            if let Some(output) = &job.output {
-                match self.outputs.delete(&output.object).await {
+            let audio = job.results().map(|output| output.object.clone());
+            for object in audio.chain(wire::waveform_objects(job_id)) {
+                match self.outputs.delete(&object).await {
                     Ok(()) => {}
                     Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
                     Err(err) => return Err(ApiError::unavailable("the object store", err)),

@@ -29,6 +29,10 @@ pub enum ApiError {
     NotFound,
     #[error("you have no such preset")]
     NoSuchPreset,
+    #[error("the job has no such output")]
+    NoSuchOutput,
+    #[error("the job has no waveform: it could not be made of its audio")]
+    NoWaveform,
     /// A NATS submission names an object the uploads bucket does not hold.
     #[error("{0}")]
     NoSuchUpload(String),
@@ -117,6 +121,16 @@ impl ApiError {
         }
     }
 
+    /// A refused value, said to be found at `place` (`outputs[1]`).
+    pub fn within(self, place: &str) -> Self {
+        match self {
+            ApiError::BadRequest(code, message) => {
+                ApiError::BadRequest(code, format!("{place}: {message}"))
+            }
+            other => other,
+        }
+    }
+
     /// What to log of this error, if it is the service's failure.
     pub fn to_log(&self) -> Option<ErrorLog> {
         let internal = match self {
@@ -140,6 +154,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoSuchPreset => (StatusCode::NOT_FOUND, "no_such_preset"),
+            ApiError::NoSuchOutput => (StatusCode::NOT_FOUND, "no_such_output"),
+            ApiError::NoWaveform => (StatusCode::NOT_FOUND, "no_waveform"),
             ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),

@@ -29,7 +29,7 @@ const UNFINISHED: &str =
 const STORED_BYTES: &str = "\
     SELECT math::sum(input_bytes) AS n FROM job WHERE owner = $owner \
     AND state = 'queued' GROUP ALL; \
-    SELECT math::sum(output.bytes) AS n FROM job WHERE owner = $owner \
+    SELECT math::sum(output_bytes ?? output.bytes) AS n FROM job WHERE owner = $owner \
     AND state = 'completed' AND finished_at > $since GROUP ALL;";
 
 #[derive(Clone)]
@@ -52,6 +52,8 @@ impl History {
             if let Some(id) = map.remove("id") {
                 map.insert("jid".to_string(), id);
             }
+            // What all the job's outputs take, which the quota counts.
+            map.insert("output_bytes".to_string(), job.stored_bytes().into());
         }
         // Writes of different jobs touch the same owner index and may
         // conflict; each is idempotent, so it is simply run again.

@@ -121,6 +121,17 @@ pub struct JobForm {
     /// of the way in).
     #[schema(max_length = 16, example = "0:42")]
     cover_at: Option<String>,
+    /// Several outputs from the one upload: a JSON list of 1 to 8 objects,
+    /// each a `format` and options as in a preset, laid over the form's
+    /// other fields (which are then the defaults of every output). Each
+    /// output is downloaded at `/v1/jobs/{id}/outputs/{n}`, `n` counting
+    /// from 0 in this order. Refused with `invalid_outputs`, or the code of
+    /// the option an entry got wrong.
+    #[schema(
+        max_length = 4096,
+        example = r#"[{"format":"mp3","bitrate":128,"channels":1,"loudness":"podcast"},{"format":"opus","bitrate":64},{"format":"flac"}]"#
+    )]
+    outputs: Option<String>,
 }
 
 /// A preset's options as JSON: the members a multipart upload's fields

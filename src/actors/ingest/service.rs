@@ -159,7 +159,7 @@ async fn checked_job(
     for envelope in ["v", "object", "filename", "preset"] {
         fields.remove(envelope);
     }
-    let (format, options) = submission::options_from_json(fields, base)?;
+    let asked_for = submission::asked_from_json(fields, base)?;
     let info = match ingest.uploads.info(&asked.object).await {
         Ok(info) => info,
         Err(ReadError::NotFound) => {
@@ -177,7 +177,7 @@ async fn checked_job(
     let filename = clean_filename(Some(asked.filename.as_deref().unwrap_or(name)));
     let job_id = JobId::new();
     telemetry::record_job(&job_id);
-    let mut job = submission::new_job(job_id, claims, format, options, filename, size, quota);
+    let mut job = submission::new_job(job_id, claims, asked_for, filename, size, quota);
     job.upload = Some(asked.object);
     Ok(job)
 }

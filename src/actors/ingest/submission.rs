@@ -12,7 +12,7 @@ use super::tus::record::UploadId;
 use crate::audio::{Cover, Loudness, TAG_NAMES, parse_time};
 use crate::domain::JobId;
 use crate::token::Claims;
-use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState};
+use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState, MAX_OUTPUTS, OutputSpec};
 
 /// A format the caller named, or a 400 that lists the formats there are.
 fn parse_format(text: &str) -> Result<Format, ApiError> {
@@ -147,27 +147,150 @@ pub(super) fn options_from_json(
     object: &serde_json::Map<String, serde_json::Value>,
     base: (Format, AudioOptions),
 ) -> Result<(Format, AudioOptions), ApiError> {
-    let (mut format, mut options) = base;
+    let mut fields = Fields::over(base);
     for (name, value) in object {
-        let text = match value {
-            serde_json::Value::String(text) => text.clone(),
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        match name.as_str() {
-            "format" => format = format_named(Some(text.trim()))?,
-            name if is_option(name) => set_option(&mut options, name, &text)?,
-            other => {
-                let other: String = other.chars().take(32).collect();
-                return Err(ApiError::BadRequest(
-                    "unknown_option",
-                    format!("there is no option `{other}`"),
-                ));
-            }
+        if name == "outputs" {
+            return Err(ApiError::BadRequest(
+                "invalid_outputs",
+                "`outputs` lists a job's outputs; a preset, or one entry of `outputs`, \
+                 holds the options of one"
+                    .into(),
+            ));
+        }
+        if !fields.set_json(name, value)? {
+            return Err(unknown_option(name));
         }
     }
-    check_options(format, &options)?;
-    Ok((format, options))
+    check_options(fields.format, &fields.options)?;
+    Ok((fields.format, fields.options))
+}
+
+/// The outputs a JSON object (a NATS submission) asks for, each member read
+/// as its form field would be, over `base`. Members that are none of a
+/// submission's are refused.
+pub(super) fn asked_from_json(
+    object: &serde_json::Map<String, serde_json::Value>,
+    base: (Format, AudioOptions),
+) -> Result<Asked, ApiError> {
+    let mut fields = Fields::over(base);
+    for (name, value) in object {
+        if !fields.set_json(name, value)? {
+            return Err(unknown_option(name));
+        }
+    }
+    fields.finish()
+}
+
+/// Longest `outputs` text read, on every way in.
+pub(super) const MAX_OUTPUTS_TEXT: usize = 4096;
+
+/// A submission's outputs: the first (the job's `format` and `options`) and
+/// any more.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Asked {
+    pub format: Format,
+    pub options: AudioOptions,
+    pub more: Vec<OutputSpec>,
+}
+
+/// A submission's format and options as its fields are read, in whatever
+/// order they come. `outputs` is kept as text until the end, since the
+/// other fields are the defaults each of its entries is laid over.
+#[derive(Clone)]
+pub(super) struct Fields {
+    pub format: Format,
+    pub options: AudioOptions,
+    outputs: Option<String>,
+}
+
+impl Fields {
+    pub fn over((format, options): (Format, AudioOptions)) -> Fields {
+        Fields {
+            format,
+            options,
+            outputs: None,
+        }
+    }
+
+    /// Whether a field called `name` is one of a submission's.
+    pub fn takes(name: &str) -> bool {
+        name == "format" || name == "outputs" || is_option(name)
+    }
+
+    /// Reads the field `name` from its text; false when it is none of a
+    /// submission's.
+    pub fn set(&mut self, name: &str, text: &str) -> Result<bool, ApiError> {
+        match name {
+            "format" => self.format = format_named(Some(text.trim()))?,
+            "outputs" if text.len() > MAX_OUTPUTS_TEXT => {
+                return Err(ApiError::BadRequest(
+                    "invalid_outputs",
+                    format!("`outputs` may be at most {MAX_OUTPUTS_TEXT} bytes of JSON"),
+                ));
+            }
+            "outputs" => self.outputs = Some(text.to_string()),
+            name if is_option(name) => set_option(&mut self.options, name, text)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// [`Fields::set`] from a JSON member: a string as its text, a number,
+    /// object or list as its JSON text.
+    pub fn set_json(&mut self, name: &str, value: &serde_json::Value) -> Result<bool, ApiError> {
+        match value {
+            serde_json::Value::String(text) => self.set(name, text),
+            serde_json::Value::Null => Ok(Fields::takes(name)),
+            other => self.set(name, &other.to_string()),
+        }
+    }
+
+    /// The outputs asked for, each checked against its format.
+    pub fn finish(self) -> Result<Asked, ApiError> {
+        let base = (self.format, self.options);
+        let Some(text) = self.outputs else {
+            check_options(base.0, &base.1)?;
+            return Ok(Asked {
+                format: base.0,
+                options: base.1,
+                more: Vec::new(),
+            });
+        };
+        let bad = |message: String| ApiError::BadRequest("invalid_outputs", message);
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|_| {
+            bad("`outputs` must be a JSON list of objects, each a `format` and options".into())
+        })?;
+        if entries.is_empty() || entries.len() > MAX_OUTPUTS {
+            return Err(bad(format!(
+                "`outputs` must list 1 to {MAX_OUTPUTS} outputs, not {}",
+                entries.len()
+            )));
+        }
+        let mut specs = Vec::with_capacity(entries.len());
+        for (n, entry) in entries.iter().enumerate() {
+            let serde_json::Value::Object(object) = entry else {
+                return Err(bad(format!("`outputs[{n}]` must be an object")));
+            };
+            let (format, options) = options_from_json(object, base.clone())
+                .map_err(|err| err.within(&format!("outputs[{n}]")))?;
+            specs.push(OutputSpec { format, options });
+        }
+        let mut specs = specs.into_iter();
+        let first = specs
+            .next()
+            .ok_or_else(|| bad("`outputs` is empty".into()))?;
+        Ok(Asked {
+            format: first.format,
+            options: first.options,
+            more: specs.collect(),
+        })
+    }
+}
+
+/// The refusal of a member that is no option.
+fn unknown_option(name: &str) -> ApiError {
+    let name: String = name.chars().take(32).collect();
+    ApiError::BadRequest("unknown_option", format!("there is no option `{name}`"))
 }
 
 /// The refusal of a second `cover`.
@@ -229,8 +352,7 @@ pub(super) fn empty_file() -> ApiError {
 pub(super) fn new_job(
     id: JobId,
     owner: &Claims,
-    format: Format,
-    options: AudioOptions,
+    asked: Asked,
     filename: String,
     input_bytes: u64,
     quota: u64,
@@ -245,8 +367,9 @@ pub(super) fn new_job(
         progress: 0.0,
         speed: None,
         eta_seconds: None,
-        format,
-        options,
+        format: asked.format,
+        options: asked.options,
+        more_outputs: asked.more,
         filename,
         input_bytes,
         upload: None,
@@ -260,6 +383,8 @@ pub(super) fn new_job(
         streamed_from: None,
         error: None,
         output: None,
+        more_results: Vec::new(),
+        waveform: None,
     }
 }
 

@@ -44,12 +44,40 @@ pub struct JobView {
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The first output's audio, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<OutputView>,
+    /// Every output the job makes, in the order asked for: one unless the
+    /// job asked for several (`outputs`).
+    outputs: Vec<OutputEntry>,
+    /// The first output's waveform, once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waveform: Option<WaveformView>,
+}
+
+/// Where a completed job's waveform is.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Waveform)]
+struct WaveformView {
+    /// The peaks, as audiowaveform's JSON.
+    peaks: String,
+    /// The picture, a PNG.
+    picture: String,
+}
+
+/// One of a job's outputs: what was asked for and, once the job completed,
+/// its audio.
+#[derive(Serialize, ToSchema)]
+struct OutputEntry {
+    format: Format,
+    #[serde(flatten)]
+    options: AudioOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<OutputView>,
 }
 
 /// A completed job's audio.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 #[schema(as = Output)]
 struct OutputView {
     url: String,
@@ -85,14 +113,37 @@ impl JobView {
 
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
-        let output = job.output.map(|o| OutputView {
+        let audio: Vec<OutputView> = job
+            .results()
+            .enumerate()
+            .map(|(n, o)| OutputView {
+                url: format!("/v1/jobs/{}/outputs/{n}", job.id),
+                filename: o.filename.clone(),
+                content_type: o.content_type.clone(),
+                bytes: o.bytes,
+                duration_seconds: o.duration_seconds,
+                loudness: o.loudness,
+            })
+            .collect();
+        // The first output keeps the address it had before jobs made
+        // several.
+        let output = audio.first().cloned().map(|first| OutputView {
             url: format!("/v1/jobs/{}/output", job.id),
-            filename: o.filename,
-            content_type: o.content_type,
-            bytes: o.bytes,
-            duration_seconds: o.duration_seconds,
-            loudness: o.loudness,
+            ..first
         });
+        let waveform = job.waveform.as_ref().map(|_| WaveformView {
+            peaks: format!("/v1/jobs/{}/waveform.json", job.id),
+            picture: format!("/v1/jobs/{}/waveform.png", job.id),
+        });
+        let mut audio = audio.into_iter();
+        let outputs = job
+            .specs()
+            .map(|spec| OutputEntry {
+                format: spec.format,
+                options: spec.options,
+                audio: audio.next(),
+            })
+            .collect();
         JobView {
             id: job.id.into(),
             state: job.state,
@@ -111,6 +162,8 @@ impl From<Job> for JobView {
             attempts: job.attempts,
             error: job.error,
             output,
+            outputs,
+            waveform,
         }
     }
 }

@@ -16,7 +16,8 @@ const ICON: &str = include_str!("web/favicon.svg");
 const TUS: &str = include_str!("web/tus.min.js");
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self' blob: data:; form-action 'self'; \
+    connect-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
+    form-action 'self'; \
     base-uri 'none'; frame-ancestors 'none'";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -191,11 +191,11 @@ impl Mailer {
             JobState::Completed => (
                 format!("Your audio is ready: {}", job.filename),
                 format!(
-                    "Hello,\n\nyour file {} has been converted to {}.\n\nJob: {}\nState: completed\nDownload: {}/output\n\nThe download needs your login.\n\n-- mediajet\n",
+                    "Hello,\n\nyour file {} has been converted to {}.\n\nJob: {}\nState: completed\n{}\nThe download needs your login.\n\n-- mediajet\n",
                     job.filename,
-                    job.format.extension(),
+                    formats(job),
                     job.id,
-                    status_url
+                    downloads(job, &status_url),
                 ),
             ),
             _ => (
@@ -256,4 +256,31 @@ impl Worker for Mailer {
             }
         })
     }
+}
+
+/// The formats a job made, in words: `mp3`, `mp3 and flac`.
+fn formats(job: &Job) -> String {
+    let names: Vec<&str> = job.specs().map(|spec| spec.format.extension()).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The download lines of a completed job's email: one for a job with one
+/// output, one per output, numbered as their addresses are, for several.
+fn downloads(job: &Job, status_url: &str) -> String {
+    let results: Vec<_> = job.results().collect();
+    if results.len() <= 1 {
+        return format!("Download: {status_url}/output\n");
+    }
+    let mut lines = String::from("Downloads:\n");
+    for (n, output) in results.iter().enumerate() {
+        let mb = output.bytes as f64 / 1_000_000.0;
+        lines.push_str(&format!(
+            "  {} ({mb:.1} MB): {status_url}/outputs/{n}\n",
+            output.filename
+        ));
+    }
+    lines
 }

@@ -147,9 +147,10 @@ impl Transcoder {
             Decision::Finish(state) => {
                 job.state = state;
                 match outcome {
-                    Ok(output) => {
+                    Ok(made) => {
                         job.progress = 100.0;
-                        job.output = Some(output);
+                        job.set_results(made.outputs);
+                        job.waveform = made.waveform;
                     }
                     Err(AttemptError::Rejected(reason)) => job.error = Some(reason),
                     Err(_) => tracing::info!("stopped: canceled by its owner"),
@@ -241,7 +242,8 @@ impl Transcoder {
                 // The owner's cancel came first and stays: announce that.
                 tracing::info!("canceled by its owner as it ended");
                 job.state = JobState::Canceled;
-                job.output = None;
+                job.set_results(Vec::new());
+                job.waveform = None;
                 job.error = None;
             }
             Ok(Standing::Superseded) => {
@@ -275,6 +277,9 @@ impl Transcoder {
             );
         }
         self.delete_upload(&job).await;
+        if job.state != JobState::Completed {
+            self.delete_outputs(&job).await;
+        }
         if let Err(err) = message.double_ack().await {
             tracing::warn!(error = %err, "cannot acknowledge the work item");
         }

@@ -1,135 +1,306 @@
 //! The conversion's I/O: the upload to a work file (or, for a job queued
-//! while its upload arrives, through a pipe into ffmpeg as it comes),
-//! ffmpeg with progress written to the job (two passes for a normalized
-//! output: the first, which measures, is the one fed as the upload
-//! arrives), the audio back into the outputs bucket.
+//! while its upload arrives, through a pipe into ffmpeg as it comes), then
+//! each of the job's outputs in turn: ffmpeg with progress written to the
+//! job (two passes for a normalized output: the first, which measures, is
+//! the one fed as the upload arrives), the audio back into the outputs
+//! bucket; last, the first output's waveform.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use super::error::{AttemptError, transient};
-use super::ffmpeg::{self, Encode, Finished, Input, Known, Pass, Plan, Progress};
+use super::ffmpeg::{self, Encode, Input, Known, MediaPolicy, Pass, Plan};
 use super::ownership::{Standing, Stops};
+use super::pass::Watch;
 use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
 use crate::audio::{LoudnessReport, Normalization};
 use crate::storage::objects;
-use crate::wire::{Cover, Job, Output};
+use crate::wire::{Cover, Job, Output, OutputSpec, Waveform, output_object, waveform_objects};
 
 /// How long a followed upload may go without a new chunk before it is taken
 /// to have broken off. Ingest cancels the job of an upload that fails at
 /// once; this is for an Ingest that died mid-upload.
 const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 
-/// What one pass ended with.
-struct Passed {
-    finished: Finished,
-    /// ffmpeg's last progress report.
-    last: Progress,
-    /// The upload's size, when this pass was fed as it arrived.
-    fed: Option<u64>,
+/// Where one output goes: its object, and what its download is called.
+struct Target {
+    /// Its place among the job's outputs.
+    n: usize,
+    spec: OutputSpec,
+    object: String,
+    filename: String,
 }
 
-/// The attempt's ways to stop, and where it records progress.
-struct Watch<'a> {
-    job: &'a mut Job,
-    revision: &'a mut Option<u64>,
-    interrupt: &'a CancellationToken,
-    stops: &'a Stops,
+impl Target {
+    /// The job's outputs. The first keeps the name a job with one output
+    /// has always had; a later one whose extension an earlier one has is
+    /// told apart by its number.
+    fn all(job: &Job, stem: &str) -> Vec<Target> {
+        let specs: Vec<OutputSpec> = job.specs().collect();
+        specs
+            .iter()
+            .enumerate()
+            .map(|(n, spec)| {
+                let ext = spec.format.extension();
+                let repeated = specs[..n].iter().any(|s| s.format.extension() == ext);
+                Target {
+                    n,
+                    spec: spec.clone(),
+                    object: output_object(job.id.as_str(), n, spec.format),
+                    filename: match repeated {
+                        false => format!("{stem}.{ext}"),
+                        true => format!("{stem}-{n}.{ext}"),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn output(
+        &self,
+        bytes: u64,
+        duration_seconds: f64,
+        loudness: Option<LoudnessReport>,
+    ) -> Output {
+        Output {
+            object: self.object.clone(),
+            bytes,
+            content_type: self.spec.format.content_type().to_string(),
+            filename: self.filename.clone(),
+            duration_seconds,
+            loudness,
+        }
+    }
+
+    /// How many ffmpeg passes the output takes: a normalized one is
+    /// measured first.
+    fn passes(&self) -> usize {
+        if self.spec.options.loudness.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// What a conversion made: the audio of each output, in order, and the
+/// first one's waveform if it could be made.
+pub(super) struct Made {
+    pub outputs: Vec<Output>,
+    pub waveform: Option<Waveform>,
+}
+
+/// What every output of the job reads: the upload's work file, the work
+/// dir, the upload's name without its extension (the title a single pass
+/// starts with), and the cover picture uploaded with the job.
+struct Work {
+    input: PathBuf,
+    dir: PathBuf,
+    stem: String,
+    cover_object: Option<String>,
 }
 
 impl Transcoder {
+    /// Makes every output the job asks for, in order, and the first one's
+    /// waveform. What an earlier delivery stored is not made again.
     pub(super) async fn convert(
         &self,
         job: &mut Job,
         revision: &mut Option<u64>,
         interrupt: &CancellationToken,
         stops: &Stops,
-    ) -> Result<Output, AttemptError> {
-        let object = format!("{}.{}", job.id, job.format.extension());
+    ) -> Result<Made, AttemptError> {
         let stem = job
             .filename
             .rsplit_once('.')
-            .map_or(job.filename.as_str(), |(stem, _)| stem);
-        let filename = format!("{stem}.{}", job.format.extension());
-        let content_type = job.format.content_type().to_string();
-        let output = |bytes: u64, duration_seconds: f64, loudness| Output {
-            object: object.clone(),
-            bytes,
-            content_type: content_type.clone(),
-            filename: filename.clone(),
-            duration_seconds,
-            loudness,
-        };
-        // An earlier delivery may have stored the audio and then died before
-        // recording it. The object exists only once it was stored whole, and
-        // carries its duration: use it rather than encode again.
-        if let Ok(info) = self.outputs.info(&object).await
-            && let Some(duration) = info
-                .metadata
-                .get(OUTPUT_DURATION)
-                .and_then(|d| d.parse::<f64>().ok())
-        {
-            tracing::info!("the audio is already stored; not encoding again");
-            let loudness = info
-                .metadata
-                .get(OUTPUT_LOUDNESS)
-                .and_then(|report| serde_json::from_str(report).ok());
-            return Ok(output(info.size as u64, duration, loudness));
+            .map_or(job.filename.as_str(), |(stem, _)| stem)
+            .to_string();
+        let targets = Target::all(job, &stem);
+        let mut made = Vec::with_capacity(targets.len());
+        for target in &targets {
+            made.push(self.stored(target).await);
         }
         let dir = ffmpeg::work_dir(&self.work_root, job.id.as_str());
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(transient("create the work dir"))?;
-        let input = dir.join("input");
-        let output_path = dir.join(format!("output.{}", job.format.extension()));
-
-        // The job may make no more audio than its owner's quota has room for.
-        let mut media = self.media.clone();
-        if let Some(left) = job.max_output_bytes {
-            media.max_output_bytes = media.max_output_bytes.min(left.max(1));
+        let work = Work {
+            input: dir.join("input"),
+            dir,
+            stem,
+            cover_object: job.cover_object(),
+        };
+        if made.iter().any(Option::is_none) {
+            self.make_all(job, revision, interrupt, stops, &targets, &mut made, &work)
+                .await?;
         }
-        let media = &media;
+        let outputs: Vec<Output> = made.into_iter().flatten().collect();
+        let waveform = match outputs.first() {
+            Some(first) => self.waveform(job, &targets[0], first, &work).await,
+            None => None,
+        };
+        Ok(Made { outputs, waveform })
+    }
+
+    /// Makes the outputs not yet `made`, from the upload read once.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_all(
+        &self,
+        job: &mut Job,
+        revision: &mut Option<u64>,
+        interrupt: &CancellationToken,
+        stops: &Stops,
+        targets: &[Target],
+        made: &mut [Option<Output>],
+        work: &Work,
+    ) -> Result<(), AttemptError> {
+        let phase = Instant::now();
+        // A cover taken from a frame needs the whole upload: a job queued
+        // while its upload arrives then waits for all of it rather than
+        // encode from the pipe. So does a job with several outputs: the
+        // later ones read the work file the first one's pass writes.
+        let mut fed = None;
+        let mut streamed = job.streamed_from.clone();
+        let frame = targets
+            .iter()
+            .any(|t| t.spec.options.cover == Some(Cover::Frame));
+        if let Some(nuid) = streamed.take_if(|_| frame) {
+            fed = Some(
+                self.fetch_whole(job, &nuid, &work.input, stops, interrupt)
+                    .await?,
+            );
+        }
+        if streamed.is_none() && fed.is_none() {
+            // ffmpeg needs a seekable file for containers such as MP4.
+            self.download(job.upload_object(), &work.input).await?;
+            tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
+        }
+        let total: usize = targets
+            .iter()
+            .zip(made.iter())
+            .filter(|(_, made)| made.is_none())
+            .map(|(target, _)| target.passes())
+            .sum();
+        let mut room = job.max_output_bytes;
+        let mut passes_done = 0;
+        let mut watch = Watch {
+            job,
+            revision,
+            interrupt,
+            stops,
+        };
+        for (target, made) in targets.iter().zip(made.iter_mut()) {
+            if made.is_none() {
+                // The job may make no more audio than its owner's quota has
+                // room for, all its outputs together.
+                let mut media = self.media.clone();
+                if let Some(left) = room {
+                    media.max_output_bytes = media.max_output_bytes.min(left.max(1));
+                }
+                let passes = (passes_done, total);
+                let (output, size) = self
+                    .make(&mut watch, target, work, &media, streamed.take(), passes)
+                    .instrument(tracing::info_span!("output", n = target.n))
+                    .await?;
+                if size.is_some() {
+                    fed = size;
+                }
+                passes_done += target.passes();
+                *made = Some(output);
+            }
+            if let (Some(left), Some(output)) = (room.as_mut(), made.as_ref()) {
+                *left = left.saturating_sub(output.bytes);
+            }
+        }
+        if let Some(size) = fed {
+            watch.job.input_bytes = size;
+        }
+        Ok(())
+    }
+
+    /// The output an earlier delivery stored and then died before recording.
+    /// The object exists only once it was stored whole, and carries its
+    /// duration: it is used rather than encoded again.
+    async fn stored(&self, target: &Target) -> Option<Output> {
+        let info = self.outputs.info(&target.object).await.ok()?;
+        let duration = info.metadata.get(OUTPUT_DURATION)?.parse::<f64>().ok()?;
+        tracing::info!(
+            output = target.n,
+            "the audio is already stored; not encoding again"
+        );
+        let loudness = info
+            .metadata
+            .get(OUTPUT_LOUDNESS)
+            .and_then(|report| serde_json::from_str(report).ok());
+        Some(target.output(info.size as u64, duration, loudness))
+    }
+
+    /// Copies a followed upload whole into the work file before any pass
+    /// starts; returns its size.
+    async fn fetch_whole(
+        &self,
+        job: &Job,
+        nuid: &str,
+        input: &Path,
+        stops: &Stops,
+        interrupt: &CancellationToken,
+    ) -> Result<u64, AttemptError> {
+        let chunks = self.uploads.follow(job.upload_object(), nuid, UPLOAD_IDLE);
+        let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
+        drop(reader);
+        let feed = feed::feed(objects::read_ahead(chunks, 2), input.to_path_buf(), writer);
+        // Dropped with the attempt, the feeding stops too.
+        let feeding = AbortOnDropHandle::new(tokio::spawn(feed));
+        let done = tokio::select! {
+            done = feeding => done,
+            _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
+            _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
+            _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
+        };
+        feed::outcome(done)
+    }
+
+    /// Makes one output: its passes, its checks, its audio stored. `streamed`
+    /// is the id of the upload's chunks when this output's first pass reads
+    /// them as they arrive; the upload's size is then returned too.
+    async fn make(
+        &self,
+        watch: &mut Watch<'_>,
+        target: &Target,
+        work: &Work,
+        media: &MediaPolicy,
+        streamed: Option<String>,
+        (passes_done, total): (usize, usize),
+    ) -> Result<(Output, Option<u64>), AttemptError> {
+        let input = work.input.as_path();
+        let output_path = work.dir.join(format!(
+            "output-{}.{}",
+            target.n,
+            target.spec.format.extension()
+        ));
         // A normalized output is measured first; that pass writes nothing.
         // A single pass takes the file name as the title, and one reading a
         // file is stopped and run again if the input turns out to have a
         // title of its own; a pipe cannot be read again, so there the file
         // name stays. A cover is made before the pass that writes.
-        let plan = Plan::new(job.format, job.options.clone(), stem);
-        let target = plan.loudness();
-        let passes = if target.is_some() { 2 } else { 1 };
-        let retitle = target.is_none() && plan.title_from_input();
+        let plan = Plan::new(target.spec.format, target.spec.options.clone(), &work.stem);
+        let loudness_target = plan.loudness();
+        let retitle = loudness_target.is_none() && plan.title_from_input();
         let phase = Instant::now();
-        // A cover taken from a frame needs the whole upload: a job queued
-        // while its upload arrives then waits for all of it rather than
-        // encode from the pipe.
-        let mut fed_whole = None;
-        let streamed = match job.streamed_from.clone() {
-            Some(nuid) if job.options.cover == Some(Cover::Frame) => {
-                let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
-                let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
-                drop(reader);
-                let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
-                // Dropped with the attempt, the feeding stops too.
-                let feeding = AbortOnDropHandle::new(tokio::spawn(feed));
-                let done = tokio::select! {
-                    done = feeding => done,
-                    _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
-                    _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
-                    _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
-                };
-                fed_whole = Some(feed::outcome(done)?);
-                None
-            }
-            streamed => streamed,
-        };
-        if streamed.is_none() && fed_whole.is_none() {
-            // ffmpeg needs a seekable file for containers such as MP4.
-            self.download(job.upload_object(), &input).await?;
-            tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "upload copied");
-        }
-        let cover = self.cover(job, &input, &dir, media, &plan).await?;
+        let cover = self
+            .cover(
+                &target.spec.options,
+                work.cover_object.as_deref(),
+                input,
+                &work.dir,
+                media,
+                &plan,
+            )
+            .await?;
         let known = |measured, input_rate, input_titled| Known {
             measured,
             input_rate,
@@ -142,7 +313,7 @@ impl Transcoder {
             .as_ref()
             .filter(|_| plan.attaches_picture())
             .map(|(picture, _)| picture.path.as_path());
-        let (first_output, first_args, first_picture) = match target {
+        let (first_output, first_args, first_picture) = match loudness_target {
             Some(target) => (None, plan.measure_args(target), None),
             None => (
                 Some(output_path.as_path()),
@@ -161,61 +332,53 @@ impl Transcoder {
             // Queued while its upload arrives: ffmpeg reads the chunks
             // through a pipe as they are stored; a copy goes to the work file.
             Some(nuid) => {
+                let job = &*watch.job;
                 let chunks = self.uploads.follow(job.upload_object(), &nuid, UPLOAD_IDLE);
                 let (reader, writer) = std::io::pipe().map_err(transient("make a pipe"))?;
                 let encode = Encode::start(media, first(Input::Pipe(reader)))?;
-                let feed = feed::feed(objects::read_ahead(chunks, 2), input.clone(), writer);
+                let feed = feed::feed(objects::read_ahead(chunks, 2), input.to_path_buf(), writer);
                 // Dropped with the attempt, the feeding stops too.
-                let feeding = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(feed));
-                (encode, Some(feeding))
+                (encode, Some(AbortOnDropHandle::new(tokio::spawn(feed))))
             }
             None => {
                 let pass = Pass {
                     stop_if_titled: retitle,
-                    ..first(Input::File(&input))
+                    ..first(Input::File(input))
                 };
                 (Encode::start(media, pass)?, None)
             }
         };
-        let mut watch = Watch {
-            job,
-            revision,
-            interrupt,
-            stops,
-        };
         let mut passed = self
-            .pass(&mut watch, &plan, encode, feeding, (0, passes))
+            .pass(watch, &plan, encode, feeding, (passes_done, total))
             .await?;
         if passed.finished.stopped_for_title {
             let (args, _) = plan.encode_args(&known(None, None, true));
             let pass = Pass {
                 args: &args,
-                ..first(Input::File(&input))
+                ..first(Input::File(input))
             };
             let encode = Encode::start(media, pass)?;
             passed = self
-                .pass(&mut watch, &plan, encode, None, (0, passes))
+                .pass(watch, &plan, encode, None, (passes_done, total))
                 .await?;
         }
-        if let Some(size) = passed.fed.or(fed_whole) {
-            watch.job.input_bytes = size;
-        }
+        let fed = passed.fed;
         // A pass short enough to end before its first progress report.
         if let Some(reason) = passed.last.total.and_then(|total| plan.refusal(total)) {
             return Err(AttemptError::Rejected(reason));
         }
         let mut loudness = None;
-        if let Some(target) = target {
+        if let Some(loudness_target) = loudness_target {
             let unread = |what| transient(what)("ffmpeg did not report it");
             let measured = ffmpeg::parse_measurement(&passed.finished.lines)
                 .ok_or_else(|| unread("read the loudness measurement"))?;
             let (args, normalization) = plan.encode_args(&known(
-                Some((target, measured)),
+                Some((loudness_target, measured)),
                 passed.finished.input_rate,
                 passed.finished.input_titled,
             ));
             let pass = Pass {
-                input: Input::File(&input),
+                input: Input::File(input),
                 output: Some(&output_path),
                 args: &args,
                 picture,
@@ -223,18 +386,17 @@ impl Transcoder {
             };
             let encode = Encode::start(media, pass)?;
             passed = self
-                .pass(&mut watch, &plan, encode, None, (1, passes))
+                .pass(watch, &plan, encode, None, (passes_done + 1, total))
                 .await?;
             let output = ffmpeg::parse_output(&passed.finished.lines)
                 .ok_or_else(|| unread("read the output's loudness"))?;
             loudness = Some(LoudnessReport {
-                target,
+                target: loudness_target,
                 input: measured.stats,
                 output,
                 normalization: normalization.unwrap_or(Normalization::Linear),
             });
         }
-        let job = watch.job;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "encoded");
         // ffmpeg's last report says how much audio it wrote. Each ffprobe run
         // costs about as much CPU as a short encode (mostly loading its
@@ -254,7 +416,7 @@ impl Transcoder {
             duration < expected * 0.95 - 1.0
         };
         if last.total.is_some_and(short)
-            && let Some(expected) = ffmpeg::audio_duration(media, &input).await?
+            && let Some(expected) = ffmpeg::audio_duration(media, input).await?
             && short(expected)
         {
             let expected = plan.output_length(expected);
@@ -263,6 +425,92 @@ impl Transcoder {
                  the file is damaged or incomplete"
             )));
         }
+        let mut metadata: std::collections::HashMap<String, String> =
+            [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
+        if let Some(report) = &loudness
+            && let Ok(json) = serde_json::to_string(report)
+        {
+            metadata.insert(OUTPUT_LOUDNESS.to_string(), json);
+        }
+        let size = self
+            .store(watch.job, &output_path, &target.object, metadata)
+            .await?;
+        // The first output's file stays for its waveform.
+        if target.n > 0 {
+            let _ = tokio::fs::remove_file(&output_path).await;
+        }
+        Ok((target.output(size, duration, loudness), fed))
+    }
+
+    /// The waveform of the job's first output: stored already by an earlier
+    /// delivery, or made from its audio and stored. A waveform that cannot
+    /// be made leaves the job without one; its audio is what counts.
+    async fn waveform(
+        &self,
+        job: &Job,
+        target: &Target,
+        first: &Output,
+        work: &Work,
+    ) -> Option<Waveform> {
+        let [peaks_object, picture_object] = waveform_objects(job.id.as_str());
+        if let (Ok(peaks), Ok(picture)) = (
+            self.outputs.info(&peaks_object).await,
+            self.outputs.info(&picture_object).await,
+        ) {
+            return Some(Waveform {
+                peaks_bytes: peaks.size as u64,
+                picture_bytes: picture.size as u64,
+            });
+        }
+        let made = async {
+            let audio = work
+                .dir
+                .join(format!("output-0.{}", target.spec.format.extension()));
+            if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
+                self.download_from(&self.outputs, &first.object, &audio)
+                    .await?;
+            }
+            let picture = work.dir.join("waveform.png");
+            let format = target.spec.format;
+            let seconds = first.duration_seconds;
+            let peaks =
+                ffmpeg::make_waveform(&self.media, &audio, format, seconds, &picture).await?;
+            let peaks_bytes = objects::put_object(
+                &self.outputs,
+                &peaks_object,
+                peaks.as_slice(),
+                self.chunk_size,
+                Default::default(),
+            )
+            .await
+            .map_err(transient("store the waveform"))?
+            .size as u64;
+            let picture_bytes = self
+                .store(job, &picture, &picture_object, Default::default())
+                .await?;
+            Ok::<_, AttemptError>(Waveform {
+                peaks_bytes,
+                picture_bytes,
+            })
+        };
+        match made.instrument(tracing::info_span!("waveform")).await {
+            Ok(waveform) => Some(waveform),
+            Err(err) => {
+                tracing::warn!(error = %crate::error::chain(&err), "no waveform");
+                None
+            }
+        }
+    }
+
+    /// Stores a file with `metadata`, if the job is still this attempt's;
+    /// returns its size.
+    async fn store(
+        &self,
+        job: &Job,
+        path: &Path,
+        object: &str,
+        metadata: std::collections::HashMap<String, String>,
+    ) -> Result<u64, AttemptError> {
         // Storing would replace the audio a later attempt may have stored
         // and be serving: check the job is still this attempt's first. Not
         // knowing (NATS unreachable) is a reason to try again later.
@@ -271,137 +519,14 @@ impl Transcoder {
             Ok(_) => {}
             Err(err) => return Err(transient("check the job")(err)),
         }
-        let file = tokio::fs::File::open(&output_path)
+        let file = tokio::fs::File::open(path)
             .await
             .map_err(transient("open the output"))?;
-        let mut metadata: std::collections::HashMap<String, String> =
-            [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
-        if let Some(report) = &loudness
-            && let Ok(json) = serde_json::to_string(report)
-        {
-            metadata.insert(OUTPUT_LOUDNESS.to_string(), json);
-        }
         let phase = Instant::now();
-        let info = objects::put_object(&self.outputs, &object, file, self.chunk_size, metadata)
+        let info = objects::put_object(&self.outputs, object, file, self.chunk_size, metadata)
             .await
             .map_err(transient("store the output"))?;
         tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "audio stored");
-        Ok(output(info.size as u64, duration, loudness))
+        Ok(info.size as u64)
     }
-
-    /// Runs one ffmpeg pass to its end, recording progress as the share
-    /// `(index, count)` of the whole conversion, and stopping it when the
-    /// job is canceled or taken over, the transcoder shuts down, it runs
-    /// out of time, or the input turns out too short for the plan's trim.
-    /// A pass fed as the upload arrives ends only once the upload is whole
-    /// and matches its digest.
-    async fn pass(
-        &self,
-        watch: &mut Watch<'_>,
-        plan: &Plan,
-        mut encode: Encode,
-        mut feeding: Option<AbortOnDropHandle<std::io::Result<u64>>>,
-        (index, count): (usize, usize),
-    ) -> Result<Passed, AttemptError> {
-        let Watch {
-            job,
-            revision,
-            interrupt,
-            stops,
-        } = watch;
-        let mut fed: Option<u64> = None;
-        let encode_deadline = tokio::time::sleep(self.media.encode_timeout);
-        tokio::pin!(encode_deadline);
-        let mut last_saved = Instant::now();
-        let result = loop {
-            tokio::select! {
-                changed = encode.progress.changed() => {
-                    if changed.is_err() {
-                        break encode.finish().await;
-                    }
-                    let progress = *encode.progress.borrow_and_update();
-                    if let Some(reason) = progress.total.and_then(|total| plan.refusal(total)) {
-                        stop(&mut encode).await;
-                        return Err(AttemptError::Rejected(reason));
-                    }
-                    let total = progress.total.map(|total| plan.output_length(total));
-                    if let Some(total) = total.filter(|total| *total > 0.0)
-                        && last_saved.elapsed() >= Duration::from_millis(500)
-                    {
-                        let done = (progress.seconds / total).clamp(0.0, 1.0);
-                        let share = (index as f64 + done) / count as f64;
-                        job.progress = (share * 100.0).clamp(0.0, 99.0).round();
-                        job.speed = (progress.speed > 0.0).then_some(progress.speed);
-                        // Later passes read the whole input again.
-                        let left = (total - progress.seconds).max(0.0)
-                            + total * (count - index - 1) as f64;
-                        job.eta_seconds = job.speed.map(|speed| (left / speed).round());
-                        **revision = self.save_over(job, **revision, stops).await;
-                        last_saved = Instant::now();
-                    }
-                }
-                done = async { feeding.as_mut().expect("guarded").await }, if feeding.is_some() => {
-                    feeding = None;
-                    match feed::outcome(done) {
-                        // The time limit is for the conversion, not for the
-                        // upload (bounded by Ingest's rate floor and the
-                        // idle limit): it starts over once the upload is in.
-                        Ok(size) => {
-                            fed = Some(size);
-                            encode_deadline
-                                .as_mut()
-                                .reset(tokio::time::Instant::now() + self.media.encode_timeout);
-                        }
-                        Err(err) => {
-                            stop(&mut encode).await;
-                            return Err(err);
-                        }
-                    }
-                }
-                _ = stops.canceled.cancelled() => {
-                    stop(&mut encode).await;
-                    return Err(AttemptError::Canceled);
-                }
-                _ = stops.superseded.cancelled() => {
-                    stop(&mut encode).await;
-                    return Err(AttemptError::Superseded);
-                }
-                _ = interrupt.cancelled() => {
-                    stop(&mut encode).await;
-                    return Err(AttemptError::Interrupted);
-                }
-                _ = &mut encode_deadline => {
-                    stop(&mut encode).await;
-                    return Err(AttemptError::Rejected(format!(
-                        "the conversion took longer than the limit of {} seconds",
-                        self.media.encode_timeout.as_secs()
-                    )));
-                }
-            }
-        };
-        // ffmpeg is done with what it was given; a followed upload counts
-        // only once it is whole and matches its digest.
-        if let Some(feeding) = feeding {
-            let done = tokio::select! {
-                done = feeding => done,
-                _ = stops.canceled.cancelled() => return Err(AttemptError::Canceled),
-                _ = stops.superseded.cancelled() => return Err(AttemptError::Superseded),
-                _ = interrupt.cancelled() => return Err(AttemptError::Interrupted),
-            };
-            fed = Some(feed::outcome(done)?);
-        }
-        let finished = result?;
-        let last = *encode.progress.borrow();
-        Ok(Passed {
-            finished,
-            last,
-            fed,
-        })
-    }
-}
-
-/// Kills a pass and waits for it to be gone.
-async fn stop(encode: &mut Encode) {
-    encode.kill();
-    let _ = encode.finish().await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::AttemptError;
 use crate::backoff::Backoff;
 use crate::storage::jetstream::WORK_MAX_RETRIES;
-use crate::wire::{JobState, Output};
+use crate::wire::JobState;
 
 /// What becomes of a work item once its attempt is over.
 #[derive(Debug, PartialEq)]
@@ -29,7 +29,7 @@ pub(super) enum Decision {
 /// has been retried `retries` times. Nothing else decides it: deliveries do
 /// not count (a hand-back is free), so an item is never stranded by
 /// JetStream's delivery limit.
-pub(super) fn decide(outcome: &Result<Output, AttemptError>, retries: u32) -> Decision {
+pub(super) fn decide<T>(outcome: &Result<T, AttemptError>, retries: u32) -> Decision {
     match outcome {
         Ok(_) => Decision::Finish(JobState::Completed),
         Err(AttemptError::Rejected(_)) => Decision::Finish(JobState::Failed),
@@ -56,6 +56,7 @@ pub(super) fn retry_delay(delivered: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Output;
 
     #[test]
     fn every_outcome_has_one_ack_decision_and_hand_backs_are_free() {
@@ -73,8 +74,8 @@ mod tests {
             duration_seconds: 1.0,
             loudness: None,
         };
-        let cases: Vec<(Result<Output, AttemptError>, u32, Decision)> = vec![
-            (Ok(output), 0, Decision::Finish(JobState::Completed)),
+        let cases: Vec<(Result<Vec<Output>, AttemptError>, u32, Decision)> = vec![
+            (Ok(vec![output]), 0, Decision::Finish(JobState::Completed)),
             (
                 Err(AttemptError::Rejected("not a video".into())),
                 0,

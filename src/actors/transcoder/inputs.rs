@@ -8,32 +8,34 @@ use tokio::io::AsyncWriteExt;
 use super::Transcoder;
 use super::error::{AttemptError, transient};
 use super::ffmpeg::{self, CoverSource, MediaPolicy, Picture, Plan};
-use crate::storage::objects;
-use crate::wire::{Cover, Job};
+use crate::storage::objects::{self, Bucket};
+use crate::wire::{AudioOptions, Cover};
 
 impl Transcoder {
-    /// Makes the job's cover picture, if it asks for one, in the work dir
-    /// `dir`: with its JPEG's bytes when the format carries it in a tag.
+    /// Makes an output's cover picture, if its options ask for one, in the
+    /// work dir `dir`: with its JPEG's bytes when the format carries it in a
+    /// tag. `uploaded` names the picture uploaded with the job, if any.
     pub(super) async fn cover(
         &self,
-        job: &Job,
+        options: &AudioOptions,
+        uploaded: Option<&str>,
         input: &Path,
         dir: &Path,
         media: &MediaPolicy,
         plan: &Plan,
     ) -> Result<Option<(Picture, Vec<u8>)>, AttemptError> {
-        let Some(kind) = job.options.cover else {
+        let Some(kind) = options.cover else {
             return Ok(None);
         };
-        let uploaded = dir.join("cover-upload");
-        let source = match (kind, job.cover_object()) {
+        let copy = dir.join("cover-upload");
+        let source = match (kind, uploaded) {
             (Cover::Upload, Some(object)) => {
-                self.download(&object, &uploaded).await?;
-                CoverSource::Upload(&uploaded)
+                self.download(object, &copy).await?;
+                CoverSource::Upload(&copy)
             }
             _ => CoverSource::Frame {
                 video: input,
-                at: job.options.cover_at,
+                at: options.cover_at,
             },
         };
         let picture =
@@ -54,7 +56,17 @@ impl Transcoder {
         object: &str,
         path: &std::path::Path,
     ) -> Result<(), AttemptError> {
-        let (_, chunks) = match self.uploads.read(object).await {
+        self.download_from(&self.uploads, object, path).await
+    }
+
+    /// Copies an object of `bucket` to a local file, streaming.
+    pub(super) async fn download_from(
+        &self,
+        bucket: &Bucket,
+        object: &str,
+        path: &std::path::Path,
+    ) -> Result<(), AttemptError> {
+        let (_, chunks) = match bucket.read(object).await {
             Ok(object) => object,
             Err(objects::ReadError::NotFound) => {
                 return Err(AttemptError::Rejected(

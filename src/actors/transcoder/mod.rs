@@ -12,8 +12,9 @@
 //! - `decision`: the ack decision itself, a pure function with its table
 //! - `error`: how an attempt can fail, by class
 //! - `ownership`: compare-and-set writes to the job, cancel and takeover
-//! - `convert`: the passes of ffmpeg, the audio stored; `inputs`: the
-//!   upload copied to a work file, and the cover picture
+//! - `convert`: each output's passes of ffmpeg, the audio stored; `pass`:
+//!   one pass run to its end with its progress; `inputs`: the upload
+//!   copied to a work file, and the cover picture
 //! - `feed`: an upload still arriving, copied into ffmpeg's pipe and the
 //!   work file as its chunks are stored
 //! - `dead_letter`: work items kept for an operator
@@ -29,6 +30,7 @@ mod feed;
 pub mod ffmpeg;
 mod inputs;
 mod ownership;
+mod pass;
 mod pull;
 mod sandbox;
 
@@ -108,6 +110,22 @@ impl Transcoder {
                 Ok(()) => {}
                 Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
                 Err(err) => tracing::warn!(object, error = %err, "cannot delete the upload"),
+            }
+        }
+    }
+
+    /// Deletes the audio (and waveform) a job that did not complete may
+    /// have stored for some of its outputs before it failed or was canceled.
+    async fn delete_outputs(&self, job: &wire::Job) {
+        let audio = job
+            .specs()
+            .enumerate()
+            .map(|(n, spec)| wire::output_object(job.id.as_str(), n, spec.format));
+        for object in audio.chain(wire::waveform_objects(job.id.as_str())) {
+            match self.outputs.delete(&object).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(object, error = %err, "cannot delete the audio"),
             }
         }
     }

@@ -114,5 +114,5 @@ pub(super) async fn seed_download(
         )
     })?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    stream_output(&ingest, &caller, &fid, range).await
+    stream_output(&ingest, &caller, &fid, 0, range).await
 }

@@ -1,5 +1,5 @@
-//! Downloads: a finished job's audio, streamed from the object store whole
-//! or as one byte range.
+//! Downloads: a finished job's audio (any of its outputs), streamed from
+//! the object store whole or as one byte range.
 
 use std::sync::Arc;
 
@@ -14,10 +14,10 @@ use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::storage::objects;
 use crate::token::Claims;
-use crate::wire::JobState;
+use crate::wire::{Job, JobState};
 
 #[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
-    summary = "The audio of a completed job",
+    summary = "The audio of a completed job (its first output)",
     params(
         ("id" = String, Path, description = "The job id"),
         ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
@@ -42,40 +42,62 @@ pub(super) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    stream_output(&ingest, &caller, &id, range).await
+    stream_output(&ingest, &caller, &id, 0, range).await
 }
 
-/// Streams a finished job's audio from the object store: all of it, or the
-/// one byte range a `Range` header asks for (206), so players can seek and
-/// broken downloads resume.
+#[utoipa::path(get, path = "/v1/jobs/{id}/outputs/{n}", tag = "jobs",
+    summary = "One output's audio of a completed job",
+    description = "Outputs count from 0 in the order the job's `outputs` listed them; a job \
+        without `outputs` has the one output 0.",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("n" = String, Path, description = "The output's number, from 0"),
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole file", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's, or no such output", body = ErrorAnswer),
+        (status = 409, description = "Not completed (yet)", body = ErrorAnswer),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn download_output(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path((id, n)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // An output's number is small: anything longer is no output's.
+    let n = Some(n)
+        .filter(|n| n.len() <= 2)
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or(ApiError::NoSuchOutput)?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    stream_output(&ingest, &caller, &id, n, range).await
+}
+
+/// Streams the audio of a finished job's output `n` from the object store:
+/// all of it, or the one byte range a `Range` header asks for (206), so
+/// players can seek and broken downloads resume.
 pub(super) async fn stream_output(
     ingest: &Ingest,
     caller: &Claims,
     job_id: &str,
+    n: usize,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
     let job = ingest.job_for(&caller.sub, job_id).await?;
-    let output = match (&job.state, job.output) {
-        (JobState::Completed, Some(output)) => output,
-        (JobState::Failed, _) => {
-            return Err(ApiError::Conflict(
-                "job_failed",
-                "the job failed; there is no output".into(),
-            ));
-        }
-        (JobState::Canceled, _) => {
-            return Err(ApiError::Conflict(
-                "job_canceled",
-                "the job was canceled; there is no output".into(),
-            ));
-        }
-        _ => {
-            return Err(ApiError::Conflict(
-                "not_ready",
-                "the job has not finished yet".into(),
-            ));
-        }
-    };
+    if n > job.more_outputs.len() {
+        return Err(ApiError::NoSuchOutput);
+    }
+    completed(&job)?;
+    let output = job.results().nth(n).ok_or(ApiError::NoSuchOutput)?.clone();
     let (info, chunks) = match ingest.outputs.read(output.object.as_str()).await {
         Ok(object) => object,
         Err(objects::ReadError::NotFound) => {
@@ -118,6 +140,25 @@ pub(super) async fn stream_output(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// Refuses what only a completed job has, saying why the job has none.
+pub(super) fn completed(job: &Job) -> Result<(), ApiError> {
+    match job.state {
+        JobState::Completed => Ok(()),
+        JobState::Failed => Err(ApiError::Conflict(
+            "job_failed",
+            "the job failed; there is no output".into(),
+        )),
+        JobState::Canceled => Err(ApiError::Conflict(
+            "job_canceled",
+            "the job was canceled; there is no output".into(),
+        )),
+        JobState::Queued | JobState::Running => Err(ApiError::Conflict(
+            "not_ready",
+            "the job has not finished yet".into(),
+        )),
+    }
 }
 
 /// What a `Range` header asks of a file of a known size.

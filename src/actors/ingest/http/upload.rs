@@ -14,7 +14,8 @@ use tokio_util::io::StreamReader;
 use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::SubmissionKey;
-use crate::actors::ingest::{Ingest, cover, rate, submission};
+use crate::actors::ingest::submission::{self, Asked, Fields};
+use crate::actors::ingest::{Ingest, cover, rate};
 use crate::domain::JobId;
 use crate::telemetry;
 use crate::token::Claims;
@@ -75,18 +76,20 @@ pub(super) async fn accept_upload(
         drain(&mut multipart).await;
     }
     let result = match (result, &stored, streamed.take()) {
-        (Ok((format, options)), Some((_, size)), Some(mut job)) => {
+        (Ok(asked), Some((_, size)), Some(mut job)) => {
             // The job was queued when its first chunk was stored, with the
             // options that came before the file; later ones cannot apply.
-            if (format, &options) == (job.format, &job.options) {
+            if (asked.format, &asked.options, &asked.more)
+                == (job.format, &job.options, &job.more_outputs)
+            {
                 job.input_bytes = *size;
                 Ok(Accepted::New(job))
             } else {
                 ingest.abandon_streamed(&job, key).await;
                 Err(ApiError::BadRequest(
                     "options_after_file",
-                    "`format` and every option (the tags and `cover` too) must come \
-                     before `file`"
+                    "`format`, `outputs` and every option (the tags and `cover` too) \
+                     must come before `file`"
                         .into(),
                 ))
             }
@@ -95,12 +98,11 @@ pub(super) async fn accept_upload(
             ingest.abandon_streamed(&job, key).await;
             Err(err)
         }
-        (Ok((format, options)), Some((filename, size)), None) => {
+        (Ok(asked), Some((filename, size)), None) => {
             let job = submission::new_job(
                 job_id.clone(),
                 caller,
-                format,
-                options,
+                asked,
                 filename.clone(),
                 *size,
                 quota,
@@ -150,17 +152,16 @@ async fn read_form(
     multipart: &mut Multipart,
     stored: &mut Option<(String, u64)>,
     streamed: &mut Option<Job>,
-) -> Result<(Format, AudioOptions), ApiError> {
+) -> Result<Asked, ApiError> {
     let Upload {
         ingest,
         job_id,
         quota,
         ..
     } = *upload;
-    let mut format = Format::Mp3;
+    let mut fields = Fields::over((Format::Mp3, AudioOptions::default()));
     let mut format_given = false;
     let mut options_given = false;
-    let mut options = AudioOptions::default();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -200,13 +201,12 @@ async fn read_form(
                     })
                 });
                 let body = StreamReader::new(Box::pin(body));
-                let outcome = if format_given && submission::check_options(format, &options).is_ok()
-                {
+                let early = fields.clone().finish().ok().filter(|_| format_given);
+                let outcome = if let Some(asked) = early {
                     let early = submission::new_job(
                         job_id.clone(),
                         upload.caller,
-                        format,
-                        options.clone(),
+                        asked,
                         filename.clone(),
                         0,
                         quota,
@@ -240,40 +240,41 @@ async fn read_form(
                 }
             }
             Some("cover") if field.file_name().is_some() => {
-                if options.cover.is_some() {
+                if fields.options.cover.is_some() {
                     return Err(submission::refused("cover", submission::cover_twice()));
                 }
                 let bytes = bounded_cover(field).await?;
                 cover::check_picture(&bytes)?;
                 ingest.store_cover(job_id, bytes).await?;
                 upload.cover_stored.store(true, Ordering::Relaxed);
-                options.cover = Some(Cover::Upload);
+                fields.options.cover = Some(Cover::Upload);
                 options_given = true;
             }
             // A preset is the base the other fields are laid over: it
             // comes first.
             Some("preset") => {
-                let text = bounded_text(field, "preset").await?;
+                let text = bounded_text(field, "preset", MAX_FIELD_BYTES).await?;
                 if options_given || stored.is_some() {
                     return Err(ApiError::BadRequest(
                         "invalid_preset",
                         "`preset` must come before `format`, the options and `file`".into(),
                     ));
                 }
-                (format, options) = ingest.preset(&upload.caller.sub, &text).await?;
+                fields = Fields::over(ingest.preset(&upload.caller.sub, &text).await?);
                 format_given = true;
                 options_given = true;
             }
-            Some("format") => {
-                let text = bounded_text(field, "format").await?;
-                format = submission::format_named(Some(text.trim()))?;
-                format_given = stored.is_none();
-                options_given = true;
-            }
-            Some(name) if submission::is_option(name) => {
+            Some(name) if Fields::takes(name) => {
                 let name = name.to_string();
-                let text = bounded_text(field, &name).await?;
-                submission::set_option(&mut options, &name, &text)?;
+                let limit = match name.as_str() {
+                    "outputs" => submission::MAX_OUTPUTS_TEXT,
+                    _ => MAX_FIELD_BYTES,
+                };
+                let text = bounded_text(field, &name, limit).await?;
+                fields.set(&name, &text)?;
+                if name == "format" {
+                    format_given = stored.is_none();
+                }
                 options_given = true;
             }
             // Further files are skipped: the parser reads past them without
@@ -287,12 +288,11 @@ async fn read_form(
                     .chars()
                     .take(32)
                     .collect::<String>();
-                bounded_text(field, &name).await?;
+                bounded_text(field, &name, MAX_FIELD_BYTES).await?;
             }
         }
     }
-    submission::check_options(format, &options)?;
-    Ok((format, options))
+    fields.finish()
 }
 
 /// Reads and drops what is left of a refused form, up to a bound: a client
@@ -351,20 +351,21 @@ async fn bounded_bytes(
     Ok(bytes)
 }
 
-/// Longest value of a form field other than the file.
+/// Longest value of a form field other than the file and `outputs`.
 const MAX_FIELD_BYTES: usize = 256;
 
 /// The text of a form field, read a chunk at a time and refused (400) as
-/// soon as it is longer than [`MAX_FIELD_BYTES`]: a field is never held
+/// soon as it is longer than `limit`: a field is never held
 /// whole unless it is short.
 async fn bounded_text(
     field: axum::extract::multipart::Field<'_>,
     name: &str,
+    limit: usize,
 ) -> Result<String, ApiError> {
-    let text = bounded_bytes(field, MAX_FIELD_BYTES, || {
+    let text = bounded_bytes(field, limit, || {
         ApiError::BadRequest(
             "field_too_long",
-            format!("the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
+            format!("the form field `{name}` is longer than {limit} bytes"),
         )
     })
     .await?;

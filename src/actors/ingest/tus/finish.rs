@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 
 use super::record::UploadRecord;
+use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::{Source, SubmissionKey};
-use crate::actors::ingest::{Ingest, submission};
+use crate::actors::ingest::submission::{self, Asked};
 use crate::domain::JobId;
 use crate::storage::objects::ReadError;
 use crate::token::Claims;
@@ -47,8 +48,11 @@ impl Ingest {
             let job = submission::new_job(
                 record.job_id.clone(),
                 caller,
-                record.format,
-                record.options.clone(),
+                Asked {
+                    format: record.format,
+                    options: record.options.clone(),
+                    more: record.more_outputs.clone(),
+                },
                 record.filename.clone(),
                 record.length,
                 quota,

@@ -5,20 +5,21 @@
 use base64::Engine;
 
 use crate::actors::ingest::error::ApiError;
-use crate::actors::ingest::submission;
+use crate::actors::ingest::submission::{self, Asked, Fields};
 use crate::wire::{AudioOptions, Format};
 
 /// Longest `Upload-Metadata` header read.
 pub(crate) const MAX_METADATA: usize = 4096;
 /// Longest value of one pair, decoded.
 const MAX_VALUE: usize = 256;
+/// Longest `outputs` value, decoded: a list of several outputs' options.
+const MAX_OUTPUTS_VALUE: usize = 2048;
 
 /// What a creation's metadata asks for.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Requested {
     pub filename: String,
-    pub format: Format,
-    pub options: AudioOptions,
+    pub asked: Asked,
 }
 
 fn bad(message: String) -> ApiError {
@@ -44,9 +45,15 @@ pub(crate) fn pairs(header: Option<&str>) -> Result<Vec<(&str, Vec<u8>)>, ApiErr
         let value = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| bad("an `Upload-Metadata` value is not base64".into()))?;
-        if value.len() > MAX_VALUE {
+        let limit = if key == "outputs" {
+            MAX_OUTPUTS_VALUE
+        } else {
+            MAX_VALUE
+        };
+        if value.len() > limit {
             return Err(bad(format!(
-                "an `Upload-Metadata` value may be at most {MAX_VALUE} bytes long"
+                "the `Upload-Metadata` value of `{}` may be at most {limit} bytes long",
+                key.chars().take(32).collect::<String>()
             )));
         }
         pairs.push((key, value));
@@ -77,23 +84,20 @@ pub(crate) fn parse(
     base: (Format, AudioOptions),
 ) -> Result<Requested, ApiError> {
     let mut filename = None;
-    let (mut format, mut options) = base;
+    let mut fields = Fields::over(base);
     for (key, value) in pairs {
         match *key {
             // tus-js-client's examples send `filename`, Uppy sends `name` too.
             "filename" | "name" => filename = Some(text(value)?),
-            "format" => format = submission::format_named(Some(text(value)?.trim()))?,
-            key if submission::is_option(key) => {
-                submission::set_option(&mut options, key, &text(value)?)?
+            key if Fields::takes(key) => {
+                fields.set(key, &text(value)?)?;
             }
             _ => {}
         }
     }
-    submission::check_options(format, &options)?;
     Ok(Requested {
         filename: submission::clean_filename(filename.as_deref()),
-        format,
-        options,
+        asked: fields.finish()?,
     })
 }
 
@@ -122,10 +126,10 @@ mod tests {
         );
         let asked = read(Some(&header)).expect("valid metadata");
         assert_eq!(asked.filename, "talk.mp4");
-        assert_eq!(asked.format, Format::Opus);
-        assert_eq!(asked.options.bitrate, Some(96));
-        assert_eq!(asked.options.tags.title.as_deref(), Some("Sea trip"));
-        assert_eq!(read(None).expect("no metadata").format, Format::Mp3);
+        assert_eq!(asked.asked.format, Format::Opus);
+        assert_eq!(asked.asked.options.bitrate, Some(96));
+        assert_eq!(asked.asked.options.tags.title.as_deref(), Some("Sea trip"));
+        assert_eq!(read(None).expect("no metadata").asked.format, Format::Mp3);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::actors::ingest::error::ApiError;
 use crate::domain::JobId;
-use crate::wire::{self, AudioOptions, Format};
+use crate::wire::{self, AudioOptions, Format, OutputSpec};
 
 /// An upload id: 32 lowercase hex digits (128 random bits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +65,10 @@ pub(crate) struct UploadRecord {
     pub filename: String,
     pub format: Format,
     pub options: AudioOptions,
+    /// The outputs after the first, when the upload's job is to make
+    /// several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_outputs: Vec<OutputSpec>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// When the upload is given up if no byte comes before.

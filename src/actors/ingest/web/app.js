@@ -21,7 +21,10 @@ function show() {
   $("login").hidden = Boolean(token);
   $("app").hidden = !token;
   $("logout").hidden = !token;
-  if (token) loadJobs();
+  if (token) {
+    loadJobs();
+    loadPresets();
+  }
 }
 
 function keep(tokens) {
@@ -132,10 +135,46 @@ async function loadJobs() {
   }
 }
 
+// The caller's presets, offered in the options panel.
+async function loadPresets() {
+  const response = await api("/v1/presets");
+  if (!response.ok) return;
+  const select = $("preset");
+  select.replaceChildren(new Option("none", ""));
+  for (const preset of await response.json()) select.append(new Option(preset.name, preset.name));
+}
+
+// The options the panel sets, as job option fields (tus metadata).
+function chosenOptions() {
+  const options = {};
+  for (const name of ["preset", "loudness", "start", "end", "title", "artist", "album", "cover"]) {
+    const value = $(name).value.trim();
+    if (value) options[name] = value;
+  }
+  return options;
+}
+
+// The panel's options, and the format and bit rate above it, saved as a
+// preset under a name the user gives.
+$("save-preset").addEventListener("click", async () => {
+  const name = prompt("Name of the preset (letters, digits, - and _):");
+  if (!name) return;
+  const body = { ...chosenOptions(), format: $("format").value };
+  delete body.preset;
+  if ($("bitrate").value && !["flac", "wav"].includes(body.format)) body.bitrate = $("bitrate").value;
+  const response = await api(`/v1/presets/${encodeURIComponent(name)}`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  $("app-error").textContent = response.ok ? "" : await errorText(response);
+  await loadPresets();
+});
+
 // Uploads: the drop zone takes a dropped file, or opens the picker.
 const zone = $("drop-zone");
 zone.addEventListener("click", (event) => {
-  if (!event.target.closest("select, label")) $("file-input").click();
+  if (!event.target.closest("select, label, input, button, details")) $("file-input").click();
 });
 zone.addEventListener("keydown", (event) => {
   if (event.key === "Enter" || event.key === " ") $("file-input").click();
@@ -165,9 +204,17 @@ let uploading = null;
 // after a reload resumes the upload its fingerprint names.
 async function upload(file) {
   $("app-error").textContent = "";
-  const metadata = { filename: file.name, filetype: file.type, format: $("format").value };
-  if ($("bitrate").value && !["flac", "wav"].includes($("format").value)) {
-    metadata.bitrate = $("bitrate").value;
+  const format = $("format").value;
+  const metadata = { filename: file.name, filetype: file.type, format, ...chosenOptions() };
+  const first = {};
+  if ($("bitrate").value && !["flac", "wav"].includes(format)) first.bitrate = $("bitrate").value;
+  // Further outputs take the panel's options but not the bit rate, which
+  // not every format takes: it goes into the first output only.
+  const also = [...document.querySelectorAll("#also input:checked")].map((box) => box.value);
+  if (also.length > 0) {
+    metadata.outputs = JSON.stringify([{ format, ...first }, ...also.map((f) => ({ format: f }))]);
+  } else if (first.bitrate) {
+    metadata.bitrate = first.bitrate;
   }
   $("upload").hidden = false;
   $("upload-name").textContent = file.name;
@@ -253,7 +300,8 @@ function describe(job) {
   }
   if (job.state === "completed" && job.output) {
     const kb = Math.round(job.output.bytes / 1024);
-    return `${job.output.filename} · ${kb} KiB · ${job.output.duration_seconds.toFixed(1)} s`;
+    const more = job.outputs.length > 1 ? ` · ${job.outputs.length} outputs` : "";
+    return `${job.output.filename} · ${kb} KiB · ${job.output.duration_seconds.toFixed(1)} s${more}`;
   }
   if (job.state === "failed") return job.error || "failed";
   return job.state;
@@ -270,11 +318,10 @@ function update(job) {
       <div class="bar job-bar"><div></div></div>
       <div class="job-detail"></div>
       <div class="job-actions">
-        <button class="download">Download</button>
+        <span class="downloads"></span>
         <button class="cancel secondary">Cancel</button>
         <button class="delete secondary">Delete</button>
       </div>`;
-    row.querySelector(".download").addEventListener("click", () => download(job.id));
     row.querySelector(".cancel").addEventListener("click", () => remove(job.id));
     row.querySelector(".delete").addEventListener("click", () => remove(job.id));
     $("jobs").prepend(row);
@@ -288,7 +335,18 @@ function update(job) {
   const percent = job.state === "completed" ? 100 : job.progress;
   row.querySelector(".job-bar > div").style.width = `${percent}%`;
   row.querySelector(".job-detail").textContent = describe(job);
-  row.querySelector(".download").hidden = job.state !== "completed";
+  const downloads = row.querySelector(".downloads");
+  if (job.state === "completed" && downloads.childElementCount === 0) {
+    job.outputs.forEach((output, n) => {
+      if (!output.audio) return;
+      const button = document.createElement("button");
+      button.className = n === 0 ? "download" : "download-more secondary";
+      button.textContent = n === 0 ? `Download ${output.format}` : output.format;
+      button.addEventListener("click", () => download(output.audio.url, output.audio.filename));
+      downloads.append(button);
+    });
+    showMedia(row, job);
+  }
   row.querySelector(".cancel").hidden = TERMINAL.has(job.state);
   row.querySelector(".delete").hidden = !TERMINAL.has(job.state);
   if (!TERMINAL.has(job.state)) follow(job.id);
@@ -346,9 +404,49 @@ async function remove(id) {
   else $("app-error").textContent = await errorText(response);
 }
 
-async function download(id) {
-  const job = jobs.get(id);
-  const response = await api(job.output.url);
+// A completed job's waveform picture, its loudness figures, and a player.
+// Picture and audio need the Authorization header, so they are fetched and
+// shown from blob URLs; the audio only once "Listen" is pressed.
+async function showMedia(row, job) {
+  const media = document.createElement("div");
+  media.className = "job-media";
+  const report = job.output.loudness;
+  if (report) {
+    const line = document.createElement("div");
+    line.className = "loudness";
+    const f = (x) => x.toFixed(1);
+    line.textContent = `Loudness ${f(report.input.integrated)} → ${f(report.output.integrated)} LUFS` +
+      ` (target ${f(report.target.integrated)}), true peak ${f(report.output.true_peak)} dBTP,` +
+      ` ${report.normalization}`;
+    media.append(line);
+  }
+  const listen = document.createElement("button");
+  listen.className = "listen secondary";
+  listen.textContent = "Listen";
+  listen.addEventListener("click", async () => {
+    const response = await api(job.output.url);
+    if (!response.ok) return;
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.src = URL.createObjectURL(await response.blob());
+    listen.replaceWith(audio);
+    audio.play().catch(() => {});
+  });
+  media.append(listen);
+  row.append(media);
+  if (job.waveform) {
+    const response = await api(job.waveform.picture);
+    if (!response.ok) return;
+    const picture = document.createElement("img");
+    picture.className = "waveform";
+    picture.alt = `Waveform of ${job.output.filename}`;
+    picture.src = URL.createObjectURL(await response.blob());
+    media.prepend(picture);
+  }
+}
+
+async function download(path, filename) {
+  const response = await api(path);
   if (!response.ok) {
     $("app-error").textContent = await errorText(response);
     return;
@@ -356,7 +454,7 @@ async function download(id) {
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
   link.href = url;
-  link.download = job.output.filename;
+  link.download = filename;
   document.body.append(link);
   link.click();
   link.remove();

@@ -17,6 +17,7 @@
 //! - `encode`: one confined ffmpeg pass, its input report and its progress
 //! - `report`: the media policy, checked on that report
 //! - `probe`: ffprobe for the rare questions the report leaves open
+//! - `waveform`: the peaks and the picture of a job's audio
 
 mod cover;
 mod encode;
@@ -24,12 +25,14 @@ mod loudness;
 mod plan;
 mod probe;
 mod report;
+mod waveform;
 
 pub use cover::{Picture, Source as CoverSource, make_cover, picture_block};
 pub use encode::{Encode, Finished, Input, Pass, Progress};
 pub use loudness::{parse_measurement, parse_output};
 pub use plan::{Known, Plan};
 pub use probe::{audio_duration, output_duration};
+pub use waveform::{PICTURE_SIZE, make_waveform};
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
