@@ -245,10 +245,16 @@ async fn deploy(cluster: &Cluster, transcoder_args: &[&str]) -> Deployment {
     }
 }
 
-/// Every accepted job completed, with exactly one output and one email.
+/// Every accepted job completed, with exactly one output, its waveform
+/// and one email.
 async fn assert_each_job_done_once(cluster: &Cluster, deployment: &Deployment, ids: &[String]) {
-    let outputs = cluster.outputs().await;
+    let (waveforms, outputs): (Vec<String>, Vec<String>) = cluster
+        .outputs()
+        .await
+        .into_iter()
+        .partition(|name| name.contains(".waveform."));
     assert_eq!(outputs.len(), ids.len(), "outputs: {outputs:?}");
+    assert_eq!(waveforms.len(), 2 * ids.len(), "waveforms: {waveforms:?}");
     // An event delivered to the mailer through a NATS node that was then
     // killed comes again only after the consumer's 30 s ack wait.
     let patience = Duration::from_secs(45);

@@ -116,22 +116,7 @@ async fn deleting_a_finished_job_removes_it_and_its_audio() {
     );
 
     // The audio is gone from the object store too.
-    let client = async_nats::connect(app.ready.nats_url.as_str())
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    let outputs = js
-        .get_object_store(mediajet::wire::names::OUTPUTS_BUCKET)
-        .await
-        .unwrap();
-    match outputs.info(format!("{id}.mp3")).await {
-        Ok(info) => assert!(info.deleted, "the output object survived: {info:?}"),
-        Err(err) => assert_eq!(
-            err.kind(),
-            async_nats::jetstream::object_store::InfoErrorKind::NotFound,
-            "{err}"
-        ),
-    }
+    app.assert_no_outputs([format!("{id}.mp3")]).await;
 }
 
 #[tokio::test]

@@ -111,28 +111,14 @@ async fn one_upload_makes_every_output_it_lists_each_with_its_own_download_and_e
         app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
         204
     );
-    let client = async_nats::connect(app.ready.nats_url.as_str())
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    let bucket = js
-        .get_object_store(mediajet::wire::names::OUTPUTS_BUCKET)
-        .await
-        .unwrap();
-    for object in [
+    let audio = [
         format!("{id}.mp3"),
         format!("{id}.1.opus"),
         format!("{id}.2.flac"),
-    ] {
-        match bucket.info(&object).await {
-            Ok(info) => assert!(info.deleted, "{object} survived: {info:?}"),
-            Err(err) => assert_eq!(
-                err.kind(),
-                async_nats::jetstream::object_store::InfoErrorKind::NotFound,
-                "{object}: {err}"
-            ),
-        }
-    }
+    ];
+    let waveform = mediajet::wire::waveform_objects(&id);
+    app.assert_no_outputs(audio.into_iter().chain(waveform))
+        .await;
 }
 
 #[tokio::test]
@@ -255,6 +241,8 @@ async fn a_job_s_outputs_share_its_owner_s_quota() {
             .contains("larger than the limit"),
         "{job}"
     );
+    // The first WAV, stored before the second ran out of room, is gone.
+    app.assert_no_outputs([format!("{id}.wav")]).await;
     let two = r#"[{"format":"wav"},{"format":"flac"}]"#;
     let id = app.submit_with(&token, &video, &[("outputs", two)]).await;
     let job = app.wait_until_finished(&token, &id).await;

@@ -134,23 +134,8 @@ async fn a_completed_job_has_a_waveform_whose_peaks_follow_its_audio() {
         app.delete(&token, &format!("/v1/jobs/{id}")).await.status(),
         204
     );
-    let client = async_nats::connect(app.ready.nats_url.as_str())
-        .await
-        .unwrap();
-    let bucket = async_nats::jetstream::new(client)
-        .get_object_store(mediajet::wire::names::OUTPUTS_BUCKET)
-        .await
-        .unwrap();
-    for object in mediajet::wire::waveform_objects(&id) {
-        match bucket.info(&object).await {
-            Ok(info) => assert!(info.deleted, "{object} survived: {info:?}"),
-            Err(err) => assert_eq!(
-                err.kind(),
-                async_nats::jetstream::object_store::InfoErrorKind::NotFound,
-                "{object}: {err}"
-            ),
-        }
-    }
+    app.assert_no_outputs(mediajet::wire::waveform_objects(&id))
+        .await;
 }
 
 #[tokio::test]

@@ -138,6 +138,27 @@ impl TestApp {
         path
     }
 
+    /// Asserts that none of `objects` is left in the outputs bucket.
+    pub async fn assert_no_outputs(&self, objects: impl IntoIterator<Item = String>) {
+        let client = async_nats::connect(self.ready.nats_url.as_str())
+            .await
+            .expect("connect to NATS");
+        let bucket = async_nats::jetstream::new(client)
+            .get_object_store(mediajet::wire::names::OUTPUTS_BUCKET)
+            .await
+            .expect("the outputs bucket");
+        for object in objects {
+            match bucket.info(&object).await {
+                Ok(info) => assert!(info.deleted, "{object} survived: {info:?}"),
+                Err(err) => assert_eq!(
+                    err.kind(),
+                    async_nats::jetstream::object_store::InfoErrorKind::NotFound,
+                    "{object}: {err}"
+                ),
+            }
+        }
+    }
+
     /// Stops mediajet (as SIGTERM would) and waits until it has drained.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
