@@ -83,6 +83,19 @@ pub struct AudioOptions {
     /// tenth of the way in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_at: Option<f64>,
+    /// `chapters`: one track per chapter of the input, delivered together
+    /// as a zip with a playlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+}
+
+/// How an output is cut into tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// One track per chapter of the input (the whole output as one track
+    /// when the input has none).
+    Chapters,
 }
 
 /// Where an output's cover picture comes from.

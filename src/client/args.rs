@@ -55,6 +55,10 @@ pub struct SubmitArgs {
     /// The cover frame's time: seconds or a clock (default: a tenth in).
     #[arg(long, requires = "cover")]
     pub cover_at: Option<String>,
+    /// `chapters`: one track per chapter of the input, downloaded as a zip
+    /// with a playlist.
+    #[arg(long, value_parser = ["chapters"])]
+    pub split: Option<String>,
     /// A tag of the audio, KEY=VALUE with KEY one of title, artist, album,
     /// date, track, comment, genre; may be given more than once.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
@@ -99,6 +103,7 @@ impl SubmitArgs {
             ("end", &self.end),
             ("cover", &self.cover),
             ("cover_at", &self.cover_at),
+            ("split", &self.split),
         ];
         for (name, value) in texts {
             if let Some(value) = value {

@@ -47,6 +47,25 @@ pub struct OutputSpec {
     pub options: AudioOptions,
 }
 
+impl OutputSpec {
+    /// The extension of what the output delivers: its format's, or `zip`
+    /// for the tracks of a split output.
+    pub fn extension(&self) -> &'static str {
+        match self.options.split {
+            Some(_) => "zip",
+            None => self.format.extension(),
+        }
+    }
+
+    /// The media type of what the output delivers.
+    pub fn content_type(&self) -> &'static str {
+        match self.options.split {
+            Some(_) => "application/zip",
+            None => self.format.content_type(),
+        }
+    }
+}
+
 /// The most outputs one job may ask for.
 pub const MAX_OUTPUTS: usize = 8;
 
@@ -63,6 +82,23 @@ pub struct Output {
     /// Set when the job asked for loudness normalization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<LoudnessReport>,
+    /// The tracks of a split output, which `object` (a zip) holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<Track>,
+}
+
+/// One track of a split output: an entry of its zip, stored uncompressed,
+/// so that its bytes are the run `offset..offset + bytes` of the zip.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Track {
+    pub title: String,
+    /// Its name in the zip, and its download's.
+    pub filename: String,
+    /// Where it starts in the output, in seconds.
+    pub start_seconds: f64,
+    pub duration_seconds: f64,
+    pub offset: u64,
+    pub bytes: u64,
 }
 
 /// A completed job's waveform, stored next to its audio.
@@ -194,8 +230,8 @@ impl Job {
 
 /// The name output `n` of a job is stored under in the outputs bucket. The
 /// first keeps the name a job with one output has always had.
-pub fn output_object(job: &str, n: usize, format: Format) -> String {
-    let ext = format.extension();
+pub fn output_object(job: &str, n: usize, spec: &OutputSpec) -> String {
+    let ext = spec.extension();
     match n {
         0 => format!("{job}.{ext}"),
         n => format!("{job}.{n}.{ext}"),
@@ -270,6 +306,9 @@ pub struct SubmitRequest {
     /// The frame's time: seconds, or a clock as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_at: Option<serde_json::Value>,
+    /// `chapters`: one track per chapter, as in the HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
     /// Several outputs: a list of objects, each a `format` and options
     /// laid over the request's own, as in the HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,7 +23,7 @@ pub use auth::{
     Revoked, Session, TokenReply, UserReply,
 };
 pub use jobs::{
-    Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest,
+    Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest, Track,
     Waveform, WorkItem, cover_object, output_object, waveform_objects,
 };
 pub use rpc::{

@@ -39,7 +39,7 @@ def read(path):
         comments = id3.getall("COMM")
         if comments:
             found["tags"]["comment"] = str(comments[0].text[0])
-        # What ffmpeg 5.1's ID3 writer makes of a comment: a user text frame.
+        # Where ffmpeg 5.1's ID3 writer alone would put a comment.
         if "TXXX:comment" in id3:
             found["txxx_comment"] = str(id3["TXXX:comment"].text[0])
         for picture in id3.getall("APIC"):

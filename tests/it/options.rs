@@ -109,7 +109,7 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
     let video = common::make_video(app.dir.path(), "clip.mp4", 1);
     // Fields, the error code, and words the message must contain.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-    let cases: [Case; 16] = [
+    let cases: [Case; 17] = [
         (&[("loudness", "loud")], "invalid_loudness", "podcast"),
         (
             &[("loudness", r#"{"integrated": -60}"#)],
@@ -149,6 +149,7 @@ async fn every_bad_option_is_a_400_naming_it_over_multipart_and_tus() {
         (&[("track", "third")], "invalid_track", "3/12"),
         (&[("cover", "banana")], "invalid_cover", "`frame`"),
         (&[("cover_at", "3")], "invalid_cover_at", "`cover=frame`"),
+        (&[("split", "pages")], "invalid_split", "`chapters`"),
         (
             &[("title", "a\u{7}b")],
             "invalid_title",

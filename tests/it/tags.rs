@@ -71,17 +71,13 @@ async fn the_tags_a_job_gives_are_written_in_each_container_s_own_form() {
         let read = converted_tags(&app, &token, &video, &fields).await;
         assert_eq!(read["container"], container, "{read}");
         for (name, value) in tags {
-            // ffmpeg 5.1's ID3 writer puts a comment in a user text frame
-            // called `comment` (TXXX), not in a COMM frame.
-            let found = if format == "mp3" && name == "comment" {
-                &read["txxx_comment"]
-            } else {
-                &read["tags"][name]
-            };
-            assert_eq!(found, value, "{format} {name}: {read}");
+            assert_eq!(read["tags"][name], value, "{format} {name}: {read}");
         }
         if format == "mp3" {
             assert_eq!(read["id3_version"], "2.4.0", "{read}");
+            // The comment is in a COMM frame, where players look, and not
+            // also in the user text frame ffmpeg 5.1 writes it to.
+            assert_eq!(read["txxx_comment"], Value::Null, "{read}");
         }
     }
 }

@@ -121,6 +121,13 @@ pub struct JobForm {
     /// of the way in).
     #[schema(max_length = 16, example = "0:42")]
     cover_at: Option<String>,
+    /// `chapters`: one track per chapter of the input (titled and
+    /// numbered), delivered as a zip of the tracks and an `.m3u8` playlist
+    /// at the output's address; each track is also downloadable on its
+    /// own. An input without chapters gives one track. Refused with
+    /// `invalid_split`.
+    #[schema(example = "chapters")]
+    split: Option<String>,
     /// Several outputs from the one upload: a JSON list of 1 to 8 objects,
     /// each a `format` and options as in a preset, laid over the form's
     /// other fields (which are then the defaults of every output). Each
@@ -175,6 +182,9 @@ pub struct PresetOptions {
     cover: Option<String>,
     #[schema(max_length = 16)]
     cover_at: Option<String>,
+    /// `chapters` only.
+    #[schema(example = "chapters")]
+    split: Option<String>,
 }
 
 // The schema of `wire::ErrorReply`, the body every NATS error reply carries

@@ -9,7 +9,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::per_owner;
 use super::tus::record::UploadId;
-use crate::audio::{Cover, Loudness, TAG_NAMES, parse_time};
+use crate::audio::{Cover, Loudness, Split, TAG_NAMES, parse_time};
 use crate::domain::JobId;
 use crate::token::Claims;
 use crate::wire::{self, AudioOptions, FORMATS, Format, Job, JobState, MAX_OUTPUTS, OutputSpec};
@@ -46,6 +46,7 @@ fn option_code(option: &str) -> &'static str {
         "vbr" => "invalid_vbr",
         "cover" => "invalid_cover",
         "cover_at" => "invalid_cover_at",
+        "split" => "invalid_split",
         "title" => "invalid_title",
         "artist" => "invalid_artist",
         "album" => "invalid_album",
@@ -66,7 +67,7 @@ pub(super) fn check_options(format: Format, options: &AudioOptions) -> Result<()
 
 /// The encoding options a form field or metadata pair may set, by name
 /// (besides the tags, [`TAG_NAMES`]).
-const OPTION_FIELDS: [&str; 9] = [
+const OPTION_FIELDS: [&str; 10] = [
     "bitrate",
     "sample_rate",
     "channels",
@@ -76,6 +77,7 @@ const OPTION_FIELDS: [&str; 9] = [
     "vbr",
     "cover",
     "cover_at",
+    "split",
 ];
 
 /// Whether a form field or metadata pair called `name` is an option.
@@ -122,6 +124,15 @@ pub(super) fn set_option(
                 ));
             }
             options.cover = Some(Cover::Frame);
+        }
+        "split" => {
+            if !text.eq_ignore_ascii_case("chapters") {
+                return Err(refused(
+                    "split",
+                    "`split` is `chapters` (one track per chapter of the input)".into(),
+                ));
+            }
+            options.split = Some(Split::Chapters);
         }
         "vbr" => {
             let vbr = parse_number(name, text, None)

@@ -89,6 +89,23 @@ struct OutputView {
     /// the output as it went to the encoder.
     #[serde(skip_serializing_if = "Option::is_none")]
     loudness: Option<LoudnessReport>,
+    /// The tracks of a split output (`url` is then their zip), each also
+    /// downloadable on its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tracks: Vec<TrackView>,
+}
+
+/// One track of a split output.
+#[derive(Clone, Serialize, ToSchema)]
+#[schema(as = Track)]
+struct TrackView {
+    url: String,
+    title: String,
+    filename: String,
+    /// Where the track starts in the output.
+    start_seconds: f64,
+    duration_seconds: f64,
+    bytes: u64,
 }
 
 impl JobView {
@@ -123,6 +140,19 @@ impl From<Job> for JobView {
                 bytes: o.bytes,
                 duration_seconds: o.duration_seconds,
                 loudness: o.loudness,
+                tracks: o
+                    .tracks
+                    .iter()
+                    .enumerate()
+                    .map(|(k, track)| TrackView {
+                        url: format!("/v1/jobs/{}/outputs/{n}/tracks/{k}", job.id),
+                        title: track.title.clone(),
+                        filename: track.filename.clone(),
+                        start_seconds: track.start_seconds,
+                        duration_seconds: track.duration_seconds,
+                        bytes: track.bytes,
+                    })
+                    .collect(),
             })
             .collect();
         // The first output keeps the address it had before jobs made

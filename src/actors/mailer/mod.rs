@@ -20,7 +20,7 @@ use crate::config::{MailerSettings, Shared};
 use crate::error::{BoxError, chain};
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::trace_context::TraceContext;
-use crate::wire::{self, Job, JobState, names};
+use crate::wire::{self, Job, JobState, Output, names};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailerSetupError {
@@ -271,15 +271,28 @@ fn formats(job: &Job) -> String {
 /// output, one per output, numbered as their addresses are, for several.
 fn downloads(job: &Job, status_url: &str) -> String {
     let results: Vec<_> = job.results().collect();
+    // A split output is a zip of its tracks.
+    let tracks = |output: &Output| match output.tracks.len() {
+        0 => String::new(),
+        n => format!(", a zip of {n} tracks and a playlist"),
+    };
     if results.len() <= 1 {
-        return format!("Download: {status_url}/output\n");
+        let tracks = results
+            .first()
+            .map(|output| tracks(output))
+            .unwrap_or_default();
+        return match tracks.strip_prefix(", ") {
+            None => format!("Download: {status_url}/output\n"),
+            Some(tracks) => format!("Download ({tracks}): {status_url}/output\n"),
+        };
     }
     let mut lines = String::from("Downloads:\n");
     for (n, output) in results.iter().enumerate() {
         let mb = output.bytes as f64 / 1_000_000.0;
         lines.push_str(&format!(
-            "  {} ({mb:.1} MB): {status_url}/outputs/{n}\n",
-            output.filename
+            "  {} ({mb:.1} MB{}): {status_url}/outputs/{n}\n",
+            output.filename,
+            tracks(output)
         ));
     }
     lines

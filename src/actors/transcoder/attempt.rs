@@ -236,6 +236,13 @@ impl Transcoder {
             trace,
         } = *delivery;
         job.finished_at = Some(OffsetDateTime::now_utc());
+        // The audio a job that did not complete stored for some of its
+        // outputs goes before its state says so: whoever sees it failed
+        // finds nothing of it left.
+        let cleared = job.state != JobState::Completed;
+        if cleared {
+            self.delete_outputs(&job).await;
+        }
         match self.write_result(&mut job, revision).await {
             Ok(Standing::Holds(_)) => {}
             Ok(Standing::Canceled(_)) => {
@@ -277,7 +284,8 @@ impl Transcoder {
             );
         }
         self.delete_upload(&job).await;
-        if job.state != JobState::Completed {
+        // A cancel that came as the job completed leaves audio to delete.
+        if job.state != JobState::Completed && !cleared {
             self.delete_outputs(&job).await;
         }
         if let Err(err) = message.double_ack().await {

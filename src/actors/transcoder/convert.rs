@@ -13,13 +13,15 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::error::{AttemptError, transient};
-use super::ffmpeg::{self, Encode, Input, Known, MediaPolicy, Pass, Plan};
+use super::ffmpeg::{self, Encode, Input, Known, MediaPolicy, Pass, Plan, StopIf};
 use super::ownership::{Standing, Stops};
 use super::pass::Watch;
-use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, Transcoder, feed};
+use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, OUTPUT_TRACKS, Transcoder, feed, id3, split};
 use crate::audio::{LoudnessReport, Normalization};
 use crate::storage::objects;
-use crate::wire::{Cover, Job, Output, OutputSpec, Waveform, output_object, waveform_objects};
+use crate::wire::{
+    Cover, Job, Output, OutputSpec, Track, Waveform, output_object, waveform_objects,
+};
 
 /// How long a followed upload may go without a new chunk before it is taken
 /// to have broken off. Ingest cancels the job of an upload that fails at
@@ -45,12 +47,12 @@ impl Target {
             .iter()
             .enumerate()
             .map(|(n, spec)| {
-                let ext = spec.format.extension();
-                let repeated = specs[..n].iter().any(|s| s.format.extension() == ext);
+                let ext = spec.extension();
+                let repeated = specs[..n].iter().any(|s| s.extension() == ext);
                 Target {
                     n,
                     spec: spec.clone(),
-                    object: output_object(job.id.as_str(), n, spec.format),
+                    object: output_object(job.id.as_str(), n, spec),
                     filename: match repeated {
                         false => format!("{stem}.{ext}"),
                         true => format!("{stem}-{n}.{ext}"),
@@ -65,25 +67,25 @@ impl Target {
         bytes: u64,
         duration_seconds: f64,
         loudness: Option<LoudnessReport>,
+        tracks: Vec<Track>,
     ) -> Output {
         Output {
             object: self.object.clone(),
             bytes,
-            content_type: self.spec.format.content_type().to_string(),
+            content_type: self.spec.content_type().to_string(),
             filename: self.filename.clone(),
             duration_seconds,
             loudness,
+            tracks,
         }
     }
 
-    /// How many ffmpeg passes the output takes: a normalized one is
-    /// measured first.
+    /// How many ffmpeg passes the output takes, as progress counts them: a
+    /// normalized one is measured first, and a split one's tracks count as
+    /// one more.
     fn passes(&self) -> usize {
-        if self.spec.options.loudness.is_some() {
-            2
-        } else {
-            1
-        }
+        1 + usize::from(self.spec.options.loudness.is_some())
+            + usize::from(self.spec.options.split.is_some())
     }
 }
 
@@ -236,7 +238,11 @@ impl Transcoder {
             .metadata
             .get(OUTPUT_LOUDNESS)
             .and_then(|report| serde_json::from_str(report).ok());
-        Some(target.output(info.size as u64, duration, loudness))
+        let tracks = match target.spec.options.split {
+            Some(_) => serde_json::from_str(info.metadata.get(OUTPUT_TRACKS)?).ok()?,
+            None => Vec::new(),
+        };
+        Some(target.output(info.size as u64, duration, loudness, tracks))
     }
 
     /// Copies a followed upload whole into the work file before any pass
@@ -264,9 +270,10 @@ impl Transcoder {
         feed::outcome(done)
     }
 
-    /// Makes one output: its passes, its checks, its audio stored. `streamed`
-    /// is the id of the upload's chunks when this output's first pass reads
-    /// them as they arrive; the upload's size is then returned too.
+    /// Makes one output: its passes, its checks, its audio stored (a split
+    /// output's tracks, in a zip). `streamed` is the id of the upload's
+    /// chunks when this output's first pass reads them as they arrive; the
+    /// upload's size is then returned too.
     async fn make(
         &self,
         watch: &mut Watch<'_>,
@@ -283,13 +290,14 @@ impl Transcoder {
             target.spec.format.extension()
         ));
         // A normalized output is measured first; that pass writes nothing.
-        // A single pass takes the file name as the title, and one reading a
-        // file is stopped and run again if the input turns out to have a
-        // title of its own; a pipe cannot be read again, so there the file
-        // name stays. A cover is made before the pass that writes.
+        // A single pass takes the file name as the title and writes no
+        // chapters of its own; one reading a file is stopped and run again
+        // if the input turns out to have a title of its own, or chapters
+        // the format needs written (FLAC). A pipe cannot be read again, so
+        // there the file name stays and such chapters are left out. A cover
+        // is made before the pass that writes.
         let plan = Plan::new(target.spec.format, target.spec.options.clone(), &work.stem);
         let loudness_target = plan.loudness();
-        let retitle = loudness_target.is_none() && plan.title_from_input();
         let phase = Instant::now();
         let cover = self
             .cover(
@@ -301,23 +309,22 @@ impl Transcoder {
                 &plan,
             )
             .await?;
-        let known = |measured, input_rate, input_titled| Known {
-            measured,
-            input_rate,
-            input_titled,
-            cover: cover
-                .as_ref()
-                .map(|(picture, bytes)| (picture, bytes.as_slice())),
-        };
+        let cover_known = cover
+            .as_ref()
+            .map(|(picture, bytes)| (picture, bytes.as_slice()));
         let picture = cover
             .as_ref()
             .filter(|_| plan.attaches_picture())
             .map(|(picture, _)| picture.path.as_path());
+        let plain = Known {
+            cover: cover_known,
+            ..Known::default()
+        };
         let (first_output, first_args, first_picture) = match loudness_target {
             Some(target) => (None, plan.measure_args(target), None),
             None => (
                 Some(output_path.as_path()),
-                plan.encode_args(&known(None, None, false)).0,
+                plan.encode_args(&plain).0,
                 picture,
             ),
         };
@@ -326,7 +333,8 @@ impl Transcoder {
             output: first_output,
             args: &first_args,
             picture: first_picture,
-            stop_if_titled: false,
+            seek: None,
+            stop_if: StopIf::default(),
         };
         let (encode, feeding) = match streamed {
             // Queued while its upload arrives: ffmpeg reads the chunks
@@ -341,8 +349,12 @@ impl Transcoder {
                 (encode, Some(AbortOnDropHandle::new(tokio::spawn(feed))))
             }
             None => {
+                let stop_if = match loudness_target {
+                    None => plan.stop_if(),
+                    Some(_) => StopIf::default(),
+                };
                 let pass = Pass {
-                    stop_if_titled: retitle,
+                    stop_if,
                     ..first(Input::File(input))
                 };
                 (Encode::start(media, pass)?, None)
@@ -351,8 +363,16 @@ impl Transcoder {
         let mut passed = self
             .pass(watch, &plan, encode, feeding, (passes_done, total))
             .await?;
-        if passed.finished.stopped_for_title {
-            let (args, _) = plan.encode_args(&known(None, None, true));
+        // What the input's description told, which the encode needs.
+        let described = passed.finished.clone();
+        let known = Known {
+            input_rate: described.input_rate,
+            input_titled: described.input_titled,
+            chapters: &described.chapters.list,
+            ..plain
+        };
+        if passed.finished.stopped_early {
+            let (args, _) = plan.encode_args(&known);
             let pass = Pass {
                 args: &args,
                 ..first(Input::File(input))
@@ -368,21 +388,23 @@ impl Transcoder {
             return Err(AttemptError::Rejected(reason));
         }
         let mut loudness = None;
+        let mut measurement = None;
         if let Some(loudness_target) = loudness_target {
             let unread = |what| transient(what)("ffmpeg did not report it");
             let measured = ffmpeg::parse_measurement(&passed.finished.lines)
                 .ok_or_else(|| unread("read the loudness measurement"))?;
-            let (args, normalization) = plan.encode_args(&known(
-                Some((loudness_target, measured)),
-                passed.finished.input_rate,
-                passed.finished.input_titled,
-            ));
+            measurement = Some((loudness_target, measured));
+            let (args, normalization) = plan.encode_args(&Known {
+                measured: measurement,
+                ..known
+            });
             let pass = Pass {
                 input: Input::File(input),
                 output: Some(&output_path),
                 args: &args,
                 picture,
-                stop_if_titled: false,
+                seek: None,
+                stop_if: StopIf::default(),
             };
             let encode = Encode::start(media, pass)?;
             passed = self
@@ -425,6 +447,7 @@ impl Transcoder {
                  the file is damaged or incomplete"
             )));
         }
+        id3::place_comment(target.spec.format, &output_path).await?;
         let mut metadata: std::collections::HashMap<String, String> =
             [(OUTPUT_DURATION.to_string(), duration.to_string())].into();
         if let Some(report) = &loudness
@@ -432,14 +455,49 @@ impl Transcoder {
         {
             metadata.insert(OUTPUT_LOUDNESS.to_string(), json);
         }
+        let (delivered, tracks) = match target.spec.options.split {
+            None => (output_path.clone(), Vec::new()),
+            Some(_) => {
+                let source = split::Source {
+                    n: target.n,
+                    input,
+                    dir: &work.dir,
+                    spec: &target.spec,
+                    stem: &work.stem,
+                    known: Known {
+                        measured: measurement,
+                        ..known
+                    },
+                    picture,
+                };
+                let chapters = &described.chapters;
+                let tracks = self
+                    .split(
+                        watch,
+                        &source,
+                        chapters,
+                        duration,
+                        media,
+                        (passes_done + target.passes() - 1, total),
+                    )
+                    .await?;
+                if let Ok(json) = serde_json::to_string(&tracks.1) {
+                    metadata.insert(OUTPUT_TRACKS.to_string(), json);
+                }
+                tracks
+            }
+        };
         let size = self
-            .store(watch.job, &output_path, &target.object, metadata)
+            .store(watch.job, &delivered, &target.object, metadata)
             .await?;
-        // The first output's file stays for its waveform.
+        // The first output's audio stays for its waveform.
         if target.n > 0 {
             let _ = tokio::fs::remove_file(&output_path).await;
         }
-        Ok((target.output(size, duration, loudness), fed))
+        if delivered != output_path {
+            let _ = tokio::fs::remove_file(&delivered).await;
+        }
+        Ok((target.output(size, duration, loudness, tracks), fed))
     }
 
     /// The waveform of the job's first output: stored already by an earlier
@@ -467,6 +525,13 @@ impl Transcoder {
                 .dir
                 .join(format!("output-0.{}", target.spec.format.extension()));
             if !tokio::fs::try_exists(&audio).await.unwrap_or(false) {
+                // A split output's stored object is its tracks' zip; its
+                // whole audio was only ever in the work dir.
+                if !first.tracks.is_empty() {
+                    return Err(AttemptError::Rejected(
+                        "the whole audio of a split output is no longer at hand".into(),
+                    ));
+                }
                 self.download_from(&self.outputs, &first.object, &audio)
                     .await?;
             }

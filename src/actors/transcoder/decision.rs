@@ -73,6 +73,7 @@ mod tests {
             filename: "a.mp3".into(),
             duration_seconds: 1.0,
             loudness: None,
+            tracks: Vec::new(),
         };
         let cases: Vec<(Result<Vec<Output>, AttemptError>, u32, Decision)> = vec![
             (Ok(vec![output]), 0, Decision::Finish(JobState::Completed)),

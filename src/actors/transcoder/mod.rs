@@ -15,6 +15,8 @@
 //! - `convert`: each output's passes of ffmpeg, the audio stored; `pass`:
 //!   one pass run to its end with its progress; `inputs`: the upload
 //!   copied to a work file, and the cover picture
+//! - `id3`: an mp3's comment moved into the frame players read
+//! - `split`: a split output's tracks, encoded one by one and zipped
 //! - `feed`: an upload still arriving, copied into ffmpeg's pipe and the
 //!   work file as its chunks are stored
 //! - `dead_letter`: work items kept for an operator
@@ -28,11 +30,13 @@ mod decision;
 mod error;
 mod feed;
 pub mod ffmpeg;
+mod id3;
 mod inputs;
 mod ownership;
 mod pass;
 mod pull;
 mod sandbox;
+mod split;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +60,8 @@ const IDLE_PULLS_BEFORE_CHECK: u32 = 5;
 pub const OUTPUT_DURATION: &str = "duration_seconds";
 /// Object metadata key of a normalized output's loudness report (JSON).
 pub const OUTPUT_LOUDNESS: &str = "loudness";
+/// Object metadata key of a split output's tracks (JSON).
+pub const OUTPUT_TRACKS: &str = "tracks";
 
 pub struct Transcoder {
     js: Context,
@@ -120,7 +126,7 @@ impl Transcoder {
         let audio = job
             .specs()
             .enumerate()
-            .map(|(n, spec)| wire::output_object(job.id.as_str(), n, spec.format));
+            .map(|(n, spec)| wire::output_object(job.id.as_str(), n, &spec));
         for object in audio.chain(wire::waveform_objects(job.id.as_str())) {
             match self.outputs.delete(&object).await {
                 Ok(()) => {}

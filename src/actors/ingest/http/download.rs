@@ -14,7 +14,7 @@ use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::storage::objects;
 use crate::token::Claims;
-use crate::wire::{Job, JobState};
+use crate::wire::{Job, JobState, Output, OutputSpec};
 
 #[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
     summary = "The audio of a completed job (its first output)",
@@ -73,13 +73,79 @@ pub(super) async fn download_output(
     Path((id, n)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // An output's number is small: anything longer is no output's.
-    let n = Some(n)
-        .filter(|n| n.len() <= 2)
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or(ApiError::NoSuchOutput)?;
+    let n = small_number(&n).ok_or(ApiError::NoSuchOutput)?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     stream_output(&ingest, &caller, &id, n, range).await
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}/outputs/{n}/tracks/{k}", tag = "jobs",
+    summary = "One track of a split output",
+    description = "A `split=chapters` output is a zip of its tracks and a playlist; each \
+        track is also served on its own, numbered from 0 as the output's `tracks` list them.",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("n" = String, Path, description = "The output's number, from 0"),
+        ("k" = String, Path, description = "The track's number, from 0"),
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole track", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's, no such output, or no such track", body = ErrorAnswer),
+        (status = 409, description = "Not completed (yet)", body = ErrorAnswer),
+        (status = 410, description = "The audio was removed after the retention period", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn download_track(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path((id, n, k)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let n = small_number(&n).ok_or(ApiError::NoSuchOutput)?;
+    let k = small_number(&k).ok_or(ApiError::NoSuchOutput)?;
+    let (output, spec) = completed_output(&ingest, &caller, &id, n).await?;
+    let track = output.tracks.get(k).ok_or(ApiError::NoSuchOutput)?;
+    let served = Served {
+        object: &output.object,
+        window: Some((track.offset, track.bytes)),
+        filename: &track.filename,
+        content_type: spec.format.content_type(),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    serve(&ingest, served, range).await
+}
+
+/// A number in a path that counts outputs or tracks: small, so anything
+/// longer is none.
+fn small_number(text: &str) -> Option<usize> {
+    Some(text)
+        .filter(|text| text.len() <= 3)
+        .and_then(|text| text.parse().ok())
+}
+
+/// Output `n` of a finished job of the caller's and what was asked of it,
+/// or why there is none.
+async fn completed_output(
+    ingest: &Ingest,
+    caller: &Claims,
+    job_id: &str,
+    n: usize,
+) -> Result<(Output, OutputSpec), ApiError> {
+    let job = ingest.job_for(&caller.sub, job_id).await?;
+    let spec = job.specs().nth(n).ok_or(ApiError::NoSuchOutput)?;
+    completed(&job)?;
+    let output = job
+        .results()
+        .nth(n)
+        .cloned()
+        .ok_or(ApiError::NoSuchOutput)?;
+    Ok((output, spec))
 }
 
 /// Streams the audio of a finished job's output `n` from the object store:
@@ -92,13 +158,32 @@ pub(super) async fn stream_output(
     n: usize,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let job = ingest.job_for(&caller.sub, job_id).await?;
-    if n > job.more_outputs.len() {
-        return Err(ApiError::NoSuchOutput);
-    }
-    completed(&job)?;
-    let output = job.results().nth(n).ok_or(ApiError::NoSuchOutput)?.clone();
-    let (info, chunks) = match ingest.outputs.read(output.object.as_str()).await {
+    let (output, _) = completed_output(ingest, caller, job_id, n).await?;
+    let served = Served {
+        object: &output.object,
+        window: None,
+        filename: &output.filename,
+        content_type: &output.content_type,
+    };
+    serve(ingest, served, range).await
+}
+
+/// What a download serves: an object of the outputs bucket, or the run of
+/// its bytes `window` (offset, length) holds, under its own name and type.
+struct Served<'a> {
+    object: &'a str,
+    window: Option<(u64, u64)>,
+    filename: &'a str,
+    content_type: &'a str,
+}
+
+/// Streams `served`, whole or the one byte range asked for.
+async fn serve(
+    ingest: &Ingest,
+    served: Served<'_>,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let (info, chunks) = match ingest.outputs.read(served.object).await {
         Ok(object) => object,
         Err(objects::ReadError::NotFound) => {
             return Err(ApiError::Gone(
@@ -108,27 +193,33 @@ pub(super) async fn stream_output(
         }
         Err(err) => return Err(ApiError::unavailable("the object store", err)),
     };
-    let size = info.size as u64;
+    let (offset, size) = served.window.unwrap_or((0, info.size as u64));
     let requested = range.map_or(ByteRange::Whole, |r| parse_range(r, size));
     let (status, body, length, content_range) = match requested {
         ByteRange::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(size)),
         ByteRange::Part { start, end } => (
             StatusCode::PARTIAL_CONTENT,
-            objects::slice(chunks, start, end + 1 - start),
+            objects::slice(chunks, offset + start, end + 1 - start),
             end + 1 - start,
             Some(format!("bytes {start}-{end}/{size}")),
+        ),
+        ByteRange::Whole if served.window.is_some() => (
+            StatusCode::OK,
+            objects::slice(chunks, offset, size),
+            size,
+            None,
         ),
         ByteRange::Whole => (StatusCode::OK, chunks, size, None),
     };
     let disposition = format!(
         "attachment; filename=\"{}\"",
-        ascii_filename(&output.filename)
+        ascii_filename(served.filename)
     );
     let mut response = (status, Body::from_stream(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&output.content_type)
+        HeaderValue::from_str(served.content_type)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

@@ -7,7 +7,8 @@
 //! - `jobs`: submit, list, show, follow (SSE), cancel or delete
 //! - `upload`: the multipart upload a submission streams into the store
 //! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
-//! - `download`: a finished job's audio (any output), whole or a byte range
+//! - `download`: a finished job's audio (any output, or one track of a
+//!   split output), whole or a byte range
 //! - `waveform`: a finished job's waveform, as peaks and as a picture
 //! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
@@ -100,6 +101,7 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(jobs::get_job, jobs::cancel_or_delete_job))
         .routes(routes!(download::download))
         .routes(routes!(download::download_output))
+        .routes(routes!(download::download_track))
         .routes(routes!(waveform::waveform_peaks))
         .routes(routes!(waveform::waveform_picture))
         .routes(routes!(jobs::job_events))

@@ -188,7 +188,7 @@ fn capabilities(ingest: &Ingest) -> Response {
     params(
         ("Upload-Length" = u64, Header, description = "The whole upload's size in bytes"),
         ("Upload-Metadata" = Option<String>, Header,
-            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `preset`, `format`, `bitrate`, `sample_rate`, `channels`, `loudness`, `start`, `end`, `vbr`, the tags, `cover` (`frame`), `cover_at` and `outputs` (a JSON list, at most 2048 bytes)"),
+            description = "Comma-separated `key base64(value)` pairs: `filename`, and the job options `preset`, `format`, `bitrate`, `sample_rate`, `channels`, `loudness`, `start`, `end`, `vbr`, the tags, `cover` (`frame`), `cover_at`, `split` and `outputs` (a JSON list, at most 2048 bytes)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream",
         description = "Optionally, the upload's first bytes (creation-with-upload)"),

@@ -151,6 +151,7 @@ function chosenOptions() {
     const value = $(name).value.trim();
     if (value) options[name] = value;
   }
+  if ($("split").checked) options.split = "chapters";
   return options;
 }
 
@@ -344,6 +345,15 @@ function update(job) {
       button.textContent = n === 0 ? `Download ${output.format}` : output.format;
       button.addEventListener("click", () => download(output.audio.url, output.audio.filename));
       downloads.append(button);
+      // A split output's zip, and each of its tracks on its own.
+      for (const track of output.audio.tracks ?? []) {
+        const link = document.createElement("button");
+        link.className = "track secondary";
+        link.textContent = track.title;
+        link.title = track.filename;
+        link.addEventListener("click", () => download(track.url, track.filename));
+        downloads.append(link);
+      }
     });
     showMedia(row, job);
   }
@@ -424,7 +434,8 @@ async function showMedia(row, job) {
   listen.className = "listen secondary";
   listen.textContent = "Listen";
   listen.addEventListener("click", async () => {
-    const response = await api(job.output.url);
+    // A split output's address is its zip: its first track is played.
+    const response = await api(job.output.tracks?.[0]?.url ?? job.output.url);
     if (!response.ok) return;
     const audio = document.createElement("audio");
     audio.controls = true;

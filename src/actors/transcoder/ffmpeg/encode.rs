@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::sandbox;
 
+use super::chapters::Chapters;
 use super::report::{InputReport, StreamKind};
 use super::{
     ALLOWED_DEMUXERS, MediaError, MediaPolicy, PROBE_BYTES, PROBE_MICROS, limit_hit, tool,
@@ -47,10 +48,12 @@ pub struct Finished {
     pub input_rate: Option<u32>,
     /// Whether the input's container has a title of its own.
     pub input_titled: bool,
+    /// The input's chapters.
+    pub chapters: Chapters,
     /// Whether the pass was stopped as soon as the input turned out to
-    /// have a title (see [`Encode::start`]): it wrote nothing worth
-    /// keeping, and is to be run again.
-    pub stopped_for_title: bool,
+    /// have what [`Pass::stop_if`] names: it wrote nothing worth keeping,
+    /// and is to be run again knowing it.
+    pub stopped_early: bool,
 }
 
 /// How many of a pass's last log lines are kept: enough for a filter's
@@ -75,9 +78,21 @@ pub struct Pass<'a> {
     pub args: &'a [String],
     /// A JPEG to attach to the output as its cover.
     pub picture: Option<&'a Path>,
-    /// Stop the pass before it decodes if its input turns out to have a
-    /// title of its own (`args` gave another title).
-    pub stop_if_titled: bool,
+    /// Where in the input to start, in seconds: ffmpeg seeks there and
+    /// decodes from the exact sample on.
+    pub seek: Option<f64>,
+    /// What in the input's description stops the pass before it decodes,
+    /// because `args` were made without knowing it.
+    pub stop_if: StopIf,
+}
+
+/// What stops a pass as soon as ffmpeg has described its input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopIf {
+    /// The input has a title of its own (`args` gave another title).
+    pub titled: bool,
+    /// The input has chapters (`args` wrote none).
+    pub chaptered: bool,
 }
 
 impl Encode {
@@ -88,7 +103,8 @@ impl Encode {
             output,
             args,
             picture,
-            stop_if_titled,
+            seek,
+            stop_if,
         } = pass;
         let (files, source, protocol) = match input {
             Input::File(path) => (sandbox::Files::open(path, output), sandbox::INPUT, "file"),
@@ -113,9 +129,11 @@ impl Encode {
             .args(["-nostdin", "-xerror", "-threads", threads.as_str()])
             .args(["-probesize", PROBE_BYTES, "-analyzeduration", PROBE_MICROS])
             .args(["-protocol_whitelist", protocol, "-format_whitelist"])
-            .arg(&whitelist)
-            .arg("-i")
-            .arg(source);
+            .arg(&whitelist);
+        if let Some(seconds) = seek {
+            command.arg("-ss").arg(format!("{seconds:.6}"));
+        }
+        command.arg("-i").arg(source);
         match picture {
             // The cover goes in as a second stream, shown as the file's
             // picture rather than played.
@@ -173,6 +191,7 @@ impl Encode {
                         if describing && stream.parent_index == 0 =>
                     {
                         report.past_tags = true;
+                        report.chapters.streams_begin();
                         report.streams.push(stream_kind(&stream));
                         if let ffmpeg_sidecar::event::StreamTypeSpecificData::Audio(audio) =
                             &stream.type_specific_data
@@ -219,10 +238,12 @@ impl Encode {
                 if !describing && report.opened && !judged {
                     judged = true;
                     finished.input_titled = report.titled;
+                    finished.chapters = report.chapters.clone();
+                    let chaptered = !report.chapters.list.is_empty();
                     if report.check(&limits, true).is_err() {
                         sandbox::kill_group(pid);
-                    } else if stop_if_titled && report.titled {
-                        finished.stopped_for_title = true;
+                    } else if stop_if.titled && report.titled || stop_if.chaptered && chaptered {
+                        finished.stopped_early = true;
                         sandbox::kill_group(pid);
                     }
                 }
@@ -235,7 +256,7 @@ impl Encode {
             if report.opened {
                 report.check(&limits, true)?;
             }
-            if finished.stopped_for_title {
+            if finished.stopped_early {
                 return Ok(finished);
             }
             if too_long {

@@ -11,6 +11,8 @@
 //! concat list disguised as a video therefore cannot make it read other
 //! files.
 //!
+//! - `chapters`: the input's chapters, as FLAC comments and as the tracks
+//!   of a split output
 //! - `cover`: cover pictures, made from a frame or an uploaded picture
 //! - `plan`: the passes an output takes, and their filters and encoder
 //! - `loudness`: the measuring and normalizing filters, and their reports
@@ -19,6 +21,7 @@
 //! - `probe`: ffprobe for the rare questions the report leaves open
 //! - `waveform`: the peaks and the picture of a job's audio
 
+mod chapters;
 mod cover;
 mod encode;
 mod loudness;
@@ -27,8 +30,9 @@ mod probe;
 mod report;
 mod waveform;
 
+pub use chapters::{Chapter, Chapters, MAX_CHAPTERS, Span, spans};
 pub use cover::{Picture, Source as CoverSource, make_cover, picture_block};
-pub use encode::{Encode, Finished, Input, Pass, Progress};
+pub use encode::{Encode, Finished, Input, Pass, Progress, StopIf};
 pub use loudness::{parse_measurement, parse_output};
 pub use plan::{Known, Plan};
 pub use probe::{audio_duration, output_duration};

@@ -2,7 +2,9 @@
 //! loudness), the encoder and its settings, the container; and, for a
 //! normalized output, the measuring pass that comes first.
 
+use super::chapters::{Chapter, vorbis_chapter_args};
 use super::cover::{Picture, picture_block};
+use super::encode::StopIf;
 use super::loudness::{self, LOSSY_HEADROOM_DB, Measured};
 use crate::audio::{AudioOptions, Format, LoudnessTarget, Normalization};
 
@@ -19,6 +21,9 @@ pub struct Known<'a> {
     /// The cover, and its JPEG's bytes where the format carries it in a
     /// tag rather than as a stream.
     pub cover: Option<(&'a Picture, &'a [u8])>,
+    /// The input's chapters, for a format whose muxer does not carry them
+    /// over itself.
+    pub chapters: &'a [Chapter],
 }
 
 /// Largest cover an Ogg file carries: the picture travels base64-encoded
@@ -49,6 +54,27 @@ impl Plan {
     /// Whether the output's title depends on the input having one.
     pub fn title_from_input(&self) -> bool {
         self.options.tags.title.is_none()
+    }
+
+    /// Whether a trim keeps the input's chapters out of the output.
+    fn trimmed(&self) -> bool {
+        self.options.start.is_some() || self.options.end.is_some()
+    }
+
+    /// Whether the output's chapters are written from [`Known::chapters`]:
+    /// ffmpeg carries them over into mp3, m4a and Ogg, but its FLAC muxer
+    /// writes none, so FLAC gets them as Vorbis `CHAPTERnnn` comments.
+    pub fn writes_chapters(&self) -> bool {
+        self.format == Format::Flac && !self.trimmed()
+    }
+
+    /// What a pass that encodes without knowing the input's description
+    /// must stop for, to be run again knowing it.
+    pub fn stop_if(&self) -> StopIf {
+        StopIf {
+            titled: self.title_from_input(),
+            chaptered: self.writes_chapters(),
+        }
     }
 
     /// The job's tags, and the file name as the title when neither the job
@@ -130,6 +156,7 @@ impl Plan {
             input_rate,
             input_titled,
             cover,
+            chapters,
         } = *known;
         let mut filters = self.shape();
         let mut normalization = None;
@@ -151,13 +178,23 @@ impl Plan {
         let rate = self.options.sample_rate.or(self.format.defaults().1);
         let rate = rate.or(input_rate.filter(|_| normalization.is_some()));
         args.extend(codec_args(self.format, self.quality(), rate));
+        let chapters = chapters.iter().filter(|_| self.writes_chapters());
+        // ffmpeg keeps an output's tags in a list where setting a key the
+        // list holds moves its last entry into the freed place, and ffmpeg's
+        // own FLAC reader takes a CHAPTERnnnNAME only after its CHAPTERnnn.
+        // So the chapters come after the job's tags, and the one tag ffmpeg
+        // sets after all of them, `encoder`, is taken out before.
+        if chapters.clone().next().is_some() {
+            args.extend(["-metadata".to_string(), "encoder=".to_string()]);
+        }
         args.extend(self.tag_args(input_titled));
         // ffmpeg carries the input's chapters over as they are; the trim
         // filter does not move them, so a trimmed output carries none
         // rather than chapters at the wrong times.
-        if self.options.start.is_some() || self.options.end.is_some() {
+        if self.trimmed() {
             args.extend(["-map_chapters".to_string(), "-1".to_string()]);
         }
+        args.extend(vorbis_chapter_args(chapters));
         if let Some((picture, jpeg)) = cover.filter(|_| !self.attaches_picture()) {
             args.extend([
                 "-metadata".to_string(),
@@ -295,6 +332,43 @@ mod tests {
              -c:a flac -ar 22050 -f flac -metadata artist=Ann"
         );
         assert_eq!(normalization, Some(Normalization::Linear));
+    }
+
+    #[test]
+    fn flac_writes_the_chapters_after_the_tags_and_a_trimmed_one_none() {
+        let chapters = [
+            Chapter {
+                start: 0.0,
+                end: 2.0,
+                title: Some("Intro".into()),
+            },
+            Chapter {
+                start: 2.0,
+                end: 5.0,
+                title: None,
+            },
+        ];
+        let known = Known {
+            chapters: &chapters,
+            ..Known::default()
+        };
+        let plan = Plan::new(Format::Flac, AudioOptions::default(), "talk");
+        assert_eq!(
+            plan.encode_args(&known).0.join(" "),
+            "-c:a flac -f flac -metadata encoder= -metadata title=talk \
+             -metadata CHAPTER000=00:00:00.000 -metadata CHAPTER000NAME=Intro \
+             -metadata CHAPTER001=00:00:02.000"
+        );
+        let trimmed = AudioOptions {
+            start: Some(1.0),
+            ..AudioOptions::default()
+        };
+        let args = Plan::new(Format::Flac, trimmed, "talk")
+            .encode_args(&known)
+            .0;
+        assert!(!args.join(" ").contains("CHAPTER"), "{args:?}");
+        let mp3 = Plan::new(Format::Mp3, AudioOptions::default(), "talk");
+        assert!(!mp3.encode_args(&known).0.join(" ").contains("CHAPTER"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! protocols), so what it reports is what ffprobe would have said; the
 //! encode is stopped as soon as the report breaks the policy.
 
+use super::chapters::Chapters;
 use super::{MediaError, MediaPolicy};
 
 /// What ffmpeg has said so far about its input.
@@ -25,6 +26,8 @@ pub struct InputReport {
     pub titled: bool,
     /// Whether ffmpeg has moved on from the container's tags.
     pub past_tags: bool,
+    /// The input's chapters.
+    pub chapters: Chapters,
 }
 
 /// One input stream, as much of it as the policy looks at.
@@ -49,6 +52,7 @@ impl InputReport {
         if line.starts_with("Stream #0:") {
             self.streams.push(StreamKind::Other);
         }
+        self.chapters.line(line);
         if !self.past_tags
             && let Some((key, value)) = line.split_once(':')
             && key.trim_end() == "title"
