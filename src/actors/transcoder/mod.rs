@@ -12,7 +12,8 @@
 //! - `decision`: the ack decision itself, a pure function with its table
 //! - `error`: how an attempt can fail, by class
 //! - `ownership`: compare-and-set writes to the job, cancel and takeover
-//! - `convert`: each output's passes of ffmpeg, the audio stored; `pass`:
+//! - `convert`: the job's outputs made in turn, and its waveform; `output`:
+//!   one output's passes of ffmpeg, its checks, its audio stored; `pass`:
 //!   one pass run to its end with its progress; `inputs`: the upload
 //!   copied to a work file, and the cover picture
 //! - `id3`: an mp3's comment moved into the frame players read
@@ -32,6 +33,7 @@ mod feed;
 pub mod ffmpeg;
 mod id3;
 mod inputs;
+mod output;
 mod ownership;
 mod pass;
 mod pull;
