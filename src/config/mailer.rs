@@ -1,7 +1,4 @@
-//! The mailer's settings: where mail goes, who sends it, and the base of
-//! the links in it.
-
-use std::net::SocketAddr;
+//! The mailer's settings: where mail goes and who sends it.
 
 use clap::Args;
 
@@ -21,19 +18,4 @@ pub struct MailerSettings {
         default_value = "mediajet <mediajet@localhost>"
     )]
     pub mail_from: String,
-
-    /// Base URL for links in emails. Default: http://<--http>.
-    #[arg(long, env = "MEDIAJET_PUBLIC_URL")]
-    pub public_url: Option<String>,
-}
-
-impl MailerSettings {
-    /// Base URL for links that leave the service (emails): `--public-url`,
-    /// or else the HTTP address the process serves on.
-    pub fn public_base_url(&self, http: SocketAddr) -> String {
-        match &self.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{http}"),
-        }
-    }
 }

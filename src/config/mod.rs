@@ -165,6 +165,16 @@ pub struct Shared {
     #[arg(long, env = "MEDIAJET_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub retention: Duration,
 
+    /// How long download links last from a job's end (in emails, the job's
+    /// `share_url` and the web page's player); never past --retention.
+    #[arg(long, env = "MEDIAJET_LINK_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub link_ttl: Duration,
+
+    /// The service's address as its users reach it, the base of the links
+    /// in emails and of `share_url`s. Default: http://<--http>.
+    #[arg(long, env = "MEDIAJET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Lifetime of access tokens (at most 1d); clients renew them with their
     /// refresh token.
     #[arg(long, env = "MEDIAJET_TOKEN_TTL", default_value = "15m", value_parser = parse_access_ttl)]
@@ -211,6 +221,15 @@ impl Config {
 }
 
 impl Shared {
+    /// The base of links that leave the service (emails, `share_url`):
+    /// `--public-url`, or else the HTTP address the process serves on.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.http),
+        }
+    }
+
     /// Whether this process runs `actor`.
     pub fn runs(&self, actor: ActorKind) -> bool {
         self.actors.contains(&actor)
@@ -243,10 +262,7 @@ mod tests {
     fn defaults_match_the_documented_ones() {
         let config = Config::for_data_dir("/tmp/x");
         assert_eq!(config.shared.http.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            config.mailer.public_base_url(config.shared.http),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(config.shared.public_base_url(), "http://127.0.0.1:8080");
         assert!(config.transcoder.transcode_slots() >= 1);
     }
 

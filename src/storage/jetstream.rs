@@ -236,6 +236,24 @@ pub async fn revoked_bucket(js: &Context, replicas: usize) -> Result<kv::Store, 
     .await
 }
 
+/// The secret download links are signed with: one key, made by the first
+/// process that needs it.
+pub async fn links_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::LINKS_BUCKET.to_string(),
+            description: "the key download links are signed with".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::LINKS_BUCKET,
+    )
+    .await
+}
+
 /// The owner of every job, written once by Ingest as it creates the job.
 /// Kept as long as a job may take to end and be mailed.
 pub async fn owners_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {

@@ -3,11 +3,13 @@
 //! so Auth is not on the request path. Revoked sessions are mirrored from
 //! their bucket by a KV watch, so checking one costs no round trip either.
 //!
+//! - `links`: signed download links, which need no token
 //! - `keys`: the mirror of the keys Auth publishes
 //! - `revocations`: the mirror of revoked sessions
 //! - `mirror`: following a bucket into memory, for both
 
 mod keys;
+pub mod links;
 mod mirror;
 mod revocations;
 

@@ -180,6 +180,14 @@ pub struct Job {
     /// could not be made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waveform: Option<Waveform>,
+    /// Raised each time the owner revokes the job's download links: a link
+    /// is signed with the generation it was made at.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub link_generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Job {

@@ -16,6 +16,8 @@ pub const SESSIONS_BUCKET: &str = "mediajet_sessions";
 pub const REVOKED_BUCKET: &str = "mediajet_revoked";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
+/// The secret download links are signed with (`token::links`).
+pub const LINKS_BUCKET: &str = "mediajet_links";
 /// Who each job belongs to, written by Ingest alone: where Mailer
 /// sends a job's email, whatever a job's live state or event says.
 pub const OWNERS_BUCKET: &str = "mediajet_owners";

@@ -224,6 +224,11 @@ async fn a_split_output_is_a_zip_of_one_titled_numbered_track_per_chapter_and_a_
             format!("bytes 10-109/{}", bytes.len()).as_str()
         );
         assert_eq!(part.bytes().await.unwrap(), bytes[10..110]);
+        // So is its signed link, without a token.
+        let share = tracks[k]["share_url"].as_str().unwrap();
+        let linked = app.http.get(share).send().await.unwrap();
+        assert_eq!(linked.status(), 200, "{share}");
+        assert_eq!(linked.bytes().await.unwrap(), bytes);
     }
     let beyond = format!("/v1/jobs/{id}/outputs/0/tracks/2");
     assert_eq!(app.get(&token, &beyond).await.status(), 404);

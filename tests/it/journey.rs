@@ -87,10 +87,19 @@ async fn a_user_uploads_a_video_and_downloads_an_mp3_of_the_same_length() {
         "{mail}"
     );
     assert!(mail.contains(&id), "the email names the job: {mail}");
-    assert!(
-        mail.contains(&format!("{}/v1/jobs/{id}/output", app.base)),
-        "{mail}"
-    );
+    // The email's link downloads the audio without a token.
+    let parsed = common::read_outbox_parsed(&app.data_dir(), 1).await;
+    let link = parsed[0]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .find(|l| l.starts_with(&format!("{}/d/{id}/0?exp=", app.base)))
+        .unwrap_or_else(|| panic!("no download link: {}", parsed[0]))
+        .to_string();
+    let linked = app.http.get(&link).send().await.unwrap();
+    assert_eq!(linked.status(), 200);
+    assert_eq!(linked.bytes().await.unwrap(), bytes);
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod hostile_media;
 mod idempotency;
 mod journey;
 mod lifecycle;
+mod links;
 mod loudness;
 mod nats_submit;
 mod nomad;

@@ -143,6 +143,19 @@ async fn the_web_page_converts_a_dropped_video_and_cancels_a_running_one() {
     assert!(loudness.contains("LUFS (target -16.0)"), "{loudness}");
     let played = seen["player_seconds"].as_f64().unwrap();
     assert!((played - 3.0).abs() < 0.3, "{seen}");
+    // The player streams the signed link (no token) in byte ranges.
+    let source = seen["player_source"].as_str().unwrap();
+    assert!(
+        source.starts_with(&format!("/d/{}/0", first["id"].as_str().unwrap())),
+        "{seen}"
+    );
+    let ranges = seen["player_ranges"].as_array().unwrap();
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("206 bytes=")),
+        "the player asked for no byte range: {seen}"
+    );
     let second = app.job(&token, seen["second_job"].as_str().unwrap()).await;
     let second: Value = second.json().await.unwrap();
     assert_eq!(second["state"], "canceled");

@@ -23,6 +23,13 @@ try {
       summary.external_requests.push(request.url());
     }
   });
+  // The byte ranges the player asks of a signed link, and the answers.
+  const playerRanges = [];
+  page.on("response", async (response) => {
+    if (!response.url().startsWith(`${base}/d/`)) return;
+    const range = await response.request().headerValue("range");
+    playerRanges.push(`${response.status()} ${range}`);
+  });
   // Everything the page says goes to stderr too, for a failing run.
   page.on("response", (response) => {
     const line = `${response.status()} ${response.request().method()} ${response.url().slice(base.length)}`;
@@ -94,6 +101,14 @@ try {
   await audio.waitFor({ timeout: 10000 });
   await page.waitForFunction((a) => a.readyState >= 1 && a.duration > 0, await audio.elementHandle());
   summary.player_seconds = await audio.evaluate((a) => a.duration);
+  // It plays the signed link, which needs no token: seeking past what it
+  // has fetched makes it ask for a byte range.
+  summary.player_source = await audio.evaluate((a) => new URL(a.src).pathname);
+  await audio.evaluate((a) => new Promise((resolve) => {
+    a.addEventListener("seeked", resolve, { once: true });
+    a.currentTime = a.duration * 0.75;
+  }));
+  summary.player_ranges = playerRanges;
 
   // Download it through the page.
   const [download] = await Promise.all([

@@ -54,6 +54,13 @@ pub enum ApiError {
     /// The job's audio was removed after the retention period.
     #[error("{0}")]
     Gone(String),
+    /// A download link whose signature does not match: altered, or made
+    /// before its job's links were revoked.
+    #[error("the link is not valid: it was altered, or its job's links were revoked")]
+    InvalidLink,
+    /// A download link past its expiry.
+    #[error("the link has expired; ask its owner for a new one")]
+    LinkExpired,
     /// A resumable upload that was given up because no byte came for too
     /// long; its bytes are gone.
     #[error("the upload expired: nothing was sent for too long; start it again")]
@@ -164,6 +171,8 @@ impl ApiError {
             ApiError::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
             ApiError::TooMany(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Gone(_) => (StatusCode::GONE, "output_expired"),
+            ApiError::InvalidLink => (StatusCode::FORBIDDEN, "invalid_link"),
+            ApiError::LinkExpired => (StatusCode::GONE, "link_expired"),
             ApiError::UploadExpired => (StatusCode::GONE, "upload_expired"),
             ApiError::ChecksumMismatch => (
                 StatusCode::from_u16(crate::actors::ingest::tus::write::CHECKSUM_MISMATCH)

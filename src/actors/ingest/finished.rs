@@ -157,6 +157,15 @@ impl FinishedJobs {
         })
     }
 
+    /// Records `job` as this process has just written it at `revision`, so
+    /// that its next read here is not the one before.
+    pub fn written(&self, revision: u64, job: &Job) {
+        if job.state.is_terminal() {
+            let known = Known::Finished(Box::new(job.clone()));
+            self.entries.record(job.id.as_str(), revision, known);
+        }
+    }
+
     /// Records that this process has just deleted job `id`.
     pub fn deleted(&self, id: &str) {
         self.entries.record(id, DELETED_HERE, Known::Deleted);

@@ -32,7 +32,7 @@ pub(super) async fn job_events(
     caller: &Claims,
 ) -> Result<impl Stream<Item = Result<Event, Infallible>> + use<>, ApiError> {
     if job.state.is_terminal() {
-        let event = event("state", &JobView::from(job), None);
+        let event = event("state", &JobView::new(job, None, &ingest.links), None);
         return Ok(futures::stream::iter([Ok(event)]).left_stream());
     }
     let (slot, open) = ingest.following.start(&caller.sub);
@@ -192,9 +192,9 @@ impl Follow {
                 Some(taken) => Some(taken),
                 None => self.ingest.work_taken().await,
             };
-            JobView::new(job, taken)
+            JobView::new(job, taken, &self.ingest.links)
         } else {
-            JobView::from(job)
+            JobView::new(job, None, &self.ingest.links)
         };
         self.send(view, Some(revision))
     }
@@ -202,7 +202,7 @@ impl Follow {
     /// Another job started: tell this one's new place, if it changed.
     fn queue_moved(&mut self) -> Option<Event> {
         let taken = *self.taken.borrow_and_update();
-        let view = JobView::new(self.queued.clone()?, taken);
+        let view = JobView::new(self.queued.clone()?, taken, &self.ingest.links);
         if view.queue_position() == self.last_position {
             return None;
         }

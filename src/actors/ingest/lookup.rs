@@ -13,9 +13,19 @@ impl Ingest {
     /// The caller's job, or `NotFound` if it is someone else's or unknown.
     /// A finished job comes from memory when this process saw it end.
     pub(super) async fn job_for(&self, owner: &str, job_id: &str) -> Result<Job, ApiError> {
+        match self.job(job_id).await? {
+            Some(job) if job.owner == owner => Ok(job),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    /// Job `job_id`, whoever's it is, if there is one.
+    pub(super) async fn job(&self, job_id: &str) -> Result<Option<Job>, ApiError> {
         // Any spelling of a UUID (braces, `urn:uuid:`, capitals) names the
         // same job; only the canonical one is a key.
-        let job_id = JobId::parse(job_id).ok_or(ApiError::NotFound)?;
+        let Some(job_id) = JobId::parse(job_id) else {
+            return Ok(None);
+        };
         telemetry::record_job(&job_id);
         let job_id = job_id.as_str();
         let live = match self.finished.get(job_id) {
@@ -30,17 +40,13 @@ impl Ingest {
                 .transpose()
                 .map_err(ApiError::internal)?,
         };
-        let job = match live {
-            Some(job) => Some(job),
+        match live {
+            Some(job) => Ok(Some(job)),
             None => self
                 .history
                 .get(job_id)
                 .await
-                .map_err(|e| ApiError::unavailable("the job history", e))?,
-        };
-        match job {
-            Some(job) if job.owner == owner => Ok(job),
-            _ => Err(ApiError::NotFound),
+                .map_err(|e| ApiError::unavailable("the job history", e)),
         }
     }
 
@@ -62,7 +68,7 @@ impl Ingest {
         } else {
             None
         };
-        view::JobView::new(job, taken)
+        view::JobView::new(job, taken, &self.links)
     }
 
     /// A page of the owner's jobs, newest first, in their live state, and

@@ -59,6 +59,7 @@ use crate::config::{IngestSettings, Shared};
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects::{self, Bucket};
+use crate::token::links::{LinkKey, LinkKeyError, Links};
 use crate::token::{Revocations, Verifier};
 use crate::wire::{names, subject};
 use history::History;
@@ -73,6 +74,8 @@ pub enum IngestSetupError {
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("cannot watch the jobs bucket")]
     Watch(#[from] async_nats::jetstream::kv::WatchError),
+    #[error(transparent)]
+    Links(#[from] LinkKeyError),
 }
 
 pub struct Ingest {
@@ -92,6 +95,8 @@ pub struct Ingest {
     history: History,
     presets: presets::Presets,
     verifier: Verifier,
+    /// Signed download links: made for the job's view, checked on `/d/`.
+    links: Links,
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
@@ -158,6 +163,12 @@ impl Ingest {
                 shared.token_ttl,
             )
             .await,
+            links: Links::new(
+                LinkKey::load_or_create(&js_setup::links_bucket(&js, r).await?).await?,
+                &shared.public_base_url(),
+                shared.link_ttl,
+                shared.retention,
+            ),
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),

@@ -18,6 +18,7 @@ use crate::wire::Format;
         (name = "users", description = "Login and user management"),
         (name = "jobs", description = "Conversion jobs and their audio"),
         (name = "presets", description = "Named option sets to submit with"),
+        (name = "links", description = "Signed download links, which need no token"),
         (name = "compatibility", description = "The routes of the service mediajet replaces"),
     )
 )]

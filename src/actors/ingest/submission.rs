@@ -396,6 +396,7 @@ pub(super) fn new_job(
         output: None,
         more_results: Vec::new(),
         waveform: None,
+        link_generation: 0,
     }
 }
 

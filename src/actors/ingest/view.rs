@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::audio::LoudnessReport;
+use crate::token::links::Links;
 use crate::wire::{AudioOptions, Format, Job, JobState};
 
 /// A job as its owner sees it.
@@ -47,6 +48,11 @@ pub struct JobView {
     /// The first output's audio, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<OutputView>,
+    /// A signed link to the first output's audio, once completed: it
+    /// downloads without a token (byte ranges too) until it expires or the
+    /// owner revokes the job's links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_url: Option<String>,
     /// Every output the job makes, in the order asked for: one unless the
     /// job asked for several (`outputs`).
     outputs: Vec<OutputEntry>,
@@ -81,6 +87,9 @@ struct OutputEntry {
 #[schema(as = Output)]
 struct OutputView {
     url: String,
+    /// A signed link to the same audio, as the job's `share_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_url: Option<String>,
     filename: String,
     content_type: String,
     bytes: u64,
@@ -100,6 +109,9 @@ struct OutputView {
 #[schema(as = Track)]
 struct TrackView {
     url: String,
+    /// A signed link to the track, as the job's `share_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_url: Option<String>,
     title: String,
     filename: String,
     /// Where the track starts in the output.
@@ -110,31 +122,15 @@ struct TrackView {
 
 impl JobView {
     /// The view of a job, with its queue place worked out from the last
-    /// work item taken (see [`Ingest::work_taken`]).
-    pub fn new(job: Job, taken: Option<u64>) -> Self {
+    /// work item taken (see [`Ingest::work_taken`]) and its signed links.
+    pub fn new(job: Job, taken: Option<u64>, links: &Links) -> Self {
         let queue_position = queue_position(&job, taken);
-        JobView {
-            queue_position,
-            ..JobView::from(job)
-        }
-    }
-
-    pub fn state(&self) -> JobState {
-        self.state
-    }
-
-    pub fn queue_position(&self) -> Option<u64> {
-        self.queue_position
-    }
-}
-
-impl From<Job> for JobView {
-    fn from(job: Job) -> Self {
         let audio: Vec<OutputView> = job
             .results()
             .enumerate()
             .map(|(n, o)| OutputView {
                 url: format!("/v1/jobs/{}/outputs/{n}", job.id),
+                share_url: links.url(&job, n, None),
                 filename: o.filename.clone(),
                 content_type: o.content_type.clone(),
                 bytes: o.bytes,
@@ -146,6 +142,7 @@ impl From<Job> for JobView {
                     .enumerate()
                     .map(|(k, track)| TrackView {
                         url: format!("/v1/jobs/{}/outputs/{n}/tracks/{k}", job.id),
+                        share_url: links.url(&job, n, Some(k)),
                         title: track.title.clone(),
                         filename: track.filename.clone(),
                         start_seconds: track.start_seconds,
@@ -161,6 +158,7 @@ impl From<Job> for JobView {
             url: format!("/v1/jobs/{}/output", job.id),
             ..first
         });
+        let share_url = output.as_ref().and_then(|o| o.share_url.clone());
         let waveform = job.waveform.as_ref().map(|_| WaveformView {
             peaks: format!("/v1/jobs/{}/waveform.json", job.id),
             picture: format!("/v1/jobs/{}/waveform.png", job.id),
@@ -180,7 +178,7 @@ impl From<Job> for JobView {
             progress: job.progress,
             speed: job.speed,
             eta_seconds: job.eta_seconds,
-            queue_position: None,
+            queue_position,
             format: job.format,
             options: job.options,
             filename: job.filename,
@@ -192,9 +190,18 @@ impl From<Job> for JobView {
             attempts: job.attempts,
             error: job.error,
             output,
+            share_url,
             outputs,
             waveform,
         }
+    }
+
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    pub fn queue_position(&self) -> Option<u64> {
+        self.queue_position
     }
 }
 

@@ -19,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::config::{MailerSettings, Shared};
 use crate::error::{BoxError, chain};
 use crate::storage::jetstream::{self as js_setup, SetupError};
+use crate::token::links::{LinkKey, LinkKeyError, Links};
 use crate::trace_context::TraceContext;
 use crate::wire::{self, Job, JobState, Output, names};
 
@@ -32,6 +33,8 @@ pub enum MailerSetupError {
     From(String, #[source] lettre::address::AddressError),
     #[error("cannot create the outbox {0}: {1}")]
     Outbox(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Links(#[from] LinkKeyError),
 }
 
 enum Transport {
@@ -68,6 +71,8 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     public_url: String,
+    /// The signed download links the email carries.
+    links: Links,
 }
 
 impl Mailer {
@@ -98,13 +103,17 @@ impl Mailer {
             .map_err(|e: lettre::address::AddressError| {
                 MailerSetupError::From(settings.mail_from.clone(), e)
             })?;
+        let public_url = shared.public_base_url();
+        let key =
+            LinkKey::load_or_create(&js_setup::links_bucket(&js, shared.replicas).await?).await?;
         Ok(Arc::new(Mailer {
             events: js_setup::events_stream(&js, shared.replicas).await?,
             sent: js_setup::mail_bucket(&js, shared.replicas).await?,
             owners: js_setup::owners_bucket(&js, shared.replicas).await?,
             transport,
             from,
-            public_url: settings.public_base_url(shared.http),
+            links: Links::new(key, &public_url, shared.link_ttl, shared.retention),
+            public_url,
         }))
     }
 
@@ -191,11 +200,13 @@ impl Mailer {
             JobState::Completed => (
                 format!("Your audio is ready: {}", job.filename),
                 format!(
-                    "Hello,\n\nyour file {} has been converted to {}.\n\nJob: {}\nState: completed\n{}\nThe download needs your login.\n\n-- mediajet\n",
+                    "Hello,\n\nyour file {} has been converted to {}.\n\nJob: {}\nState: completed\n{}\nThe links work without logging in until the audio is removed; anyone you \
+                     pass them on to can use them.\nDetails: {}\n\n-- mediajet\n",
                     job.filename,
                     formats(job),
                     job.id,
-                    downloads(job, &status_url),
+                    downloads(job, &self.links),
+                    status_url,
                 ),
             ),
             _ => (
@@ -267,9 +278,10 @@ fn formats(job: &Job) -> String {
     }
 }
 
-/// The download lines of a completed job's email: one for a job with one
-/// output, one per output, numbered as their addresses are, for several.
-fn downloads(job: &Job, status_url: &str) -> String {
+/// The download lines of a completed job's email, with signed links: one
+/// for a job with one output, one per output for several.
+fn downloads(job: &Job, links: &Links) -> String {
+    let link = |n| links.url(job, n, None).unwrap_or_default();
     let results: Vec<_> = job.results().collect();
     // A split output is a zip of its tracks.
     let tracks = |output: &Output| match output.tracks.len() {
@@ -282,17 +294,18 @@ fn downloads(job: &Job, status_url: &str) -> String {
             .map(|output| tracks(output))
             .unwrap_or_default();
         return match tracks.strip_prefix(", ") {
-            None => format!("Download: {status_url}/output\n"),
-            Some(tracks) => format!("Download ({tracks}): {status_url}/output\n"),
+            None => format!("Download: {}\n", link(0)),
+            Some(tracks) => format!("Download ({tracks}): {}\n", link(0)),
         };
     }
     let mut lines = String::from("Downloads:\n");
     for (n, output) in results.iter().enumerate() {
         let mb = output.bytes as f64 / 1_000_000.0;
         lines.push_str(&format!(
-            "  {} ({mb:.1} MB{}): {status_url}/outputs/{n}\n",
+            "  {} ({mb:.1} MB{}): {}\n",
             output.filename,
-            tracks(output)
+            tracks(output),
+            link(n)
         ));
     }
     lines

@@ -45,6 +45,44 @@ pub fn mails_about(mails: &[String], id: &str) -> usize {
         .count()
 }
 
+/// The emails in `<data_dir>/outbox` as Python's `email` package reads
+/// them (`tests/mail/read.py`: headers, text and HTML parts decoded, the
+/// links of the text), waiting up to ten seconds for `expected`.
+pub async fn read_outbox_parsed(data_dir: &Path, expected: usize) -> Vec<serde_json::Value> {
+    let dir = data_dir.join("outbox");
+    let started = Instant::now();
+    loop {
+        let paths: Vec<_> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if paths.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+            return paths.iter().map(|path| parse_mail(path)).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One email file as `tests/mail/read.py` reads it.
+pub fn parse_mail(path: &Path) -> serde_json::Value {
+    let output = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail/read.py"))
+        .arg(path)
+        .output()
+        .expect("python3 must be installed for the tests");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the email as JSON")
+}
+
 /// A real SMTP server (aiosmtpd) delivering into `<dir>/mail` (a maildir);
 /// stopped when dropped, pass or fail.
 pub struct SmtpServer(std::process::Child);

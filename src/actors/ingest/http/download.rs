@@ -14,7 +14,7 @@ use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::storage::objects;
 use crate::token::Claims;
-use crate::wire::{Job, JobState, Output, OutputSpec};
+use crate::wire::{Job, JobState};
 
 #[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
     summary = "The audio of a completed job (its first output)",
@@ -109,43 +109,17 @@ pub(super) async fn download_track(
 ) -> Result<Response, ApiError> {
     let n = small_number(&n).ok_or(ApiError::NoSuchOutput)?;
     let k = small_number(&k).ok_or(ApiError::NoSuchOutput)?;
-    let (output, spec) = completed_output(&ingest, &caller, &id, n).await?;
-    let track = output.tracks.get(k).ok_or(ApiError::NoSuchOutput)?;
-    let served = Served {
-        object: &output.object,
-        window: Some((track.offset, track.bytes)),
-        filename: &track.filename,
-        content_type: spec.format.content_type(),
-    };
+    let job = ingest.job_for(&caller.sub, &id).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    serve(&ingest, served, range).await
+    send_audio(&ingest, &job, n, Some(k), range).await
 }
 
 /// A number in a path that counts outputs or tracks: small, so anything
 /// longer is none.
-fn small_number(text: &str) -> Option<usize> {
+pub(super) fn small_number(text: &str) -> Option<usize> {
     Some(text)
         .filter(|text| text.len() <= 3)
         .and_then(|text| text.parse().ok())
-}
-
-/// Output `n` of a finished job of the caller's and what was asked of it,
-/// or why there is none.
-async fn completed_output(
-    ingest: &Ingest,
-    caller: &Claims,
-    job_id: &str,
-    n: usize,
-) -> Result<(Output, OutputSpec), ApiError> {
-    let job = ingest.job_for(&caller.sub, job_id).await?;
-    let spec = job.specs().nth(n).ok_or(ApiError::NoSuchOutput)?;
-    completed(&job)?;
-    let output = job
-        .results()
-        .nth(n)
-        .cloned()
-        .ok_or(ApiError::NoSuchOutput)?;
-    Ok((output, spec))
 }
 
 /// Streams the audio of a finished job's output `n` from the object store:
@@ -158,12 +132,39 @@ pub(super) async fn stream_output(
     n: usize,
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let (output, _) = completed_output(ingest, caller, job_id, n).await?;
-    let served = Served {
-        object: &output.object,
-        window: None,
-        filename: &output.filename,
-        content_type: &output.content_type,
+    let job = ingest.job_for(&caller.sub, job_id).await?;
+    send_audio(ingest, &job, n, None, range).await
+}
+
+/// Streams output `n` of `job` (or track `track` of it, a run of the
+/// output's zip) once the job has completed, whole or the one byte range
+/// asked for.
+pub(super) async fn send_audio(
+    ingest: &Ingest,
+    job: &Job,
+    n: usize,
+    track: Option<usize>,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let spec = job.specs().nth(n).ok_or(ApiError::NoSuchOutput)?;
+    completed(job)?;
+    let output = job.results().nth(n).ok_or(ApiError::NoSuchOutput)?;
+    let served = match track {
+        None => Served {
+            object: &output.object,
+            window: None,
+            filename: &output.filename,
+            content_type: &output.content_type,
+        },
+        Some(k) => {
+            let track = output.tracks.get(k).ok_or(ApiError::NoSuchOutput)?;
+            Served {
+                object: &output.object,
+                window: Some((track.offset, track.bytes)),
+                filename: &track.filename,
+                content_type: spec.format.content_type(),
+            }
+        }
     };
     serve(ingest, served, range).await
 }

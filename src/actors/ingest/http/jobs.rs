@@ -69,7 +69,11 @@ pub(super) async fn create_job(
     }
     let accepted = accept_upload(&ingest, &caller, &trace, &headers, multipart?, key.as_ref());
     Ok(match accepted.await? {
-        Accepted::New(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),
+        Accepted::New(job) => (
+            StatusCode::ACCEPTED,
+            Json(JobView::new(job, None, &ingest.links)),
+        )
+            .into_response(),
         Accepted::Earlier(job) => replayed(&ingest, job).await,
     })
 }
@@ -136,7 +140,7 @@ pub(super) async fn list_jobs(
     };
     let views: Vec<JobView> = jobs
         .into_iter()
-        .map(|job| JobView::new(job, taken))
+        .map(|job| JobView::new(job, taken, &ingest.links))
         .collect();
     let mut response = Json(views).into_response();
     if let Some(next) = next {
@@ -220,7 +224,11 @@ pub(super) async fn cancel_or_delete_job(
 ) -> Result<Response, ApiError> {
     Ok(
         match ingest.cancel_or_delete(&caller.sub, &id, &trace).await? {
-            Some(job) => (StatusCode::ACCEPTED, Json(JobView::from(job))).into_response(),
+            Some(job) => (
+                StatusCode::ACCEPTED,
+                Json(JobView::new(job, None, &ingest.links)),
+            )
+                .into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         },
     )

@@ -9,6 +9,8 @@
 //! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
 //! - `download`: a finished job's audio (any output, or one track of a
 //!   split output), whole or a byte range
+//! - `links`: signed download links (`/d/…`), which need no token, and
+//!   their revocation
 //! - `waveform`: a finished job's waveform, as peaks and as a picture
 //! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
@@ -18,6 +20,7 @@ mod compat;
 pub mod cors;
 mod download;
 mod jobs;
+mod links;
 mod presets;
 mod sessions;
 mod tus;
@@ -102,6 +105,9 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(download::download))
         .routes(routes!(download::download_output))
         .routes(routes!(download::download_track))
+        .routes(routes!(links::linked_output))
+        .routes(routes!(links::linked_track))
+        .routes(routes!(links::revoke_links))
         .routes(routes!(waveform::waveform_peaks))
         .routes(routes!(waveform::waveform_picture))
         .routes(routes!(jobs::job_events))

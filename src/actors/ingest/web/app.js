@@ -415,8 +415,9 @@ async function remove(id) {
 }
 
 // A completed job's waveform picture, its loudness figures, and a player.
-// Picture and audio need the Authorization header, so they are fetched and
-// shown from blob URLs; the audio only once "Listen" is pressed.
+// The picture needs the Authorization header, so it is fetched and shown
+// from a blob URL. The player streams the job's signed link, which needs no
+// header: the browser fetches byte ranges of it as it plays and seeks.
 async function showMedia(row, job) {
   const media = document.createElement("div");
   media.className = "job-media";
@@ -433,13 +434,14 @@ async function showMedia(row, job) {
   const listen = document.createElement("button");
   listen.className = "listen secondary";
   listen.textContent = "Listen";
-  listen.addEventListener("click", async () => {
-    // A split output's address is its zip: its first track is played.
-    const response = await api(job.output.tracks?.[0]?.url ?? job.output.url);
-    if (!response.ok) return;
+  listen.addEventListener("click", () => {
+    // A split output's link is its zip: its first track is played.
+    const link = new URL(job.output.tracks?.[0]?.share_url ?? job.share_url);
     const audio = document.createElement("audio");
     audio.controls = true;
-    audio.src = URL.createObjectURL(await response.blob());
+    audio.preload = "metadata";
+    // The page's own origin, whatever address the link was made for.
+    audio.src = link.pathname + link.search;
     listen.replaceWith(audio);
     audio.play().catch(() => {});
   });

@@ -1,0 +1,200 @@
+//! Signed download links: `/d/<job>/<output>[/<track>]?exp=…&sig=…` serves
+//! the audio without a bearer header (byte ranges too, so players seek), as
+//! long as the signature matches the job's current link generation and the
+//! link has not expired; and their revocation by the job's owner.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kv::UpdateErrorKind;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::Caller;
+use super::download::{send_audio, small_number};
+use crate::actors::ingest::Ingest;
+use crate::actors::ingest::error::ApiError;
+use crate::actors::ingest::openapi::ErrorAnswer;
+use crate::token::links::Link;
+use crate::token::unix_now;
+use crate::wire::{self, Job};
+use async_nats::jetstream::kv;
+
+/// A link's query: when it expires and its signature.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Signed {
+    /// Seconds since the Unix epoch.
+    #[param(maximum = 99_999_999_999_u64)]
+    exp: Option<u64>,
+    /// The link's signature (base64url).
+    #[param(max_length = 43)]
+    sig: Option<String>,
+}
+
+#[utoipa::path(get, path = "/d/{id}/{n}", tag = "links",
+    summary = "An output's audio through a signed link",
+    description = "The address of a completed job's `share_url` (and of each output's and \
+        track's): no token needed, byte ranges served.",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("n" = String, Path, description = "The output's number, from 0"),
+        Signed,
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "The whole file", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"), ("application/zip"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"), ("application/zip"))),
+        (status = 400, description = "A query that is no link's", body = ErrorAnswer),
+        (status = 403, description = "The signature does not match (altered, or revoked)", body = ErrorAnswer),
+        (status = 404, description = "No such job or output", body = ErrorAnswer),
+        (status = 410, description = "The link expired, or the audio was removed", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn linked_output(
+    State(ingest): State<Arc<Ingest>>,
+    Path((id, n)): Path<(String, String)>,
+    signed: Result<Query<Signed>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let n = small_number(&n).ok_or(ApiError::NoSuchOutput)?;
+    let Query(signed) = signed?;
+    linked(&ingest, &id, n, None, signed, &headers).await
+}
+
+#[utoipa::path(get, path = "/d/{id}/{n}/{k}", tag = "links",
+    summary = "One track of a split output through a signed link",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("n" = String, Path, description = "The output's number, from 0"),
+        ("k" = String, Path, description = "The track's number, from 0"),
+        Signed,
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`"),
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "The whole track", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 206, description = "The range asked for", content(
+            ("audio/mpeg"), ("audio/mp4"), ("audio/ogg"), ("audio/flac"), ("audio/wav"))),
+        (status = 400, description = "A query that is no link's", body = ErrorAnswer),
+        (status = 403, description = "The signature does not match (altered, or revoked)", body = ErrorAnswer),
+        (status = 404, description = "No such job, output or track", body = ErrorAnswer),
+        (status = 410, description = "The link expired, or the audio was removed", body = ErrorAnswer),
+        (status = 416, description = "The range starts past the end", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn linked_track(
+    State(ingest): State<Arc<Ingest>>,
+    Path((id, n, k)): Path<(String, String, String)>,
+    signed: Result<Query<Signed>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let n = small_number(&n).ok_or(ApiError::NoSuchOutput)?;
+    let k = small_number(&k).ok_or(ApiError::NoSuchOutput)?;
+    let Query(signed) = signed?;
+    linked(&ingest, &id, n, Some(k), signed, &headers).await
+}
+
+/// Serves what a link names once its signature and expiry hold. The
+/// signature is checked first, so an unsigned guess learns nothing of the
+/// job, not even whether it exists beyond the one lookup.
+async fn linked(
+    ingest: &Ingest,
+    id: &str,
+    output: usize,
+    track: Option<usize>,
+    signed: Signed,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let (Some(expires), Some(signature)) = (signed.exp, signed.sig) else {
+        return Err(ApiError::BadRequest(
+            "bad_query",
+            "a link carries `exp` and `sig`".into(),
+        ));
+    };
+    let job = ingest.job(id).await?.ok_or(ApiError::NotFound)?;
+    let link = Link {
+        job: job.id.to_string(),
+        output,
+        track,
+        expires,
+    };
+    if !ingest
+        .links
+        .key()
+        .verify(&link, job.link_generation, &signature)
+    {
+        return Err(ApiError::InvalidLink);
+    }
+    if unix_now() > expires {
+        return Err(ApiError::LinkExpired);
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    send_audio(ingest, &job, output, track, range).await
+}
+
+#[utoipa::path(delete, path = "/v1/jobs/{id}/links", tag = "links",
+    summary = "Revoke the job's download links",
+    description = "Every signed link to the job made so far (its `share_url`, the links in its \
+        email) stops working at once; the job's view then carries new ones.",
+    params(("id" = String, Path, description = "The job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 404, description = "No such job of the caller's", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn revoke_links(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = ingest.job_for(&caller.sub, &id).await?;
+    ingest.revoke_links(&job).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+impl Ingest {
+    /// Raises the job's link generation with a compare-and-set over its
+    /// live state, so a transcoder's write at the same moment is kept.
+    async fn revoke_links(&self, job: &Job) -> Result<(), ApiError> {
+        let unavailable = |e: crate::error::BoxError| ApiError::unavailable("the jobs bucket", e);
+        let key = job.id.as_str();
+        for _ in 0..5 {
+            let entry = self
+                .jobs
+                .entry(key)
+                .await
+                .map_err(|e| unavailable(e.into()))?
+                .filter(|entry| entry.operation == kv::Operation::Put)
+                .ok_or(ApiError::NotFound)?;
+            let mut job: Job = wire::decode(&entry.value).map_err(ApiError::internal)?;
+            job.link_generation = job.link_generation.saturating_add(1);
+            match self
+                .jobs
+                .update(key, wire::encode(&job), entry.revision)
+                .await
+            {
+                Ok(revision) => {
+                    self.finished.written(revision, &job);
+                    return Ok(());
+                }
+                Err(err) if err.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                Err(err) => return Err(unavailable(err.into())),
+            }
+        }
+        Err(ApiError::unavailable(
+            "the jobs bucket",
+            "the job kept changing",
+        ))
+    }
+}
