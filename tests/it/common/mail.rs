@@ -1,7 +1,7 @@
 //! Mail: the outbox mediajet writes without SMTP, and a real SMTP server
 //! (aiosmtpd) for the tests that deliver.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,20 +18,30 @@ pub async fn read_outbox_within(
     expected: usize,
     patience: Duration,
 ) -> Vec<String> {
+    outbox_files(data_dir, expected, patience)
+        .await
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect()
+}
+
+/// The email files in `<data_dir>/outbox`, waiting up to `patience` for
+/// `expected` of them.
+async fn outbox_files(data_dir: &Path, expected: usize, patience: Duration) -> Vec<PathBuf> {
     let dir = data_dir.join("outbox");
     let started = Instant::now();
     loop {
-        let mails: Vec<String> = std::fs::read_dir(&dir)
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .map(|e| e.path())
+                    .filter(|path| path.extension().is_some_and(|x| x == "eml"))
                     .collect()
             })
             .unwrap_or_default();
-        if mails.len() >= expected || started.elapsed() > patience {
-            return mails;
+        if files.len() >= expected || started.elapsed() > patience {
+            return files;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -49,23 +59,8 @@ pub fn mails_about(mails: &[String], id: &str) -> usize {
 /// them (`tests/mail/read.py`: headers, text and HTML parts decoded, the
 /// links of the text), waiting up to ten seconds for `expected`.
 pub async fn read_outbox_parsed(data_dir: &Path, expected: usize) -> Vec<serde_json::Value> {
-    let dir = data_dir.join("outbox");
-    let started = Instant::now();
-    loop {
-        let paths: Vec<_> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if paths.len() >= expected || started.elapsed() > Duration::from_secs(10) {
-            return paths.iter().map(|path| parse_mail(path)).collect();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let files = outbox_files(data_dir, expected, Duration::from_secs(10)).await;
+    files.iter().map(|path| parse_mail(path)).collect()
 }
 
 /// One email file as `tests/mail/read.py` reads it.
