@@ -90,7 +90,9 @@ pub fn run(
             .build()
             .expect("cannot start the async runtime")
     });
-    system.block_on(serve(config, shutdown, on_ready))
+    // The whole process's future is large: on the heap, not this thread's
+    // stack (a test runs it on a thread of the default 2 MiB).
+    system.block_on(Box::pin(serve(config, shutdown, on_ready)))
 }
 
 async fn serve(

@@ -236,6 +236,41 @@ pub async fn revoked_bucket(js: &Context, replicas: usize) -> Result<kv::Store, 
     .await
 }
 
+/// Users disabled or removed: every verifier mirrors it. Kept for good (a
+/// removed user's id never comes back).
+pub async fn disabled_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::DISABLED_BUCKET.to_string(),
+            description: "users disabled or removed".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::DISABLED_BUCKET,
+    )
+    .await
+}
+
+/// API keys, hashed: every Ingest mirrors them.
+pub async fn api_keys_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    ensure_kv(
+        js,
+        kv::Config {
+            bucket: names::API_KEYS_BUCKET.to_string(),
+            description: "API keys, hashed".to_string(),
+            history: 1,
+            num_replicas: replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+        names::API_KEYS_BUCKET,
+    )
+    .await
+}
+
 /// The secret download links are signed with: one key, made by the first
 /// process that needs it.
 pub async fn links_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {

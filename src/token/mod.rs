@@ -1,18 +1,25 @@
 //! Access tokens: EdDSA-signed JWTs issued by Auth and verified locally by
 //! every other actor with the public keys Auth publishes in the keys bucket,
-//! so Auth is not on the request path. Revoked sessions are mirrored from
-//! their bucket by a KV watch, so checking one costs no round trip either.
+//! so Auth is not on the request path. Revoked sessions and disabled users
+//! are mirrored from their buckets by KV watches, so checking one costs no
+//! round trip either.
 //!
+//! - `api_keys`: API keys, mirrored from their bucket, each limited to its
+//!   scopes
 //! - `links`: signed download links, which need no token
 //! - `keys`: the mirror of the keys Auth publishes
 //! - `revocations`: the mirror of revoked sessions
+//! - `disabled`: the mirror of disabled and removed users
 //! - `mirror`: following a bucket into memory, for both
 
+pub mod api_keys;
+mod disabled;
 mod keys;
 pub mod links;
 mod mirror;
 mod revocations;
 
+pub use disabled::DisabledUsers;
 use keys::PublishedKeys;
 pub use revocations::Revocations;
 
@@ -84,12 +91,18 @@ pub struct Verifier {
     /// lifetime plus the leeway.
     max_lifetime: u64,
     revocations: Revocations,
+    disabled: DisabledUsers,
 }
 
 impl Verifier {
     /// A verifier of tokens that live at most `token_ttl`. Waits (a few
     /// seconds at most) until the published keys are known.
-    pub async fn watch(keys: kv::Store, revocations: Revocations, token_ttl: Duration) -> Self {
+    pub async fn watch(
+        keys: kv::Store,
+        revocations: Revocations,
+        disabled: DisabledUsers,
+        token_ttl: Duration,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
@@ -101,7 +114,13 @@ impl Verifier {
             validation,
             max_lifetime: token_ttl.as_secs().saturating_add(LEEWAY),
             revocations,
+            disabled,
         }
+    }
+
+    /// The disabled users this verifier refuses.
+    pub fn disabled(&self) -> &DisabledUsers {
+        &self.disabled
     }
 
     /// The revocations this verifier honours.
@@ -126,6 +145,9 @@ impl Verifier {
             }
             _ => self.check_signature(token).await?,
         };
+        if self.disabled.is_disabled(&claims.sub) {
+            return Err(TokenError::Invalid);
+        }
         match &claims.sid {
             Some(sid) if !self.revocations.is_revoked(sid) => Ok(claims),
             _ => Err(TokenError::Invalid),
@@ -167,6 +189,34 @@ pub fn bearer(authorization: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// What an `Authorization` value carries: an access token, or an API key
+/// (`Bearer mjk_…` or `ApiKey mjk_…`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    Token(&'a str),
+    Key(&'a str),
+}
+
+/// The credential of an `Authorization` value, whether it came in an HTTP
+/// or a NATS header.
+pub fn credential(authorization: &str) -> Option<Credential<'_>> {
+    let (scheme, value) = authorization.trim().split_once(' ')?;
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("apikey") {
+        return Some(Credential::Key(value));
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(match value.starts_with(api_keys::PREFIX) {
+        true => Credential::Key(value),
+        false => Credential::Token(value),
+    })
+}
+
 /// Whether `kid` has the form of the key ids Auth makes (16 hex digits,
 /// see `auth::keys`): only such an id may become part of a bucket key.
 pub fn is_key_id(kid: &str) -> bool {
@@ -192,5 +242,20 @@ mod tests {
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("abc"), None);
         assert_eq!(bearer("Bearer "), None);
+    }
+
+    #[test]
+    fn an_api_key_comes_as_a_bearer_or_with_its_own_scheme() {
+        assert_eq!(credential("Bearer abc"), Some(Credential::Token("abc")));
+        assert_eq!(
+            credential("Bearer mjk_1_x"),
+            Some(Credential::Key("mjk_1_x"))
+        );
+        assert_eq!(
+            credential("apikey mjk_1_x"),
+            Some(Credential::Key("mjk_1_x"))
+        );
+        assert_eq!(credential("Basic abc"), None);
+        assert_eq!(credential("ApiKey "), None);
     }
 }

@@ -108,8 +108,69 @@ pub struct UserReply {
     pub id: String,
     pub email: String,
     pub role: Role,
+    /// A disabled user can neither log in nor use a token, key or link.
+    #[serde(default)]
+    pub disabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A request about accounts, made with the caller's access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountRequest {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub token: String,
+    #[serde(flatten)]
+    pub op: AccountOp,
+}
+
+/// What an account request asks: of the caller's own account, or (the
+/// rest) of anyone's, by an admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AccountOp {
+    /// The caller's account. Answered with a [`UserReply`].
+    Me,
+    /// Sets the caller's password; every other session of theirs ends.
+    /// Answered with a [`UserReply`].
+    ChangePassword {
+        current_password: String,
+        new_password: String,
+    },
+    /// A page of users in the order of their ids, after `after`. Answered
+    /// with a [`UserPage`].
+    List { after: Option<String>, limit: u32 },
+    /// Changes a user; disabling one ends their sessions, and their tokens
+    /// stop passing everywhere. Answered with a [`UserReply`].
+    Update {
+        id: String,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<String>,
+    },
+    /// Removes a user: disabled for good, sessions ended, the account
+    /// gone. Answered with the [`UserReply`] it was.
+    Delete { id: String },
+}
+
+/// A page of users, and the id to ask for the next page after.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserPage {
+    #[serde(default = "v")]
+    pub v: u32,
+    pub users: Vec<UserReply>,
+    pub next: Option<String>,
+}
+
+/// A user disabled, as the disabled bucket holds it (keyed by user id).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Disabled {
+    #[serde(default = "v")]
+    pub v: u32,
+    /// The account was removed, not only disabled.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// A public token verification key, as Auth publishes it in the keys bucket.
@@ -162,6 +223,21 @@ pub async fn logout(
         refresh_token: refresh_token.map(str::to_string),
     };
     request(client, subject::LOGOUT, &message).await
+}
+
+/// Asks Auth `op` with the caller's `token`; the reply's type depends on
+/// the operation (see [`AccountOp`]).
+pub async fn account<R: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    token: &str,
+    op: AccountOp,
+) -> Result<R, RequestError> {
+    let message = AccountRequest {
+        v: VERSION,
+        token: token.to_string(),
+        op,
+    };
+    request(client, subject::ACCOUNTS, &message).await
 }
 
 pub async fn create_user(

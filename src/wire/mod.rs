@@ -9,6 +9,7 @@
 //! - `jobs`: the job, its owner record, the work item, NATS submissions
 //! - `rpc`: error replies and the request helper
 
+pub mod api_keys;
 pub mod auth;
 mod jobs;
 pub mod names;
@@ -18,9 +19,10 @@ pub mod subject;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use crate::audio::{AudioOptions, Cover, FORMATS, Format};
+pub use api_keys::{ApiKey, Scope};
 pub use auth::{
-    CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest, PublicKey, RefreshRequest,
-    Revoked, Session, TokenReply, UserReply,
+    AccountOp, AccountRequest, CreateUserRequest, Disabled, LoginRequest, LogoutReply,
+    LogoutRequest, PublicKey, RefreshRequest, Revoked, Session, TokenReply, UserPage, UserReply,
 };
 pub use jobs::{
     Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest, Track,

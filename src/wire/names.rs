@@ -14,8 +14,14 @@ pub const KEYS_BUCKET: &str = "mediajet_keys";
 pub const SESSIONS_BUCKET: &str = "mediajet_sessions";
 /// Sessions ended early, whose access tokens must no longer pass.
 pub const REVOKED_BUCKET: &str = "mediajet_revoked";
+/// Users disabled or removed, whose tokens, keys and links must no longer
+/// pass, keyed by user id; written by Auth, watched by every verifier.
+pub const DISABLED_BUCKET: &str = "mediajet_disabled";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
+/// API keys (hashed), by key id; written by Ingest, mirrored by every
+/// Ingest.
+pub const API_KEYS_BUCKET: &str = "mediajet_api_keys";
 /// The secret download links are signed with (`token::links`).
 pub const LINKS_BUCKET: &str = "mediajet_links";
 /// Who each job belongs to, written by Ingest alone: where Mailer

@@ -23,6 +23,11 @@ pub const REFRESH: &str = "mediajet.auth.refresh";
 pub const LOGOUT: &str = "mediajet.auth.logout";
 /// Full subject of the user creation endpoint.
 pub const CREATE_USER: &str = "mediajet.auth.users.create";
+/// Endpoint (inside [`AUTH_GROUP`]) for accounts: one's own (read it,
+/// change one's password) and, for admins, anyone's (list, change, remove).
+pub const ACCOUNTS_ENDPOINT: &str = "accounts";
+/// Full subject of the accounts endpoint.
+pub const ACCOUNTS: &str = "mediajet.auth.accounts";
 /// Name under which Ingest registers as a NATS micro service.
 pub const INGEST_SERVICE: &str = "mediajet-ingest";
 /// Subject group of the Ingest service endpoints.

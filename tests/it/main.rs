@@ -7,7 +7,9 @@
 mod common;
 
 mod abuse;
+mod accounts;
 mod alerts;
+mod api_keys;
 mod architecture;
 mod chapters;
 mod client;

@@ -285,3 +285,67 @@ async fn a_web_app_on_an_allowed_origin_uploads_with_tus_and_others_are_refused_
     assert!(seen["other"]["error"].is_string(), "{seen}");
     assert_eq!(app.listed_ids(&token).await.len(), 1, "{seen}");
 }
+
+#[tokio::test]
+async fn the_account_panel_makes_and_revokes_keys_and_admins_manage_users_on_theirs() {
+    let app = common::spawn_app().await;
+    app.new_user("ann@example.com").await;
+    let out = tempfile::tempdir().unwrap();
+    let seen = run_script(
+        "account.mjs",
+        &[
+            ("BASE_URL", app.base.as_ref()),
+            ("EMAIL", "ann@example.com".as_ref()),
+            ("PASSWORD", common::USER_PASSWORD.as_ref()),
+            ("NEW_PASSWORD", "changed-password-9".as_ref()),
+            ("ADMIN_EMAIL", common::ADMIN_EMAIL.as_ref()),
+            ("ADMIN_PASSWORD", common::ADMIN_PASSWORD.as_ref()),
+            ("OUT_DIR", out.path().as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["users_button_for_user"], false, "{seen}");
+    assert_eq!(seen["who"], "ann@example.com · user", "{seen}");
+    // The key was shown once, listed by name and scope, worked, and
+    // stopped working when revoked on the page.
+    assert_eq!(seen["key_prefix"], "mjk_", "{seen}");
+    let listed = seen["listed_keys"][0].as_str().unwrap();
+    assert!(listed.starts_with("nightly · jobs:read"), "{seen}");
+    assert_eq!(seen["key_status_before"], 200, "{seen}");
+    assert_eq!(seen["key_status_after"], 401, "{seen}");
+    assert!(
+        seen["wrong_password"].as_str().unwrap().contains("wrong"),
+        "{seen}"
+    );
+    let old = app
+        .try_login("ann@example.com", common::USER_PASSWORD)
+        .await;
+    assert_eq!(old.status(), 401, "the old password still works");
+    // The admin saw the user, and their disabling counted at once.
+    assert!(
+        seen["listed_users"]
+            .to_string()
+            .contains("ann@example.com · user"),
+        "{seen}"
+    );
+    assert_eq!(seen["user_token_when_disabled"], 401, "{seen}");
+    assert_eq!(seen["user_token_when_enabled"], 401, "{seen}");
+    assert_eq!(seen["login_when_enabled"], 200, "{seen}");
+    assert!(
+        !seen["listed_after_removal"].to_string().contains("ann@"),
+        "{seen}"
+    );
+    let removed = app.try_login("ann@example.com", "changed-password-9").await;
+    assert_eq!(removed.status(), 401, "the removed user still logs in");
+    for (shot, kept) in [
+        ("account_screenshot", "web-account-page.png"),
+        ("users_screenshot", "web-users-page.png"),
+    ] {
+        let screenshot = std::fs::read(seen[shot].as_str().unwrap()).unwrap();
+        assert!(screenshot.starts_with(b"\x89PNG"), "{shot} is not a PNG");
+        let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(kept);
+        std::fs::write(&kept, &screenshot).unwrap();
+        println!("screenshot: {}", kept.display());
+    }
+}

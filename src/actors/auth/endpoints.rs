@@ -1,4 +1,5 @@
-//! Auth's endpoints: login, refresh, logout and user creation, each a typed
+//! Auth's endpoints: login, refresh, logout, user creation and accounts
+//! (`accounts.rs`), each a typed
 //! request in and a reply or an `AuthError` out, and the dispatch of the
 //! micro service's requests to them.
 
@@ -16,8 +17,8 @@ use crate::actors::micro;
 use crate::domain::Email;
 use crate::token::{self, Claims, unix_now};
 use crate::wire::{
-    self, CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest, RefreshRequest, Role,
-    TokenReply, UserReply, subject,
+    self, AccountRequest, CreateUserRequest, LoginRequest, LogoutReply, LogoutRequest,
+    RefreshRequest, Role, TokenReply, UserReply, subject,
 };
 
 impl Auth {
@@ -51,8 +52,13 @@ impl Auth {
                 return Err(AuthError::InvalidCredentials);
             }
         };
+        // Told only to whoever knows the password.
+        if user.disabled {
+            crate::metrics::login(false);
+            return Err(AuthError::Disabled);
+        }
         crate::metrics::login(true);
-        let session = self.sessions.start(&user.email).await?;
+        let session = self.sessions.start(&user.uid, &user.email).await?;
         self.issue(user, session)
     }
 
@@ -74,10 +80,16 @@ impl Auth {
     /// failure on the way (SurrealDB slow) leaves the token good for a retry.
     pub(super) async fn renew(&self, refresh_token: &str) -> Result<TokenReply, AuthError> {
         let renewal = self.sessions.check(refresh_token).await?;
-        let Some(user) = self.users.find_by_email(renewal.email()).await? else {
-            self.sessions.revoke(renewal.session()).await?;
-            return Err(AuthError::InvalidRefreshToken(SessionError::Invalid));
+        let user = match self.users.find_by_email(renewal.email()).await? {
+            Some(user) if !user.disabled => user,
+            _ => {
+                self.sessions.revoke(renewal.session()).await?;
+                return Err(AuthError::InvalidRefreshToken(SessionError::Invalid));
+            }
         };
+        self.sessions
+            .note_user(&user.uid, renewal.session())
+            .await?;
         let next = self.sessions.rotate(refresh_token, renewal).await?;
         self.issue(user, next)
     }
@@ -156,13 +168,7 @@ impl Auth {
             .users
             .create(&email, &request.password, request.role)
             .await?;
-        Ok(UserReply {
-            v: wire::VERSION,
-            id: user.uid,
-            email: user.email,
-            role: user.role,
-            created_at: user.created_at,
-        })
+        Ok(super::accounts::reply(user))
     }
 
     pub(super) async fn serve(self: Arc<Self>, request: Request, endpoint: &'static str) {
@@ -183,6 +189,10 @@ impl Auth {
                 },
                 subject::LOGOUT_ENDPOINT => match wire::decode::<LogoutRequest>(payload) {
                     Ok(logout) => self.logout(logout).await.map(|reply| wire::encode(&reply)),
+                    Err(err) => Err(AuthError::BadRequest(err.to_string())),
+                },
+                subject::ACCOUNTS_ENDPOINT => match wire::decode::<AccountRequest>(payload) {
+                    Ok(request) => self.account(request).await,
                     Err(err) => Err(AuthError::BadRequest(err.to_string())),
                 },
                 _ => match wire::decode::<CreateUserRequest>(payload) {

@@ -18,6 +18,12 @@ pub enum AuthError {
     InvalidRefreshToken(SessionError),
     #[error("this needs an admin token")]
     Forbidden,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("the current password is wrong")]
+    WrongPassword,
     #[error("a user with this email already exists")]
     EmailTaken,
     #[error("{0}")]
@@ -42,6 +48,9 @@ impl AuthError {
             AuthError::InvalidRefreshToken(SessionError::Replayed) => (401, "refresh_token_reused"),
             AuthError::InvalidRefreshToken(_) => (401, "invalid_refresh_token"),
             AuthError::Forbidden => (403, "forbidden"),
+            AuthError::Disabled => (403, "account_disabled"),
+            AuthError::NoSuchUser => (404, "no_such_user"),
+            AuthError::WrongPassword => (403, "wrong_password"),
             AuthError::EmailTaken => (409, "email_taken"),
             AuthError::BadRequest(_) => (400, "bad_request"),
             AuthError::Busy => (503, "busy"),

@@ -2,10 +2,12 @@
 //! service (`mediajet-auth`, discoverable through `$SRV`). It publishes its
 //! public key to the keys bucket so other actors verify tokens themselves.
 //!
-//! - `endpoints`: login, refresh, logout, user creation; `error`: refusals
+//! - `endpoints`: login, refresh, logout, user creation; `accounts`: one's
+//!   own account and, for admins, anyone's; `error`: refusals
 //! - `users`, `sessions`, `keys`: users, refresh-token sessions, the key
 //! - `admin`: the first admin
 
+mod accounts;
 mod admin;
 mod endpoints;
 mod error;
@@ -26,7 +28,7 @@ use crate::config::{AuthSettings, Shared};
 use crate::error::BoxError;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
-use crate::token::{Revocations, Verifier};
+use crate::token::{DisabledUsers, Revocations, Verifier};
 use crate::wire::{self, subject};
 use keys::{KeyError, SigningKey};
 use sessions::Sessions;
@@ -112,7 +114,13 @@ impl Auth {
             client,
             users,
             key,
-            verifier: Verifier::watch(keys, revocations, shared.token_ttl).await,
+            verifier: Verifier::watch(
+                keys,
+                revocations,
+                DisabledUsers::watch(js_setup::disabled_bucket(&js, shared.replicas).await?).await,
+                shared.token_ttl,
+            )
+            .await,
             sessions,
             token_ttl: shared.token_ttl,
             decoy_hash,
@@ -146,6 +154,7 @@ impl Worker for Auth {
                     subject::REFRESH_ENDPOINT,
                     subject::LOGOUT_ENDPOINT,
                     subject::CREATE_USER_ENDPOINT,
+                    subject::ACCOUNTS_ENDPOINT,
                 ],
             )
             .await?;

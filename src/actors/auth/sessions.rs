@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use base64::Engine;
+use futures::StreamExt;
 
 use crate::error::BoxError;
 use crate::token::{Revocations, unix_now};
@@ -65,19 +66,21 @@ struct Presented<'a> {
 impl<'a> Presented<'a> {
     fn parse(token: &'a str) -> Option<Self> {
         let mut parts = token.splitn(3, '.');
-        let session = parts.next()?;
+        let session = Presented::session_id(parts.next()?)?;
         let generation = parts.next()?.parse().ok()?;
         let secret = parts.next()?;
-        // Session ids are 32 hex digits; anything else cannot be a key.
-        let valid = session.len() == 32
-            && session.chars().all(|c| c.is_ascii_hexdigit())
-            && !secret.is_empty()
-            && secret.len() <= 64;
+        let valid = !secret.is_empty() && secret.len() <= 64;
         valid.then_some(Presented {
             session,
             generation,
             secret,
         })
+    }
+
+    /// `text` if it has the form of a session id (32 hex digits); anything
+    /// else cannot be a key.
+    fn session_id(text: &str) -> Option<&str> {
+        (text.len() == 32 && text.chars().all(|c| c.is_ascii_hexdigit())).then_some(text)
     }
 }
 
@@ -99,7 +102,7 @@ impl Sessions {
     }
 
     /// Starts a session for a user who just logged in.
-    pub async fn start(&self, email: &str) -> Result<NextToken, SessionError> {
+    pub async fn start(&self, user: &str, email: &str) -> Result<NextToken, SessionError> {
         let session = crate::hex::encode(&random_bytes::<16>()?);
         let secret = secret()?;
         let expires_at = unix_now() + self.refresh_ttl.as_secs();
@@ -116,6 +119,7 @@ impl Sessions {
             .create(&session, wire::encode(&record))
             .await
             .map_err(|e| SessionError::Unavailable(e.into()))?;
+        self.note_user(user, &session).await?;
         Ok(NextToken {
             refresh_token: format!("{session}.0.{secret}"),
             session,
@@ -229,6 +233,52 @@ impl Sessions {
         Ok((presented.session.to_string(), until))
     }
 
+    /// Notes that `session` is `user`'s, so that it can be ended with the
+    /// user's other sessions. Every session is noted as it starts, and
+    /// again at each refresh (which notes the sessions started before
+    /// sessions were noted at all).
+    pub async fn note_user(&self, user: &str, session: &str) -> Result<(), SessionError> {
+        self.store
+            .put(user_key(user, session), bytes::Bytes::new())
+            .await
+            .map_err(|e| SessionError::Unavailable(e.into()))?;
+        Ok(())
+    }
+
+    /// Ends every session of `user` but `except`; returns how many ended.
+    pub async fn end_all(&self, user: &str, except: Option<&str>) -> Result<usize, SessionError> {
+        let unavailable = |e: BoxError| SessionError::Unavailable(e);
+        let prefix = format!("$KV.{}.", crate::wire::names::SESSIONS_BUCKET);
+        let mut subjects = self
+            .store
+            .stream
+            .clone()
+            .info_with_subjects(format!("{prefix}{}", user_key(user, "*")))
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+        let mut noted = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| unavailable(e.into()))?;
+            noted.push(subject.trim_start_matches(&prefix).to_string());
+        }
+        let mut ended = 0;
+        for key in noted {
+            let session = key.rsplit('.').next().unwrap_or_default();
+            if Some(session) == except || Presented::session_id(session).is_none() {
+                continue;
+            }
+            if self.record(session).await?.is_some() {
+                self.revoke(session).await?;
+                ended += 1;
+            }
+            self.store
+                .purge(&key)
+                .await
+                .map_err(|e| unavailable(e.into()))?;
+        }
+        Ok(ended)
+    }
+
     /// The stored record of a session that has not ended, and its revision.
     async fn record(&self, session: &str) -> Result<Option<(Session, u64)>, SessionError> {
         let entry = self
@@ -311,6 +361,12 @@ fn issued_as(presented: &Presented<'_>, record: &Session) -> Option<Issued> {
     } else {
         Issued::Older
     })
+}
+
+/// The key that notes `session` as `user`'s (`u.<user>.<session>`);
+/// `u.<user>.*` lists the user's sessions.
+fn user_key(user: &str, session: &str) -> String {
+    format!("u.{user}.{session}")
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], SessionError> {

@@ -77,30 +77,45 @@ impl Ingest {
         trace: &TraceContext,
     ) -> Result<Option<Job>, ApiError> {
         let job = self.job_for(owner, job_id).await?;
-        let job_id = job.id.clone();
-        let job_id = job_id.as_str();
         if job.state.is_terminal() {
-            let audio = job.results().map(|output| output.object.clone());
-            for object in audio.chain(wire::waveform_objects(job_id)) {
-                match self.outputs.delete(&object).await {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
-                    Err(err) => return Err(ApiError::unavailable("the object store", err)),
-                }
-            }
-            // Live state first, history last: until the history row goes the
-            // job is still listed, so a failed delete can be repeated.
-            self.jobs
-                .purge(job_id)
-                .await
-                .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
-            self.finished.deleted(job_id);
-            self.history
-                .delete(job_id)
-                .await
-                .map_err(|e| ApiError::unavailable("the job history", e))?;
+            self.delete_finished(&job).await?;
             return Ok(None);
         }
+        self.cancel_job(&job, trace).await.map(Some)
+    }
+
+    /// Deletes a finished job with its audio and waveform.
+    pub(super) async fn delete_finished(&self, job: &Job) -> Result<(), ApiError> {
+        let job_id = job.id.as_str();
+        let audio = job.results().map(|output| output.object.clone());
+        for object in audio.chain(wire::waveform_objects(job_id)) {
+            match self.outputs.delete(&object).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
+                Err(err) => return Err(ApiError::unavailable("the object store", err)),
+            }
+        }
+        // Live state first, history last: until the history row goes the
+        // job is still listed, so a failed delete can be repeated.
+        self.jobs
+            .purge(job_id)
+            .await
+            .map_err(|e| ApiError::unavailable("the jobs bucket", e))?;
+        self.finished.deleted(job_id);
+        self.history
+            .delete(job_id)
+            .await
+            .map_err(|e| ApiError::unavailable("the job history", e))?;
+        Ok(())
+    }
+
+    /// Cancels an unfinished job; returns it canceled.
+    pub(super) async fn cancel_job(
+        &self,
+        job: &Job,
+        trace: &TraceContext,
+    ) -> Result<Job, ApiError> {
+        let job_id = job.id.as_str();
         let job = match cancel(&self.jobs, job_id)
             .await
             .map_err(|e| ApiError::unavailable("the jobs bucket", e))?
@@ -131,7 +146,7 @@ impl Ingest {
         if let Err(err) = js_setup::publish_job_event(&self.js, &job, trace).await {
             tracing::warn!(error = %err, "cannot publish the canceled event");
         }
-        Ok(Some(job))
+        Ok(job)
     }
 }
 

@@ -29,6 +29,10 @@ pub enum ApiError {
     NotFound,
     #[error("you have no such preset")]
     NoSuchPreset,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("you have no such API key")]
+    NoSuchKey,
     #[error("the job has no such output")]
     NoSuchOutput,
     #[error("the job has no waveform: it could not be made of its audio")]
@@ -161,6 +165,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoSuchPreset => (StatusCode::NOT_FOUND, "no_such_preset"),
+            ApiError::NoSuchUser => (StatusCode::NOT_FOUND, "no_such_user"),
+            ApiError::NoSuchKey => (StatusCode::NOT_FOUND, "no_such_key"),
             ApiError::NoSuchOutput => (StatusCode::NOT_FOUND, "no_such_output"),
             ApiError::NoWaveform => (StatusCode::NOT_FOUND, "no_waveform"),
             ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),

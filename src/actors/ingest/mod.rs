@@ -20,6 +20,7 @@
 //! - `error`: the HTTP error mapping; `openapi`, `web`: the document's frame
 //!   and the web page
 
+mod callers;
 pub mod cancel;
 pub(super) mod cover;
 mod create;
@@ -39,6 +40,7 @@ mod per_owner;
 mod presets;
 mod projector;
 mod rate;
+mod removal;
 mod service;
 mod streamable;
 mod submission;
@@ -59,8 +61,9 @@ use crate::config::{IngestSettings, Shared};
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects::{self, Bucket};
+use crate::token::api_keys::ApiKeys;
 use crate::token::links::{LinkKey, LinkKeyError, Links};
-use crate::token::{Revocations, Verifier};
+use crate::token::{DisabledUsers, Revocations, Verifier};
 use crate::wire::{names, subject};
 use history::History;
 
@@ -97,6 +100,8 @@ pub struct Ingest {
     verifier: Verifier,
     /// Signed download links: made for the job's view, checked on `/d/`.
     links: Links,
+    /// API keys, mirrored from their bucket.
+    api_keys: ApiKeys,
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
@@ -160,6 +165,7 @@ impl Ingest {
             verifier: Verifier::watch(
                 js_setup::keys_bucket(&js, r).await?,
                 Revocations::watch(js_setup::revoked_bucket(&js, r).await?).await,
+                DisabledUsers::watch(js_setup::disabled_bucket(&js, r).await?).await,
                 shared.token_ttl,
             )
             .await,
@@ -169,6 +175,7 @@ impl Ingest {
                 shared.link_ttl,
                 shared.retention,
             ),
+            api_keys: ApiKeys::watch(js_setup::api_keys_bucket(&js, r).await?).await,
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),

@@ -121,6 +121,18 @@ impl Presets {
         Ok(rows.first().and_then(|row| row["n"].as_u64()).unwrap_or(0))
     }
 
+    /// Deletes every preset of `owner`'s.
+    pub async fn delete_all(&self, owner: &str) -> Result<(), DbError> {
+        db::bounded(
+            self.db
+                .query("DELETE preset WHERE owner = $owner")
+                .bind(("owner", owner.to_string())),
+        )
+        .await?
+        .check()?;
+        Ok(())
+    }
+
     /// Deletes the preset; false if there was none.
     pub async fn delete(&self, owner: &str, name: &str) -> Result<bool, DbError> {
         let mut response = db::bounded(

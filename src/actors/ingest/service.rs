@@ -12,6 +12,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use super::Ingest;
+use super::callers::Access;
 use super::error::ApiError;
 use super::idempotency::{Source, SubmissionKey};
 use super::submission::{self, clean_filename};
@@ -22,7 +23,7 @@ use crate::storage::objects::ReadError;
 use crate::telemetry;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
-use crate::wire::{self, AudioOptions, StatusRequest, SubmitRequest, subject};
+use crate::wire::{self, AudioOptions, Scope, StatusRequest, SubmitRequest, subject};
 
 /// Longest object name a submission may give.
 const MAX_OBJECT_NAME: usize = 512;
@@ -66,16 +67,18 @@ impl micro::ServiceError for ApiError {
     }
 }
 
-/// The verified bearer of the request's `Authorization` header.
-async fn caller(ingest: &Ingest, request: &Request) -> Result<Claims, ApiError> {
-    let token = request
+/// The verified bearer of the request's `Authorization` header: a token,
+/// or an API key with `scope`.
+async fn caller(ingest: &Ingest, request: &Request, scope: Scope) -> Result<Claims, ApiError> {
+    let authorization = request
         .message
         .headers
         .as_ref()
         .and_then(|h| h.get("Authorization"))
-        .and_then(|v| crate::token::bearer(v.as_str()))
-        .ok_or(ApiError::Unauthorized)?;
-    Ok(ingest.verifier.verify(token).await?)
+        .map(|v| v.as_str());
+    ingest
+        .authenticate(authorization, Access::TokenOrKey(scope))
+        .await
 }
 
 fn bad_request(err: wire::DecodeError) -> ApiError {
@@ -83,7 +86,7 @@ fn bad_request(err: wire::DecodeError) -> ApiError {
 }
 
 async fn status(ingest: &Ingest, request: &Request) -> Result<JobReply, ApiError> {
-    let claims = caller(ingest, request).await?;
+    let claims = caller(ingest, request, Scope::JobsRead).await?;
     let asked: StatusRequest = wire::decode(&request.message.payload).map_err(bad_request)?;
     let job = ingest.job_for(&claims.sub, &asked.job_id).await?;
     reply(ingest, job, false).await
@@ -102,7 +105,7 @@ async fn submit(
     request: &Request,
     trace: &TraceContext,
 ) -> Result<JobReply, ApiError> {
-    let claims = caller(ingest, request).await?;
+    let claims = caller(ingest, request, Scope::JobsWrite).await?;
     let asked: SubmitRequest = wire::decode(&request.message.payload).map_err(bad_request)?;
     let key = request
         .message

@@ -1,4 +1,5 @@
-//! The web page at `/`: one HTML page, its script, style sheet and icon,
+//! The web page at `/`: one HTML page, its scripts (the jobs; the account
+//! and, for admins, the users), style sheet and icon,
 //! and the tus client it uploads with (tus-js-client's own build, from its
 //! npm package, MIT licensed; a test checks it is that file), compiled
 //! into the binary. Nothing is loaded from elsewhere, and the
@@ -11,6 +12,7 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
+const ACCOUNT: &str = include_str!("web/account.js");
 const STYLE: &str = include_str!("web/app.css");
 const ICON: &str = include_str!("web/favicon.svg");
 const TUS: &str = include_str!("web/tus.min.js");
@@ -26,6 +28,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
+        )
+        .route(
+            "/account.js",
+            get(|| asset("text/javascript; charset=utf-8", ACCOUNT)),
         )
         .route("/app.css", get(|| asset("text/css; charset=utf-8", STYLE)))
         .route(

@@ -127,10 +127,12 @@ async fn linked(
         track,
         expires,
     };
+    // A disabled owner's links open nothing either.
     if !ingest
         .links
         .key()
         .verify(&link, job.link_generation, &signature)
+        || ingest.verifier.disabled().is_disabled(&job.owner)
     {
         return Err(ApiError::InvalidLink);
     }

@@ -3,7 +3,8 @@
 //! limit). One file per group of routes:
 //!
 //! - `sessions`: login, refresh, logout
-//! - `users`: user creation
+//! - `api_keys`: API keys, made, listed and revoked
+//! - `users`: one's own account, and everyone's for admins
 //! - `jobs`: submit, list, show, follow (SSE), cancel or delete
 //! - `upload`: the multipart upload a submission streams into the store
 //! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
@@ -16,6 +17,7 @@
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
 //!   `/upload`, `/download`), so its clients keep working
 
+mod api_keys;
 mod compat;
 pub mod cors;
 mod download;
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Ingest;
+use super::callers::route_access;
 use super::error::{ApiError, ErrorLog};
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
@@ -94,7 +97,12 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(sessions::login))
         .routes(routes!(sessions::refresh))
         .routes(routes!(sessions::logout))
-        .routes(routes!(users::create_user))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::change_user, users::remove_user))
+        .routes(routes!(users::me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(api_keys::create_key, api_keys::list_keys))
+        .routes(routes!(api_keys::revoke_key))
         .routes(routes!(presets::list_presets))
         .routes(routes!(
             presets::put_preset,
@@ -155,15 +163,24 @@ async fn time_limit(
     }
 }
 
-/// The verified bearer of the request's token.
+/// The verified bearer of the request's access token, or of an API key
+/// whose scopes allow the route (`callers::route_access`).
 pub struct Caller(pub Claims);
 
 impl FromRequestParts<Arc<Ingest>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ingest: &Arc<Ingest>) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        Ok(Caller(ingest.verifier.verify(token).await?))
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        let access = route_access(&parts.method, route);
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Ok(Caller(ingest.authenticate(authorization, access).await?))
     }
 }
 

@@ -24,6 +24,9 @@ function show() {
   if (token) {
     loadJobs();
     loadPresets();
+    loadAccount();
+  } else {
+    hideAccount();
   }
 }
 
@@ -474,4 +477,5 @@ async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+setUpAccount();
 show();
