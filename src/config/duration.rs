@@ -38,12 +38,12 @@ fn parse_bounded(text: &str, most: Duration) -> Result<Duration, String> {
 
 /// Access tokens must expire before their session's revocation does.
 pub(super) fn parse_access_ttl(text: &str) -> Result<Duration, String> {
-    parse_bounded(text, crate::storage::jetstream::REVOKED_MAX_AGE)
+    parse_bounded(text, crate::storage::buckets::REVOKED_MAX_AGE)
 }
 
 /// Sessions must expire before their entry in the sessions bucket does.
 pub(super) fn parse_refresh_ttl(text: &str) -> Result<Duration, String> {
-    parse_bounded(text, crate::storage::jetstream::SESSIONS_MAX_AGE)
+    parse_bounded(text, crate::storage::buckets::SESSIONS_MAX_AGE)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::{Worker, WorkerError, WorkerFuture, micro};
 use crate::config::{AuthSettings, Shared};
 use crate::error::BoxError;
+use crate::storage::buckets;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::token::{DisabledUsers, Revocations, Verifier};
@@ -96,15 +97,15 @@ impl Auth {
             .clone()
             .unwrap_or_else(|| shared.data_dir.join("auth").join("signing-key.pem"));
         let key = SigningKey::load_or_generate(&key_path)?;
-        let keys = js_setup::keys_bucket(&js, shared.replicas).await?;
+        let keys = buckets::keys_bucket(&js, shared.replicas).await?;
         publish_key(&keys, &key).await?;
         let decoy_hash = users::hash_password("decoy password, never valid")
             .await
             .map_err(|e| AuthSetupError::Admin(e.into()))?;
         let revocations =
-            Revocations::watch(js_setup::revoked_bucket(&js, shared.replicas).await?).await;
+            Revocations::watch(buckets::revoked_bucket(&js, shared.replicas).await?).await;
         let sessions = Sessions::new(
-            js_setup::sessions_bucket(&js, shared.replicas).await?,
+            buckets::sessions_bucket(&js, shared.replicas).await?,
             revocations.clone(),
             settings.refresh_ttl,
             shared.token_ttl,
@@ -117,7 +118,7 @@ impl Auth {
             verifier: Verifier::watch(
                 keys,
                 revocations,
-                DisabledUsers::watch(js_setup::disabled_bucket(&js, shared.replicas).await?).await,
+                DisabledUsers::watch(buckets::disabled_bucket(&js, shared.replicas).await?).await,
                 shared.token_ttl,
             )
             .await,

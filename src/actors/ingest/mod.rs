@@ -58,6 +58,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture, consumer_deleted, micro};
 use crate::config::{IngestSettings, Shared};
+use crate::storage::buckets;
 use crate::storage::db::{Db, DbError};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects::{self, Bucket};
@@ -145,15 +146,15 @@ impl Ingest {
         let r = shared.replicas;
         let work = js_setup::work_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
-        let jobs = js_setup::jobs_bucket(&js, r).await?;
+        let jobs = buckets::jobs_bucket(&js, r).await?;
         let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone()).await?;
-        let (tus_records, tus_stream) = js_setup::tus_bucket(&js, r, shared.retention).await?;
+        let (tus_records, tus_stream) = buckets::tus_bucket(&js, r, shared.retention).await?;
         let ingest = Ingest {
             finished: finished::FinishedJobs::watch(client.clone(), jobs.clone()).await?,
             jobs,
             feeds,
-            submissions: js_setup::submissions_bucket(&js, r).await?,
-            owners: js_setup::owners_bucket(&js, r).await?,
+            submissions: buckets::submissions_bucket(&js, r).await?,
+            owners: buckets::owners_bucket(&js, r).await?,
             uploads: objects::uploads_bucket(&js, r, shared.retention, shared.uploads_store_bytes)
                 .await?,
             tus: tus::Tus {
@@ -163,19 +164,19 @@ impl Ingest {
             outputs: objects::outputs_bucket(&js, r, shared.retention, shared.outputs_store_bytes)
                 .await?,
             verifier: Verifier::watch(
-                js_setup::keys_bucket(&js, r).await?,
-                Revocations::watch(js_setup::revoked_bucket(&js, r).await?).await,
-                DisabledUsers::watch(js_setup::disabled_bucket(&js, r).await?).await,
+                buckets::keys_bucket(&js, r).await?,
+                Revocations::watch(buckets::revoked_bucket(&js, r).await?).await,
+                DisabledUsers::watch(buckets::disabled_bucket(&js, r).await?).await,
                 shared.token_ttl,
             )
             .await,
             links: Links::new(
-                LinkKey::load_or_create(&js_setup::links_bucket(&js, r).await?).await?,
+                LinkKey::load_or_create(&buckets::links_bucket(&js, r).await?).await?,
                 &shared.public_base_url(),
                 shared.link_ttl,
                 shared.retention,
             ),
-            api_keys: ApiKeys::watch(js_setup::api_keys_bucket(&js, r).await?).await,
+            api_keys: ApiKeys::watch(buckets::api_keys_bucket(&js, r).await?).await,
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),

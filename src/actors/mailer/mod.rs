@@ -18,6 +18,7 @@ use crate::actors::{ConsumerHealth, Worker, WorkerError, WorkerFuture, consumer_
 use crate::backoff::Backoff;
 use crate::config::{MailerSettings, Shared};
 use crate::error::{BoxError, chain};
+use crate::storage::buckets;
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::token::links::{LinkKey, LinkKeyError, Links};
 use crate::trace_context::TraceContext;
@@ -105,11 +106,11 @@ impl Mailer {
             })?;
         let public_url = shared.public_base_url();
         let key =
-            LinkKey::load_or_create(&js_setup::links_bucket(&js, shared.replicas).await?).await?;
+            LinkKey::load_or_create(&buckets::links_bucket(&js, shared.replicas).await?).await?;
         Ok(Arc::new(Mailer {
             events: js_setup::events_stream(&js, shared.replicas).await?,
-            sent: js_setup::mail_bucket(&js, shared.replicas).await?,
-            owners: js_setup::owners_bucket(&js, shared.replicas).await?,
+            sent: buckets::mail_bucket(&js, shared.replicas).await?,
+            owners: buckets::owners_bucket(&js, shared.replicas).await?,
             transport,
             from,
             links: Links::new(key, &public_url, shared.link_ttl, shared.retention),

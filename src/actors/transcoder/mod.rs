@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::{Worker, WorkerError, WorkerFuture};
 use crate::config::{Shared, TranscoderSettings};
+use crate::storage::buckets;
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::storage::objects::{self, Bucket};
 use crate::wire::{self, subject};
@@ -93,7 +94,7 @@ impl Transcoder {
         js_setup::dead_letter_stream(&js, r).await?;
         Ok(Arc::new(Transcoder {
             work: js_setup::work_stream(&js, r).await?,
-            jobs: js_setup::jobs_bucket(&js, r).await?,
+            jobs: buckets::jobs_bucket(&js, r).await?,
             client: client.clone(),
             running: Default::default(),
             uploads: objects::uploads_bucket(&js, r, shared.retention, shared.uploads_store_bytes)
