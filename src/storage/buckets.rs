@@ -116,6 +116,16 @@ pub async fn api_keys_bucket(js: &Context, replicas: usize) -> Result<kv::Store,
     ensure_kv(js, config, names::API_KEYS_BUCKET).await
 }
 
+/// Which emails each user wants: Ingest writes it, Mailer reads it.
+pub async fn notify_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    let config = plain(
+        names::NOTIFY_BUCKET,
+        "which emails each user wants",
+        replicas,
+    );
+    ensure_kv(js, config, names::NOTIFY_BUCKET).await
+}
+
 /// The secret download links are signed with: one key, made by the first
 /// process that needs it.
 pub async fn links_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {

@@ -79,10 +79,26 @@ impl LinkKey {
         )
     }
 
+    /// The signature of `message`, in unpadded base64url.
+    fn sign(&self, message: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, message.as_bytes()).as_ref())
+    }
+
+    /// Whether `signature` is this key's for `message`; compared in
+    /// constant time.
+    fn signs(&self, message: &str, signature: &str) -> bool {
+        if signature.len() > SIGNATURE_CHARS {
+            return false;
+        }
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        hmac::verify(&self.0, message.as_bytes(), &tag).is_ok()
+    }
+
     /// The link's path and query: `/d/<job>/<output>[/<track>]?exp=…&sig=…`.
     pub fn path(&self, link: &Link, generation: u32) -> String {
-        let tag = hmac::sign(&self.0, LinkKey::message(link, generation).as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(tag.as_ref());
+        let signature = self.sign(&LinkKey::message(link, generation));
         let track = link.track.map_or(String::new(), |k| format!("/{k}"));
         format!(
             "/d/{}/{}{track}?exp={}&sig={signature}",
@@ -93,14 +109,20 @@ impl LinkKey {
     /// Whether `signature` is this key's for the link, at the job's
     /// `generation`; compared in constant time.
     pub fn verify(&self, link: &Link, generation: u32, signature: &str) -> bool {
-        if signature.len() > SIGNATURE_CHARS {
-            return false;
-        }
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(signature) else {
-            return false;
-        };
-        let message = LinkKey::message(link, generation);
-        hmac::verify(&self.0, message.as_bytes(), &tag).is_ok()
+        self.signs(&LinkKey::message(link, generation), signature)
+    }
+
+    /// The path that turns `user`'s notification emails off, as each of
+    /// their emails carries it: `/u/<user>?sig=…`. It does not expire: an
+    /// old email's link still works.
+    pub fn unsubscribe_path(&self, user: &str) -> String {
+        let signature = self.sign(&format!("mediajet-unsubscribe-v1\n{user}"));
+        format!("/u/{user}?sig={signature}")
+    }
+
+    /// Whether `signature` is that of `user`'s unsubscribe link.
+    pub fn verify_unsubscribe(&self, user: &str, signature: &str) -> bool {
+        self.signs(&format!("mediajet-unsubscribe-v1\n{user}"), signature)
     }
 }
 
@@ -137,6 +159,11 @@ impl Links {
     /// The key, to check a link with.
     pub fn key(&self) -> &LinkKey {
         &self.key
+    }
+
+    /// The address of `user`'s unsubscribe link.
+    pub fn unsubscribe_url(&self, user: &str) -> String {
+        format!("{}{}", self.base, self.key.unsubscribe_path(user))
     }
 
     /// The address of output `output` of a completed job (or of track
@@ -207,6 +234,11 @@ mod tests {
         assert!(!key.verify(&link(None), 0, &"A".repeat(5000)));
         let track = key.path(&link(Some(2)), 0);
         assert!(track.starts_with("/d/01a2/1/2?exp="), "{track}");
+        let unsubscribe = key.unsubscribe_path("ann");
+        let sig = unsubscribe.rsplit_once("sig=").unwrap().1;
+        assert!(key.verify_unsubscribe("ann", sig));
+        assert!(!key.verify_unsubscribe("bob", sig));
+        assert!(!key.verify(&link(None), 0, sig), "not a download link");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod auth;
 mod jobs;
 pub mod names;
+mod notify;
 mod rpc;
 pub mod subject;
 
@@ -28,6 +29,7 @@ pub use jobs::{
     Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest, Track,
     Waveform, WorkItem, cover_object, output_object, waveform_objects,
 };
+pub use notify::{Notify, NotifySetting};
 pub use rpc::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorReply, RequestError, error_reply, header_safe,
     request,

@@ -17,6 +17,9 @@ pub const REVOKED_BUCKET: &str = "mediajet_revoked";
 /// Users disabled or removed, whose tokens, keys and links must no longer
 /// pass, keyed by user id; written by Auth, watched by every verifier.
 pub const DISABLED_BUCKET: &str = "mediajet_disabled";
+/// Which emails each user wants, by user id; written by Ingest, read by
+/// Mailer.
+pub const NOTIFY_BUCKET: &str = "mediajet_notify";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
 /// API keys (hashed), by key id; written by Ingest, mirrored by every

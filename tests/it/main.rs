@@ -16,6 +16,7 @@ mod client;
 mod cluster;
 mod control;
 mod cover;
+mod emails;
 mod faults;
 mod formats;
 mod hostile_media;

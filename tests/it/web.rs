@@ -307,6 +307,8 @@ async fn the_account_panel_makes_and_revokes_keys_and_admins_manage_users_on_the
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["users_button_for_user"], false, "{seen}");
     assert_eq!(seen["who"], "ann@example.com · user", "{seen}");
+    assert_eq!(seen["notify_shown"], "all", "{seen}");
+    assert_eq!(seen["notify_saved"], "failures", "{seen}");
     // The key was shown once, listed by name and scope, worked, and
     // stopped working when revoked on the page.
     assert_eq!(seen["key_prefix"], "mjk_", "{seen}");

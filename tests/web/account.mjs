@@ -39,6 +39,14 @@ try {
   await user.click("#account-open");
   await user.waitForSelector("#account", { state: "visible" });
   summary.who = await user.textContent("#account-who");
+  summary.notify_shown = await user.inputValue("#notify");
+  await Promise.all([
+    user.waitForResponse((r) => r.url().endsWith("/v1/me/notifications") && r.ok()),
+    user.selectOption("#notify", "failures"),
+  ]);
+  const pageToken = await user.evaluate(() => sessionStorage.getItem("mediajet.token"));
+  const me = await fetch(`${base}/v1/me`, { headers: { Authorization: `Bearer ${pageToken}` } });
+  summary.notify_saved = (await me.json()).notify;
 
   // A key, shown once, that works from elsewhere until it is revoked.
   await user.fill("#key-name", "nightly");

@@ -34,6 +34,7 @@ pub mod http;
 mod idempotency;
 mod login;
 mod lookup;
+mod notify;
 mod openapi;
 pub mod peer;
 mod per_owner;
@@ -103,6 +104,8 @@ pub struct Ingest {
     links: Links,
     /// API keys, mirrored from their bucket.
     api_keys: ApiKeys,
+    /// Which emails each user wants.
+    notify: kv::Store,
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
@@ -177,6 +180,7 @@ impl Ingest {
                 shared.retention,
             ),
             api_keys: ApiKeys::watch(buckets::api_keys_bucket(&js, r).await?).await,
+            notify: buckets::notify_bucket(&js, r).await?,
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),

@@ -1,6 +1,9 @@
-//! Mailer: one email per finished job to its owner, with the state, the job
-//! id and the download link. SMTP when configured, else `.eml` files in the
+//! Mailer: one email per finished job to its owner, unless they asked for
+//! fewer (`mediajet_notify`), with the state, the job and signed download
+//! links (`compose.rs`). SMTP when configured, else `.eml` files in the
 //! outbox directory.
+
+mod compose;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +12,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, kv, stream::Stream};
 use futures::StreamExt;
 use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -22,7 +24,8 @@ use crate::storage::buckets;
 use crate::storage::jetstream::{self as js_setup, SetupError};
 use crate::token::links::{LinkKey, LinkKeyError, Links};
 use crate::trace_context::TraceContext;
-use crate::wire::{self, Job, JobState, Output, names};
+use crate::wire::{self, Job, JobState, NotifySetting, names};
+use compose::Composer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailerSetupError {
@@ -69,6 +72,8 @@ pub struct Mailer {
     /// Who each job belongs to, as Ingest recorded it: the only source of
     /// recipients, so an event (which a transcoder writes) cannot choose one.
     owners: kv::Store,
+    /// Which emails each user wants.
+    notify: kv::Store,
     transport: Transport,
     from: Mailbox,
     public_url: String,
@@ -111,6 +116,7 @@ impl Mailer {
             events: js_setup::events_stream(&js, shared.replicas).await?,
             sent: buckets::mail_bucket(&js, shared.replicas).await?,
             owners: buckets::owners_bucket(&js, shared.replicas).await?,
+            notify: buckets::notify_bucket(&js, shared.replicas).await?,
             transport,
             from,
             links: Links::new(key, &public_url, shared.link_ttl, shared.retention),
@@ -147,10 +153,8 @@ impl Mailer {
             let _ = message.ack().await;
             return;
         }
-        let recipient = match self.owners.get(job.id.as_str()).await {
-            Ok(Some(owner)) => wire::decode::<wire::JobOwner>(&owner)
-                .map(|owner| owner.email)
-                .map_err(BoxError::from),
+        let owner = match self.owners.get(job.id.as_str()).await {
+            Ok(Some(owner)) => wire::decode::<wire::JobOwner>(&owner).map_err(BoxError::from),
             Ok(None) => Err("no owner is recorded for the job".into()),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot look up the job's owner; retrying");
@@ -160,7 +164,37 @@ impl Mailer {
                 return;
             }
         };
-        let email = match recipient.and_then(|to| self.compose(&job, &to)) {
+        // The owner's setting: a failure to read it is a reason to wait,
+        // not to mail someone who asked for no mail.
+        if let Ok(owner) = &owner {
+            match self.notify.get(&owner.owner).await {
+                Ok(setting) => {
+                    let wanted = setting
+                        .and_then(|s| wire::decode::<NotifySetting>(&s).ok())
+                        .map(|setting| setting.notify)
+                        .unwrap_or_default();
+                    if !wanted.wants(job.state == JobState::Completed) {
+                        tracing::info!("the owner wants no email of this");
+                        let _ = message.ack().await;
+                        return;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the owner's setting; retrying");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                        .await;
+                    return;
+                }
+            }
+        }
+        let composer = Composer {
+            from: &self.from,
+            links: &self.links,
+            public_url: &self.public_url,
+        };
+        let email = owner.and_then(|owner| composer.compose(&job, &owner.owner, &owner.email));
+        let email = match email {
             Ok(email) => email,
             Err(reason) => {
                 tracing::warn!(reason = %chain(&*reason), "cannot address the notification; dropping it");
@@ -190,44 +224,6 @@ impl Mailer {
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
-    }
-
-    fn compose(&self, job: &Job, recipient: &str) -> Result<Message, BoxError> {
-        let to: Mailbox = recipient
-            .parse()
-            .map_err(|e| format!("bad recipient: {e}"))?;
-        let status_url = format!("{}/v1/jobs/{}", self.public_url, job.id);
-        let (subject, body) = match job.state {
-            JobState::Completed => (
-                format!("Your audio is ready: {}", job.filename),
-                format!(
-                    "Hello,\n\nyour file {} has been converted to {}.\n\nJob: {}\nState: completed\n{}\nThe links work without logging in until the audio is removed; anyone you \
-                     pass them on to can use them.\nDetails: {}\n\n-- mediajet\n",
-                    job.filename,
-                    formats(job),
-                    job.id,
-                    downloads(job, &self.links),
-                    status_url,
-                ),
-            ),
-            _ => (
-                format!("Conversion failed: {}", job.filename),
-                format!(
-                    "Hello,\n\nyour file {} could not be converted.\n\nJob: {}\nState: failed\nReason: {}\nDetails: {}\n\n-- mediajet\n",
-                    job.filename,
-                    job.id,
-                    job.error.as_deref().unwrap_or("unknown"),
-                    status_url
-                ),
-            ),
-        };
-        Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(BoxError::from)
     }
 }
 
@@ -268,46 +264,4 @@ impl Worker for Mailer {
             }
         })
     }
-}
-
-/// The formats a job made, in words: `mp3`, `mp3 and flac`.
-fn formats(job: &Job) -> String {
-    let names: Vec<&str> = job.specs().map(|spec| spec.format.extension()).collect();
-    match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => names.concat(),
-    }
-}
-
-/// The download lines of a completed job's email, with signed links: one
-/// for a job with one output, one per output for several.
-fn downloads(job: &Job, links: &Links) -> String {
-    let link = |n| links.url(job, n, None).unwrap_or_default();
-    let results: Vec<_> = job.results().collect();
-    // A split output is a zip of its tracks.
-    let tracks = |output: &Output| match output.tracks.len() {
-        0 => String::new(),
-        n => format!(", a zip of {n} tracks and a playlist"),
-    };
-    if results.len() <= 1 {
-        let tracks = results
-            .first()
-            .map(|output| tracks(output))
-            .unwrap_or_default();
-        return match tracks.strip_prefix(", ") {
-            None => format!("Download: {}\n", link(0)),
-            Some(tracks) => format!("Download ({tracks}): {}\n", link(0)),
-        };
-    }
-    let mut lines = String::from("Downloads:\n");
-    for (n, output) in results.iter().enumerate() {
-        let mb = output.bytes as f64 / 1_000_000.0;
-        lines.push_str(&format!(
-            "  {} ({mb:.1} MB{}): {}\n",
-            output.filename,
-            tracks(output),
-            link(n)
-        ));
-    }
-    lines
 }

@@ -1,7 +1,10 @@
-//! Signed download links: `/d/<job>/<output>[/<track>]?exp=…&sig=…` serves
-//! the audio without a bearer header (byte ranges too, so players seek), as
-//! long as the signature matches the job's current link generation and the
-//! link has not expired; and their revocation by the job's owner.
+//! Signed links, which need no token. Downloads:
+//! `/d/<job>/<output>[/<track>]?exp=…&sig=…` serves the audio (byte ranges
+//! too, so players seek) as long as the signature matches the job's
+//! current link generation and the link has not expired; their owner can
+//! revoke them. And the unsubscribe link of every email, `/u/<user>?sig=…`:
+//! a page with one button, and the one-click `POST` of RFC 8058 that mail
+//! clients send.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
 use crate::token::links::Link;
 use crate::token::unix_now;
-use crate::wire::{self, Job};
+use crate::wire::{self, Job, Notify};
 use async_nats::jetstream::kv;
 
 /// A link's query: when it expires and its signature.
@@ -163,6 +166,99 @@ pub(super) async fn revoke_links(
     let job = ingest.job_for(&caller.sub, &id).await?;
     ingest.revoke_links(&job).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The query of an unsubscribe link.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Unsubscribe {
+    /// The link's signature (base64url).
+    #[param(max_length = 43)]
+    sig: Option<String>,
+}
+
+/// The user an unsubscribe link names, once its signature holds.
+fn unsubscriber(ingest: &Ingest, user: &str, query: Unsubscribe) -> Result<(), ApiError> {
+    let signed = query
+        .sig
+        .is_some_and(|sig| ingest.links.key().verify_unsubscribe(user, &sig));
+    match signed {
+        true => Ok(()),
+        false => Err(ApiError::InvalidLink),
+    }
+}
+
+/// A small page of the unsubscribe link's, in the web page's style.
+fn unsubscribe_html(body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>mediajet</title><link rel=\"stylesheet\" href=\"/app.css\"></head>\
+         <body><main>{body}</main></body></html>"
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/u/{user}", tag = "links",
+    summary = "The page of an email's unsubscribe link",
+    description = "A page with one button that turns the user's notification emails off; \
+        visiting it changes nothing.",
+    params(("user" = String, Path, description = "The user's id"), Unsubscribe),
+    security(()),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html"),
+        (status = 400, description = "A query that is no link's", body = ErrorAnswer),
+        (status = 403, description = "The signature does not match", body = ErrorAnswer),
+    ))]
+pub(super) async fn unsubscribe_page(
+    State(ingest): State<Arc<Ingest>>,
+    Path(user): Path<String>,
+    query: Result<Query<Unsubscribe>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let sig = query.sig.clone().unwrap_or_default();
+    unsubscriber(&ingest, &user, query)?;
+    Ok(unsubscribe_html(&format!(
+        "<h2>Notification emails</h2><form method=\"post\" action=\"/u/{user}?sig={sig}\">\
+         <p>Stop the emails mediajet sends when your conversions end?</p>\
+         <button type=\"submit\">Turn them off</button></form>"
+    )))
+}
+
+#[utoipa::path(post, path = "/u/{user}", tag = "links",
+    summary = "Turn a user's notification emails off (one click)",
+    description = "What a mail client sends for `List-Unsubscribe-Post: \
+        List-Unsubscribe=One-Click` (RFC 8058), and the page's button. The user can turn \
+        them on again in their account.",
+    params(("user" = String, Path, description = "The user's id"), Unsubscribe),
+    security(()),
+    responses(
+        (status = 200, description = "Turned off", content_type = "text/html"),
+        (status = 400, description = "A query that is no link's", body = ErrorAnswer),
+        (status = 403, description = "The signature does not match", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn unsubscribe(
+    State(ingest): State<Arc<Ingest>>,
+    Path(user): Path<String>,
+    query: Result<Query<Unsubscribe>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    unsubscriber(&ingest, &user, query)?;
+    ingest.set_notify(&user, Notify::None).await?;
+    Ok(unsubscribe_html(
+        "<h2>Notification emails are off</h2>\
+         <p>Turn them on again in your account on mediajet.</p>",
+    ))
 }
 
 impl Ingest {

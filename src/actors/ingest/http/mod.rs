@@ -101,6 +101,8 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(users::change_user, users::remove_user))
         .routes(routes!(users::me))
         .routes(routes!(users::change_password))
+        .routes(routes!(users::set_notifications))
+        .routes(routes!(links::unsubscribe_page, links::unsubscribe))
         .routes(routes!(api_keys::create_key, api_keys::list_keys))
         .routes(routes!(api_keys::revoke_key))
         .routes(routes!(presets::list_presets))

@@ -18,7 +18,7 @@ use super::{Caller, Trace, bearer_token};
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
-use crate::wire::{AccountOp, Role, UserPage, UserReply, auth};
+use crate::wire::{AccountOp, Notify, Role, UserPage, UserReply, auth};
 
 #[derive(Deserialize, ToSchema)]
 struct NewUser {
@@ -117,21 +117,60 @@ async fn account<R: serde::de::DeserializeOwned>(
     Ok(auth::account(&ingest.client, token, op).await?)
 }
 
+/// The caller's account, and which emails they want.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MeView {
+    #[serde(flatten)]
+    user: UserView,
+    notify: Notify,
+}
+
 #[utoipa::path(get, path = "/v1/me", tag = "users",
     summary = "The caller's own account",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The account", body = UserView),
+        (status = 200, description = "The account", body = MeView),
         (status = 401, description = "No valid token", body = ErrorAnswer),
         (status = 503, description = "Auth is unavailable", body = ErrorAnswer),
     ))]
 pub(super) async fn me(
     State(ingest): State<Arc<Ingest>>,
-    Caller(_): Caller,
+    Caller(caller): Caller,
     headers: HeaderMap,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<Json<MeView>, ApiError> {
     let me: UserReply = account(&ingest, &headers, AccountOp::Me).await?;
-    Ok(Json(me.into()))
+    let notify = ingest.notify_setting(&caller.sub).await?;
+    Ok(Json(MeView {
+        user: me.into(),
+        notify,
+    }))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NotifyBody {
+    /// `all` (every completed and failed job), `failures`, or `none`.
+    notify: Notify,
+}
+
+#[utoipa::path(put, path = "/v1/me/notifications", tag = "users",
+    summary = "Choose which emails the caller gets",
+    request_body = NotifyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The setting", body = NotifyBody),
+        (status = 400, description = "Bad JSON", body = ErrorAnswer),
+        (status = 401, description = "No valid token", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn set_notifications(
+    State(ingest): State<Arc<Ingest>>,
+    Caller(caller): Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<NotifyBody>, ApiError> {
+    let asked: NotifyBody = json_body(&body?, r#"{"notify": "all" | "failures" | "none"}"#)?;
+    ingest.set_notify(&caller.sub, asked.notify).await?;
+    Ok(Json(asked))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -22,6 +22,7 @@ async function loadAccount() {
   myId = me.id;
   $("account-who").textContent = `${me.email} · ${me.role}`;
   $("users-open").hidden = me.role !== "admin";
+  $("notify").value = me.notify;
 }
 
 function hideAccount() {
@@ -113,6 +114,15 @@ function setUpAccount() {
   for (const close of ["account-close", "users-close"]) {
     $(close).addEventListener("click", () => showPage("app"));
   }
+
+  $("notify").addEventListener("change", async () => {
+    const response = await api("/v1/me/notifications", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ notify: $("notify").value }),
+    });
+    $("notify-result").textContent = response.ok ? "Saved." : await errorText(response);
+  });
 
   $("password-form").addEventListener("submit", async (event) => {
     event.preventDefault();
