@@ -4,7 +4,8 @@
 # cluster), ffmpeg, embedded and server SurrealDB, a real SMTP server
 # (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
 # headless Chromium for the web page, the official tus clients (tus-js-client
-# and tuspy), pyloudnorm for loudness, mutagen for tags, and Prometheus with promtool.
+# and tuspy), pyloudnorm for loudness, mutagen for tags, feedparser and
+# podcastparser for the podcast feeds, and Prometheus with promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,6 +36,10 @@ fi
 if [ "$(pip_version pyloudnorm)" != "0.2.0" ] || [ "$(pip_version scipy)" != "1.17.1" ]; then
   echo "test: installing pyloudnorm (the BS.1770 loudness meter the normalized audio is checked with)"
   pip_install "numpy==2.4.6" "scipy==1.17.1" "pyloudnorm==0.2.0"
+fi
+if [ "$(pip_version feedparser)" != "6.0.14" ] || [ "$(pip_version podcastparser)" != "0.6.11" ]; then
+  echo "test: installing feedparser and podcastparser (read the podcast feeds back)"
+  pip_install "sgmllib3k==1.0.0" "feedparser==6.0.14" "podcastparser==0.6.11"
 fi
 if [ "$(pip_version mutagen)" != "1.47.0" ]; then
   echo "test: installing mutagen (reads back the tags, pictures and chapters of the audio)"

@@ -126,6 +126,12 @@ pub async fn notify_bucket(js: &Context, replicas: usize) -> Result<kv::Store, S
     ensure_kv(js, config, names::NOTIFY_BUCKET).await
 }
 
+/// The users' podcast feeds, by user and by token hash: Ingest's alone.
+pub async fn feeds_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    let config = plain(names::FEEDS_BUCKET, "podcast feeds", replicas);
+    ensure_kv(js, config, names::FEEDS_BUCKET).await
+}
+
 /// The secret download links are signed with: one key, made by the first
 /// process that needs it.
 pub async fn links_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {

@@ -20,6 +20,9 @@ pub const DISABLED_BUCKET: &str = "mediajet_disabled";
 /// Which emails each user wants, by user id; written by Ingest, read by
 /// Mailer.
 pub const NOTIFY_BUCKET: &str = "mediajet_notify";
+/// The users' podcast feeds (`u.<user>`, `t.<token hash>`); Ingest's
+/// alone.
+pub const FEEDS_BUCKET: &str = "mediajet_feeds";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
 /// API keys (hashed), by key id; written by Ingest, mirrored by every

@@ -32,6 +32,7 @@ mod openapi;
 mod options;
 mod outputs;
 mod permissions;
+mod podcast;
 mod presets;
 mod progress;
 mod prometheus;

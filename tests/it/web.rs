@@ -316,6 +316,12 @@ async fn the_account_panel_makes_and_revokes_keys_and_admins_manage_users_on_the
     assert!(listed.starts_with("nightly · jobs:read"), "{seen}");
     assert_eq!(seen["key_status_before"], 200, "{seen}");
     assert_eq!(seen["key_status_after"], 401, "{seen}");
+    assert_eq!(seen["feed_status"], 200, "{seen}");
+    assert!(
+        seen["feed_state"].as_str().unwrap().starts_with("On since"),
+        "{seen}"
+    );
+    assert_eq!(seen["feed_status_off"], 404, "{seen}");
     assert!(
         seen["wrong_password"].as_str().unwrap().contains("wrong"),
         "{seen}"

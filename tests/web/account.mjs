@@ -64,6 +64,17 @@ try {
   await user.waitForFunction(() => document.querySelectorAll("#keys li").length === 0);
   summary.key_status_after = await statusWith("/v1/jobs", `Bearer ${key}`);
 
+  // A podcast feed: its address shown once, which opens without a token,
+  // until the feed is turned off.
+  await user.click("#feed-form button[type=submit]");
+  await user.waitForSelector("#feed-made", { state: "visible" });
+  const feed = await user.textContent("#feed-url");
+  summary.feed_status = (await fetch(feed)).status;
+  summary.feed_state = await user.textContent("#feed-state");
+  await user.click("#feed-off");
+  await user.waitForFunction(() => document.getElementById("feed-state").textContent === "Off.");
+  summary.feed_status_off = (await fetch(feed)).status;
+
   // A wrong current password is said; the right one changes it.
   await user.fill("#current-password", "not the password");
   await user.fill("#new-password", env("NEW_PASSWORD"));

@@ -33,6 +33,8 @@ pub enum ApiError {
     NoSuchUser,
     #[error("you have no such API key")]
     NoSuchKey,
+    #[error("no such feed")]
+    NoFeed,
     #[error("the job has no such output")]
     NoSuchOutput,
     #[error("the job has no waveform: it could not be made of its audio")]
@@ -167,6 +169,7 @@ impl ApiError {
             ApiError::NoSuchPreset => (StatusCode::NOT_FOUND, "no_such_preset"),
             ApiError::NoSuchUser => (StatusCode::NOT_FOUND, "no_such_user"),
             ApiError::NoSuchKey => (StatusCode::NOT_FOUND, "no_such_key"),
+            ApiError::NoFeed => (StatusCode::NOT_FOUND, "no_feed"),
             ApiError::NoSuchOutput => (StatusCode::NOT_FOUND, "no_such_output"),
             ApiError::NoWaveform => (StatusCode::NOT_FOUND, "no_waveform"),
             ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),

@@ -38,6 +38,7 @@ mod notify;
 mod openapi;
 pub mod peer;
 mod per_owner;
+mod podcast;
 mod presets;
 mod projector;
 mod rate;
@@ -106,6 +107,10 @@ pub struct Ingest {
     api_keys: ApiKeys,
     /// Which emails each user wants.
     notify: kv::Store,
+    /// The users' podcast feeds.
+    podcast_feeds: kv::Store,
+    /// The service's address as users reach it, without a trailing slash.
+    public_url: String,
     chunk_size: usize,
     max_upload_bytes: u64,
     max_unfinished_jobs: u64,
@@ -181,6 +186,8 @@ impl Ingest {
             ),
             api_keys: ApiKeys::watch(buckets::api_keys_bucket(&js, r).await?).await,
             notify: buckets::notify_bucket(&js, r).await?,
+            podcast_feeds: buckets::feeds_bucket(&js, r).await?,
+            public_url: shared.public_base_url(),
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
             chunk_size: objects::chunk_size(&client),

@@ -47,6 +47,7 @@ impl Ingest {
         for upload in self.tus.records.open(owner).await? {
             self.end_upload(&upload).await?;
         }
+        self.disable_feed(owner).await?;
         for key in self.api_keys.list(Some(owner)) {
             self.api_keys.revoke(&key.id).await?;
         }

@@ -12,6 +12,7 @@
 //!   split output), whole or a byte range
 //! - `links`: signed download links (`/d/…`), which need no token, and
 //!   their revocation
+//! - `podcast`: the user's podcast feed, and the feed itself
 //! - `waveform`: a finished job's waveform, as peaks and as a picture
 //! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
@@ -23,6 +24,7 @@ pub mod cors;
 mod download;
 mod jobs;
 mod links;
+mod podcast;
 mod presets;
 mod sessions;
 mod tus;
@@ -102,6 +104,12 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(users::me))
         .routes(routes!(users::change_password))
         .routes(routes!(users::set_notifications))
+        .routes(routes!(
+            podcast::enable_feed,
+            podcast::get_feed,
+            podcast::disable_feed
+        ))
+        .routes(routes!(podcast::podcast))
         .routes(routes!(links::unsubscribe_page, links::unsubscribe))
         .routes(routes!(api_keys::create_key, api_keys::list_keys))
         .routes(routes!(api_keys::revoke_key))

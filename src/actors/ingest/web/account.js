@@ -68,6 +68,15 @@ async function loadKeys() {
   }));
 }
 
+async function loadFeed() {
+  const response = await api("/v1/feed");
+  const on = response.ok;
+  $("feed-state").textContent = on
+    ? `On since ${(await response.json()).created_at.slice(0, 10)}.`
+    : "Off.";
+  $("feed-off").hidden = !on;
+}
+
 async function loadUsers() {
   $("users-error").textContent = "";
   const response = await api("/v1/users?limit=500");
@@ -106,6 +115,7 @@ function setUpAccount() {
   $("account-open").addEventListener("click", () => {
     showPage("account");
     loadKeys();
+    loadFeed();
   });
   $("users-open").addEventListener("click", () => {
     showPage("users");
@@ -140,6 +150,23 @@ function setUpAccount() {
       ? "Changed. Your other sessions have ended."
       : await errorText(response);
     if (response.ok) event.target.reset();
+  });
+
+  $("feed-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await api("/v1/feed", { method: "POST" });
+    if (!response.ok) {
+      $("feed-state").textContent = await errorText(response);
+      return;
+    }
+    $("feed-url").textContent = (await response.json()).url;
+    $("feed-made").hidden = false;
+    loadFeed();
+  });
+  $("feed-off").addEventListener("click", async () => {
+    await api("/v1/feed", { method: "DELETE" });
+    $("feed-made").hidden = true;
+    loadFeed();
   });
 
   $("key-form").addEventListener("submit", async (event) => {

@@ -1,0 +1,141 @@
+//! The podcast feed, read by feedparser and podcastparser (`tests/feed/
+//! read.py`): an RSS 2.0 feed of the user's completed audio, newest first,
+//! whose every enclosure downloads without a token and decodes.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{self, TestApp};
+
+/// The feed at `url` as both parsers read it.
+async fn read_feed(app: &TestApp, url: &str) -> Value {
+    let response = app.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/rss+xml; charset=utf-8"
+    );
+    let path = app.dir.path().join("feed.xml");
+    std::fs::write(&path, response.bytes().await.unwrap()).unwrap();
+    let output = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/feed/read.py"))
+        .arg(&path)
+        .arg(url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named"),
+        "feedparser or podcastparser is missing: run scripts/test.sh, which installs them"
+    );
+    assert!(output.status.success(), "{stderr}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turned_off() {
+    let app = common::spawn_app().await;
+    let token = app.new_user("ann@example.com").await;
+    let lecture = common::make_video(app.dir.path(), "lecture.mp4", 2);
+    let talk = common::make_video(app.dir.path(), "talk & tea.mp4", 1);
+    let first = app
+        .submit_with(&token, &lecture, &[("title", "Lecture <1>")])
+        .await;
+    app.wait_until_finished(&token, &first).await;
+    let second = app.submit_with(&token, &talk, &[("format", "opus")]).await;
+    app.wait_until_finished(&token, &second).await;
+    // A failed job is no episode.
+    let notes = app.dir.path().join("notes.mp4");
+    std::fs::write(&notes, "not a video").unwrap();
+    let failed = app.submit(&token, &notes).await;
+    app.wait_until_finished(&token, &failed).await;
+
+    assert_eq!(app.get(&token, "/v1/feed").await.status(), 404);
+    let made = app
+        .http
+        .post(app.url("/v1/feed"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    let url = made["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/feeds/", app.base)), "{made}");
+    assert_eq!(app.get(&token, "/v1/feed").await.status(), 200);
+
+    let read = read_feed(&app, &url).await;
+    let feed = &read["feedparser"];
+    assert_eq!(feed["bozo"], false, "{read}");
+    assert_eq!(feed["version"], "rss20", "{read}");
+    let titles: Vec<&str> = feed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["talk & tea", "Lecture <1>"],
+        "newest first: {read}"
+    );
+    let episodes = read["podcastparser"]["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 2, "{read}");
+    for (episode, (seconds, kind)) in episodes.iter().zip([(1, "audio/ogg"), (2, "audio/mpeg")]) {
+        assert_eq!(episode["total_time"], seconds, "{episode}");
+        let enclosure = &episode["enclosures"][0];
+        assert_eq!(enclosure["mime_type"], kind, "{episode}");
+        // The enclosure downloads without a token, and decodes.
+        let audio = app
+            .http
+            .get(enclosure["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(audio.status(), 200, "{episode}");
+        let bytes = audio.bytes().await.unwrap();
+        assert_eq!(enclosure["file_size"], bytes.len(), "{episode}");
+        let path = app.dir.path().join(format!("episode-{seconds}"));
+        std::fs::write(&path, &bytes).unwrap();
+        let decoded = common::decoded_seconds(&path);
+        assert!(
+            (decoded - seconds as f64).abs() < 0.2,
+            "{decoded} s: {episode}"
+        );
+    }
+
+    // A new address ends the old; turning the feed off ends it too.
+    let again: Value = app
+        .http
+        .post(app.url("/v1/feed"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let renewed = again["url"].as_str().unwrap().to_string();
+    assert_ne!(renewed, url);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+    assert_eq!(app.http.get(&renewed).send().await.unwrap().status(), 200);
+    assert_eq!(app.delete(&token, "/v1/feed").await.status(), 204);
+    assert_eq!(app.http.get(&renewed).send().await.unwrap().status(), 404);
+    assert_eq!(app.get(&token, "/v1/feed").await.status(), 404);
+    for made_up in ["/feeds/x.xml", "/feeds/..%2F..%2Fetc.xml"] {
+        let status = app
+            .http
+            .get(app.url(made_up))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{made_up}");
+    }
+    let guess = format!("/feeds/{}.xml", "A".repeat(43));
+    assert_eq!(
+        app.http.get(app.url(&guess)).send().await.unwrap().status(),
+        404
+    );
+}
