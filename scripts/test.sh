@@ -5,7 +5,8 @@
 # (aiosmtpd), the official Python NATS client (nats-py), schemathesis, and
 # headless Chromium for the web page, the official tus clients (tus-js-client
 # and tuspy), pyloudnorm for loudness, mutagen for tags, feedparser and
-# podcastparser for the podcast feeds, and Prometheus with promtool.
+# podcastparser for the podcast feeds, standardwebhooks and svix for the
+# webhooks' signatures, and Prometheus with promtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -40,6 +41,10 @@ fi
 if [ "$(pip_version feedparser)" != "6.0.14" ] || [ "$(pip_version podcastparser)" != "0.6.11" ]; then
   echo "test: installing feedparser and podcastparser (read the podcast feeds back)"
   pip_install "sgmllib3k==1.0.0" "feedparser==6.0.14" "podcastparser==0.6.11"
+fi
+if [ "$(pip_version standardwebhooks)" != "1.1.0" ] || [ "$(pip_version svix)" != "2.9.1" ]; then
+  echo "test: installing standardwebhooks and svix (verify the webhooks' signatures)"
+  pip_install "standardwebhooks==1.1.0" "svix==2.9.1"
 fi
 if [ "$(pip_version mutagen)" != "1.47.0" ]; then
   echo "test: installing mutagen (reads back the tags, pictures and chapters of the audio)"

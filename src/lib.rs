@@ -10,7 +10,8 @@
 //! - `wire`: subjects, bucket names and the messages on them; `audio`: the
 //!   formats and their options; `domain`: ids and addresses parsed once
 //! - `token`: access tokens and their verification; `storage`: JetStream
-//!   streams, buckets and objects, and SurrealDB
+//!   streams, buckets and objects, and SurrealDB; `targets`: the addresses
+//!   the service may connect to on a user's behalf
 //! - `metrics`: every metric's name; `ops`: `/metrics`, `/healthz`,
 //!   `/readyz`; `telemetry`, `trace_context`: logs, spans and traces
 //! - `error`, `backoff`, `hex`: small helpers every boundary uses
@@ -32,6 +33,7 @@ pub mod ops;
 pub mod server;
 pub mod shutdown;
 pub mod storage;
+pub mod targets;
 pub mod telemetry;
 pub mod token;
 pub mod trace_context;

@@ -175,6 +175,13 @@ pub struct Shared {
     #[arg(long, env = "MEDIAJET_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Let webhooks reach private addresses (loopback, private networks,
+    /// link-local), which are refused by default so that a user cannot make
+    /// the service reach into the network it runs in. For tests, and for
+    /// receivers on a trusted network.
+    #[arg(long, env = "MEDIAJET_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+
     /// Lifetime of access tokens (at most 1d); clients renew them with their
     /// refresh token.
     #[arg(long, env = "MEDIAJET_TOKEN_TTL", default_value = "15m", value_parser = parse_access_ttl)]

@@ -132,6 +132,22 @@ pub async fn feeds_bucket(js: &Context, replicas: usize) -> Result<kv::Store, Se
     ensure_kv(js, config, names::FEEDS_BUCKET).await
 }
 
+/// Users' webhook endpoints: Ingest writes them, Mailer reads them (and
+/// disables one that answers 410).
+pub async fn webhooks_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    let config = plain(names::WEBHOOKS_BUCKET, "webhook endpoints", replicas);
+    ensure_kv(js, config, names::WEBHOOKS_BUCKET).await
+}
+
+/// What each webhook delivery came to, kept a week.
+pub async fn deliveries_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {
+    let config = kv::Config {
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        ..plain(names::DELIVERIES_BUCKET, "webhook deliveries", replicas)
+    };
+    ensure_kv(js, config, names::DELIVERIES_BUCKET).await
+}
+
 /// The secret download links are signed with: one key, made by the first
 /// process that needs it.
 pub async fn links_bucket(js: &Context, replicas: usize) -> Result<kv::Store, SetupError> {

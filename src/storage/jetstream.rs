@@ -71,6 +71,43 @@ pub async fn work_stream(js: &Context, replicas: usize) -> Result<Stream, SetupE
     .await
 }
 
+/// Webhook deliveries to make: a work queue, each item removed once it is
+/// delivered or given up on. A delivery queued twice for the same event
+/// and endpoint (a redelivered job event) is dropped by its message id.
+pub async fn webhooks_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: names::WEBHOOKS_STREAM.to_string(),
+            subjects: vec![subject::WEBHOOK_DELIVER.to_string()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Mailer's consumer of webhook deliveries: many at once, so one slow
+/// receiver holds up none of the others; longer to acknowledge than a
+/// delivery's attempt may take.
+pub async fn webhook_deliveries_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
+    let durable = names::WEBHOOK_DELIVERY_CONSUMER;
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_string()),
+            description: Some("webhook deliveries".to_string()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 1000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| SetupError::new("consumer", durable, err))
+}
+
 /// The job event stream (`mediajet.events.job.<id>.<state>`), kept a week.
 pub async fn events_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
     ensure_stream(

@@ -16,7 +16,7 @@ pub enum Scope {
     /// Read jobs, their events, audio and waveforms.
     #[serde(rename = "jobs:read")]
     JobsRead,
-    /// Manage the user's webhooks (no route takes it yet).
+    /// Manage the user's webhooks.
     #[serde(rename = "webhooks:manage")]
     WebhooksManage,
 }

@@ -16,6 +16,7 @@ pub mod names;
 mod notify;
 mod rpc;
 pub mod subject;
+mod webhooks;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -34,6 +35,7 @@ pub use rpc::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorReply, RequestError, error_reply, header_safe,
     request,
 };
+pub use webhooks::{Attempt, Delivery, DeliveryLog, DeliveryState, WebhookEndpoint, WebhookEvent};
 
 /// The version of every message type in this module.
 pub const VERSION: u32 = 1;

@@ -23,6 +23,19 @@ pub const NOTIFY_BUCKET: &str = "mediajet_notify";
 /// The users' podcast feeds (`u.<user>`, `t.<token hash>`); Ingest's
 /// alone.
 pub const FEEDS_BUCKET: &str = "mediajet_feeds";
+/// Users' webhook endpoints (`<owner>.<id>`): written by Ingest, read by
+/// Mailer, which delivers (and disables one that answers 410).
+pub const WEBHOOKS_BUCKET: &str = "mediajet_webhooks";
+/// What each webhook delivery's attempts came to
+/// (`<endpoint>.<message id>`), kept a week.
+pub const DELIVERIES_BUCKET: &str = "mediajet_deliveries";
+/// Webhook deliveries to make: a work queue Ingest fills from job events
+/// and Mailer works off.
+pub const WEBHOOKS_STREAM: &str = "MEDIAJET_WEBHOOKS";
+/// Ingest's consumer of job events that queues their webhook deliveries.
+pub const WEBHOOK_FANOUT_CONSUMER: &str = "webhook-fanout";
+/// Mailer's consumer of webhook deliveries.
+pub const WEBHOOK_DELIVERY_CONSUMER: &str = "webhook-deliveries";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
 /// API keys (hashed), by key id; written by Ingest, mirrored by every

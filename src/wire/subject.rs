@@ -41,6 +41,8 @@ pub const STATUS_ENDPOINT: &str = "status";
 pub const SUBMIT: &str = "mediajet.jobs.submit";
 /// Full subject of the status endpoint.
 pub const STATUS: &str = "mediajet.jobs.status";
+/// Webhook deliveries to make.
+pub const WEBHOOK_DELIVER: &str = "mediajet.webhooks.deliver";
 /// Work items for the transcoders.
 pub const WORK_TRANSCODE: &str = "mediajet.work.transcode";
 /// Work items that could not be processed, kept for an operator.

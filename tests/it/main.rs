@@ -46,3 +46,4 @@ mod streaming;
 mod tags;
 mod waveform;
 mod web;
+mod webhooks;

@@ -58,7 +58,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 45);
+    assert_eq!(operations, 52);
 }
 
 #[tokio::test]

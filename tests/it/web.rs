@@ -316,6 +316,19 @@ async fn the_account_panel_makes_and_revokes_keys_and_admins_manage_users_on_the
     assert!(listed.starts_with("nightly · jobs:read"), "{seen}");
     assert_eq!(seen["key_status_before"], 200, "{seen}");
     assert_eq!(seen["key_status_after"], 401, "{seen}");
+    assert!(
+        seen["hook_refused"]
+            .as_str()
+            .unwrap()
+            .contains("not a public address"),
+        "{seen}"
+    );
+    assert_eq!(seen["hook_secret_prefix"], "whsec_", "{seen}");
+    assert_eq!(
+        seen["listed_hooks"],
+        serde_json::json!(["https://example.com/hooks/mediajet · job.completed, job.failed"]),
+        "{seen}"
+    );
     assert_eq!(seen["feed_status"], 200, "{seen}");
     assert!(
         seen["feed_state"].as_str().unwrap().starts_with("On since"),

@@ -64,6 +64,21 @@ try {
   await user.waitForFunction(() => document.querySelectorAll("#keys li").length === 0);
   summary.key_status_after = await statusWith("/v1/jobs", `Bearer ${key}`);
 
+  // A webhook: a private address is refused with the reason; a public one
+  // is added, its secret shown once, then deleted.
+  await user.fill("#hook-url", "http://127.0.0.1:9/hook");
+  await user.click("#hook-form button[type=submit]");
+  await user.waitForSelector("#hook-error:not(:empty)");
+  summary.hook_refused = await user.textContent("#hook-error");
+  await user.fill("#hook-url", "https://example.com/hooks/mediajet");
+  await user.click("#hook-form button[type=submit]");
+  await user.waitForSelector("#hook-made", { state: "visible" });
+  summary.hook_secret_prefix = (await user.textContent("#hook-secret")).slice(0, 6);
+  await user.waitForSelector("#hooks li");
+  summary.listed_hooks = await user.locator("#hooks li .what").allTextContents();
+  await user.locator("#hooks li button", { hasText: "Delete" }).click();
+  await user.waitForFunction(() => document.querySelectorAll("#hooks li").length === 0);
+
   // A podcast feed: its address shown once, which opens without a token,
   // until the feed is turned off.
   await user.click("#feed-form button[type=submit]");

@@ -25,7 +25,7 @@ pub enum Access {
 
 /// The access `method route` (the route as the router spells it) allows.
 pub fn route_access(method: &Method, route: &str) -> Access {
-    use Scope::{JobsRead, JobsWrite};
+    use Scope::{JobsRead, JobsWrite, WebhooksManage};
     let read_or_write = match *method {
         Method::GET | Method::HEAD => JobsRead,
         _ => JobsWrite,
@@ -40,6 +40,7 @@ pub fn route_access(method: &Method, route: &str) -> Access {
         | "/v1/jobs/{id}/waveform.png"
         | "/download" => JobsRead,
         "/v1/jobs/{id}/links" | "/v1/uploads" | "/v1/uploads/{id}" | "/upload" => JobsWrite,
+        route if route.starts_with("/v1/webhooks") => WebhooksManage,
         _ => return Access::TokenOnly,
     };
     Access::TokenOrKey(scope)
@@ -117,6 +118,10 @@ mod tests {
         assert_eq!(
             route_access(&Method::PATCH, "/v1/uploads/{id}"),
             Access::TokenOrKey(Scope::JobsWrite)
+        );
+        assert_eq!(
+            post("/v1/webhooks/{id}/rotate"),
+            Access::TokenOrKey(Scope::WebhooksManage)
         );
         for route in [
             "/v1/me",

@@ -35,6 +35,8 @@ pub enum ApiError {
     NoSuchKey,
     #[error("no such feed")]
     NoFeed,
+    #[error("you have no such webhook")]
+    NoSuchWebhook,
     #[error("the job has no such output")]
     NoSuchOutput,
     #[error("the job has no waveform: it could not be made of its audio")]
@@ -170,6 +172,7 @@ impl ApiError {
             ApiError::NoSuchUser => (StatusCode::NOT_FOUND, "no_such_user"),
             ApiError::NoSuchKey => (StatusCode::NOT_FOUND, "no_such_key"),
             ApiError::NoFeed => (StatusCode::NOT_FOUND, "no_feed"),
+            ApiError::NoSuchWebhook => (StatusCode::NOT_FOUND, "no_such_webhook"),
             ApiError::NoSuchOutput => (StatusCode::NOT_FOUND, "no_such_output"),
             ApiError::NoWaveform => (StatusCode::NOT_FOUND, "no_waveform"),
             ApiError::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no_such_upload"),

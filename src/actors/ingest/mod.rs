@@ -50,6 +50,7 @@ mod throttle;
 mod tus;
 mod view;
 mod web;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +110,11 @@ pub struct Ingest {
     notify: kv::Store,
     /// The users' podcast feeds.
     podcast_feeds: kv::Store,
+    /// Users' webhook endpoints, and what their deliveries came to.
+    webhooks: kv::Store,
+    deliveries: kv::Store,
+    /// Whether webhooks may name private addresses.
+    allow_private_targets: bool,
     /// The service's address as users reach it, without a trailing slash.
     public_url: String,
     chunk_size: usize,
@@ -153,6 +159,7 @@ impl Ingest {
         let js = js_setup::context(client.clone());
         let r = shared.replicas;
         let work = js_setup::work_stream(&js, r).await?;
+        js_setup::webhooks_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
         let jobs = buckets::jobs_bucket(&js, r).await?;
         let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone()).await?;
@@ -187,6 +194,9 @@ impl Ingest {
             api_keys: ApiKeys::watch(buckets::api_keys_bucket(&js, r).await?).await,
             notify: buckets::notify_bucket(&js, r).await?,
             podcast_feeds: buckets::feeds_bucket(&js, r).await?,
+            webhooks: buckets::webhooks_bucket(&js, r).await?,
+            deliveries: buckets::deliveries_bucket(&js, r).await?,
+            allow_private_targets: shared.allow_private_targets,
             public_url: shared.public_base_url(),
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
@@ -283,6 +293,12 @@ impl Worker for Ingest {
             let _sampler = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
                 gauges::sample_until(self.clone(), shutdown.clone()),
             ));
+            // Job events become webhook deliveries beside the history.
+            let mut fanning = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
+                let ingest = self.clone();
+                let shutdown = shutdown.clone();
+                async move { ingest.run_fan_out(shutdown).await }
+            }));
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -303,6 +319,15 @@ impl Worker for Ingest {
                         None => return Err(WorkerError::ended("the history consumer")),
                     },
                     _ = sweep.tick() => self.sweep().await,
+                    done = &mut fanning => {
+                        if let Err(err) = served.stop().await {
+                            tracing::warn!(error = %err, "cannot stop the jobs service");
+                        }
+                        return match done {
+                            Ok(outcome) => outcome,
+                            Err(err) => Err(WorkerError::new("webhook fan-out", err)),
+                        };
+                    }
                     next = served.next() => match next {
                         Some((endpoint, request)) => {
                             served.answer(service::serve(self.clone(), request, endpoint));

@@ -19,6 +19,7 @@ use crate::wire::Format;
         (name = "jobs", description = "Conversion jobs and their audio"),
         (name = "presets", description = "Named option sets to submit with"),
         (name = "links", description = "Signed download links, which need no token"),
+        (name = "webhooks", description = "Signed notifications of jobs' ends, POSTed to the user's receivers"),
         (name = "feed", description = "A private podcast feed of the user's audio"),
         (name = "api keys", description = "Long-lived keys for scripts and services, each limited to its scopes"),
         (name = "compatibility", description = "The routes of the service mediajet replaces"),

@@ -48,6 +48,9 @@ impl Ingest {
             self.end_upload(&upload).await?;
         }
         self.disable_feed(owner).await?;
+        for endpoint in self.endpoints(owner).await? {
+            self.delete_endpoint(&endpoint).await?;
+        }
         for key in self.api_keys.list(Some(owner)) {
             self.api_keys.revoke(&key.id).await?;
         }

@@ -1,9 +1,11 @@
 //! Mailer: one email per finished job to its owner, unless they asked for
 //! fewer (`mediajet_notify`), with the state, the job and signed download
 //! links (`compose.rs`). SMTP when configured, else `.eml` files in the
-//! outbox directory.
+//! outbox directory. Beside the email, the webhook deliveries Ingest
+//! queues (`webhooks.rs`).
 
 mod compose;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub struct Mailer {
     public_url: String,
     /// The signed download links the email carries.
     links: Links,
+    /// Webhook deliveries, worked off beside the email.
+    webhooks: Arc<webhooks::Deliverer>,
 }
 
 impl Mailer {
@@ -120,6 +124,12 @@ impl Mailer {
             transport,
             from,
             links: Links::new(key, &public_url, shared.link_ttl, shared.retention),
+            webhooks: Arc::new(webhooks::Deliverer {
+                webhooks: buckets::webhooks_bucket(&js, shared.replicas).await?,
+                deliveries: buckets::deliveries_bucket(&js, shared.replicas).await?,
+                stream: js_setup::webhooks_stream(&js, shared.replicas).await?,
+                allow_private: shared.allow_private_targets,
+            }),
             public_url,
         }))
     }
@@ -246,9 +256,20 @@ impl Worker for Mailer {
                 .await
                 .map_err(|e| WorkerError::new("mailer consumer", e))?;
             let mut health = ConsumerHealth::new(names::MAILER_CONSUMER);
+            // Webhooks go out beside the email, on tasks of their own.
+            let mut delivering = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                self.webhooks.clone().run(shutdown.clone()),
+            ));
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = shutdown.cancelled() => {
+                        let _ = (&mut delivering).await;
+                        return Ok(());
+                    }
+                    done = &mut delivering => return match done {
+                        Ok(outcome) => outcome,
+                        Err(err) => Err(WorkerError::new("webhook deliveries", err)),
+                    },
                     next = messages.next() => match next {
                         Some(Ok(message)) => {
                             health.ok();

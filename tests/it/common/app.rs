@@ -104,17 +104,23 @@ async fn spawn(configure: impl FnOnce(&mut Config), test_nats: bool) -> TestApp 
 async fn start(config: Config) -> (Running, Ready) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
-    let thread = std::thread::spawn(move || {
-        mediajet::app::run(
-            config,
-            async move {
-                let _ = stopped.await;
-            },
-            move |ready| {
-                let _ = ready_tx.send(ready.clone());
-            },
-        )
-    });
+    // The stack a process's main thread has (the binary runs `app::run` on
+    // it), not the 2 MiB of a spawned thread: debug builds poll start-up's
+    // large futures in deep frames.
+    let thread = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || {
+            mediajet::app::run(
+                config,
+                async move {
+                    let _ = stopped.await;
+                },
+                move |ready| {
+                    let _ = ready_tx.send(ready.clone());
+                },
+            )
+        })
+        .expect("a thread for mediajet");
     match ready_rx.await {
         Ok(ready) => (Running { stop, thread }, ready),
         Err(_) => {

@@ -14,6 +14,7 @@
 //!   their revocation
 //! - `podcast`: the user's podcast feed, and the feed itself
 //! - `waveform`: a finished job's waveform, as peaks and as a picture
+//! - `webhooks`: the user's webhooks and their deliveries
 //! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
 //!   `/upload`, `/download`), so its clients keep working
@@ -31,6 +32,7 @@ mod tus;
 mod upload;
 mod users;
 mod waveform;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +112,11 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
             podcast::disable_feed
         ))
         .routes(routes!(podcast::podcast))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::change_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::replay_delivery))
         .routes(routes!(links::unsubscribe_page, links::unsubscribe))
         .routes(routes!(api_keys::create_key, api_keys::list_keys))
         .routes(routes!(api_keys::revoke_key))

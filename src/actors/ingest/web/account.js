@@ -68,6 +68,20 @@ async function loadKeys() {
   }));
 }
 
+async function loadHooks() {
+  const response = await api("/v1/webhooks");
+  if (!response.ok) return;
+  const hooks = await response.json();
+  $("hooks").replaceChildren(...hooks.map((hook) => {
+    const what = `${hook.url} · ${hook.events.join(", ")}${hook.disabled ? " · off" : ""}`;
+    return row(what, [["Delete", async () => {
+      await api(`/v1/webhooks/${hook.id}`, { method: "DELETE" });
+      $("hook-made").hidden = true;
+      loadHooks();
+    }]]);
+  }));
+}
+
 async function loadFeed() {
   const response = await api("/v1/feed");
   const on = response.ok;
@@ -115,6 +129,7 @@ function setUpAccount() {
   $("account-open").addEventListener("click", () => {
     showPage("account");
     loadKeys();
+    loadHooks();
     loadFeed();
   });
   $("users-open").addEventListener("click", () => {
@@ -150,6 +165,25 @@ function setUpAccount() {
       ? "Changed. Your other sessions have ended."
       : await errorText(response);
     if (response.ok) event.target.reset();
+  });
+
+  $("hook-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("hook-error").textContent = "";
+    const events = [...document.querySelectorAll("#hook-form .scopes input:checked")].map((box) => box.value);
+    const response = await api("/v1/webhooks", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ url: $("hook-url").value.trim(), events }),
+    });
+    if (!response.ok) {
+      $("hook-error").textContent = await errorText(response);
+      return;
+    }
+    $("hook-secret").textContent = (await response.json()).secret;
+    $("hook-made").hidden = false;
+    $("hook-url").value = "";
+    loadHooks();
   });
 
   $("feed-form").addEventListener("submit", async (event) => {
