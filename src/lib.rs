@@ -14,7 +14,7 @@
 //!   the service may connect to on a user's behalf
 //! - `metrics`: every metric's name; `ops`: `/metrics`, `/healthz`,
 //!   `/readyz`; `telemetry`, `trace_context`: logs, spans and traces
-//! - `error`, `backoff`, `hex`: small helpers every boundary uses
+//! - `error`, `backoff`, `hex`, `markup`: small helpers every boundary uses
 //! - `nats_server`: the local nats-server of `mediajet up`; `client`: the
 //!   `mediajet login` and `submit` commands
 
@@ -27,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod hex;
+pub mod markup;
 pub mod metrics;
 pub mod nats_server;
 pub mod ops;

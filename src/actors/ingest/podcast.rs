@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc2822;
 use super::Ingest;
 use super::error::ApiError;
 use super::history::StateFilter;
+use crate::markup::escape;
 use crate::wire::{self, Job, JobState};
 
 /// Most episodes a feed lists.
@@ -191,33 +192,5 @@ impl Ingest {
             escape(&job.filename),
             job.format.name(),
         ))
-    }
-}
-
-/// Text made safe in XML, attribute values too.
-fn escape(text: &str) -> String {
-    let mut safe = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => safe.push_str("&amp;"),
-            '<' => safe.push_str("&lt;"),
-            '>' => safe.push_str("&gt;"),
-            '"' => safe.push_str("&quot;"),
-            '\'' => safe.push_str("&apos;"),
-            // XML 1.0 has no place for most control characters.
-            c if c.is_control() && !matches!(c, '\n' | '\t') => {}
-            c => safe.push(c),
-        }
-    }
-    safe
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_cannot_break_out_of_the_xml() {
-        assert_eq!(escape("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;");
     }
 }

@@ -9,6 +9,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
 use crate::error::BoxError;
+use crate::markup::escape;
 use crate::token::links::Links;
 use crate::wire::{Job, JobState, Output};
 
@@ -170,33 +171,4 @@ fn page(body: &str, status_url: &str, unsubscribe: &str) -> String {
         escape(status_url),
         escape(unsubscribe)
     )
-}
-
-/// Text made safe inside HTML, attribute values too.
-fn escape(text: &str) -> String {
-    let mut safe = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => safe.push_str("&amp;"),
-            '<' => safe.push_str("&lt;"),
-            '>' => safe.push_str("&gt;"),
-            '"' => safe.push_str("&quot;"),
-            '\'' => safe.push_str("&#39;"),
-            c => safe.push(c),
-        }
-    }
-    safe
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_cannot_break_out_of_the_html() {
-        assert_eq!(
-            escape("<img src=x onerror=\"a&b\">'"),
-            "&lt;img src=x onerror=&quot;a&amp;b&quot;&gt;&#39;"
-        );
-    }
 }
