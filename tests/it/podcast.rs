@@ -2,8 +2,6 @@
 //! read.py`): an RSS 2.0 feed of the user's completed audio, newest first,
 //! whose every enclosure downloads without a token and decodes.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::common::{self, TestApp};
@@ -18,19 +16,7 @@ async fn read_feed(app: &TestApp, url: &str) -> Value {
     );
     let path = app.dir.path().join("feed.xml");
     std::fs::write(&path, response.bytes().await.unwrap()).unwrap();
-    let output = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/feed/read.py"))
-        .arg(&path)
-        .arg(url)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named"),
-        "feedparser or podcastparser is missing: run scripts/test.sh, which installs them"
-    );
-    assert!(output.status.success(), "{stderr}");
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::python_json("feed/read.py", &[path.as_os_str(), url.as_ref()])
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! name as the title when neither has one.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -11,18 +10,7 @@ use crate::common::{self, TestApp};
 
 /// What mutagen reads in `path`.
 pub fn mutagen(path: &Path) -> Value {
-    let output = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/audio/tags.py"))
-        .arg(path)
-        .output()
-        .expect("python3 must be installed for the tests");
-    assert!(
-        output.status.success(),
-        "tags.py {} failed: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::python_json("audio/tags.py", &[path.as_os_str()])
 }
 
 /// A video whose container has `tags` of its own.

@@ -65,17 +65,7 @@ pub async fn read_outbox_parsed(data_dir: &Path, expected: usize) -> Vec<serde_j
 
 /// One email file as `tests/mail/read.py` reads it.
 pub fn parse_mail(path: &Path) -> serde_json::Value {
-    let output = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail/read.py"))
-        .arg(path)
-        .output()
-        .expect("python3 must be installed for the tests");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the email as JSON")
+    super::python_json("mail/read.py", &[path.as_os_str()])
 }
 
 /// A real SMTP server (aiosmtpd) delivering into `<dir>/mail` (a maildir);

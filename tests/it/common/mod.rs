@@ -7,6 +7,7 @@
 //! - `media`: test videos, ffprobe, a real-time ffmpeg, processes of a job
 //! - `net`: free ports, waiting for listeners, TLS certificates
 //! - `process`: a `mediajet run` process, as an operator starts one
+//! - `python`: the Python readers of what mediajet made
 //! - `prometheus`: Debian's Prometheus and promtool
 //! - `surreal`: a SurrealDB server
 //! - `nomad`: the Nomad jobs evaluated and their tasks prepared as Nomad does
@@ -19,6 +20,7 @@ mod net;
 pub mod nomad;
 mod process;
 mod prometheus;
+mod python;
 mod surreal;
 mod tus;
 
@@ -29,6 +31,7 @@ pub use media::*;
 pub use net::*;
 pub use process::*;
 pub use prometheus::*;
+pub use python::*;
 pub use surreal::*;
 pub use tus::*;
 
