@@ -320,13 +320,17 @@ impl Worker for Ingest {
                     },
                     _ = sweep.tick() => self.sweep().await,
                     done = &mut fanning => {
+                        // It ends well only when the process stops: leave
+                        // the way a stop does, which ends the event streams.
+                        let failure = match done {
+                            Ok(Ok(())) => break,
+                            Ok(Err(err)) => err,
+                            Err(err) => WorkerError::new("webhook fan-out", err),
+                        };
                         if let Err(err) = served.stop().await {
                             tracing::warn!(error = %err, "cannot stop the jobs service");
                         }
-                        return match done {
-                            Ok(outcome) => outcome,
-                            Err(err) => Err(WorkerError::new("webhook fan-out", err)),
-                        };
+                        return Err(failure);
                     }
                     next = served.next() => match next {
                         Some((endpoint, request)) => {
