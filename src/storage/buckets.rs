@@ -10,8 +10,45 @@ use async_nats::jetstream::{
     stream::{StorageType, Stream},
 };
 
+use futures::StreamExt;
+
 use super::jetstream::SetupError;
-use crate::wire::names;
+use crate::error::BoxError;
+use crate::wire::{self, names};
+
+/// The keys of `store` that match `pattern` (`owner.*`, `>`), read off
+/// its stream's subjects: no value is read.
+pub async fn keys_matching(store: &kv::Store, pattern: &str) -> Result<Vec<String>, BoxError> {
+    let prefix = format!("$KV.{}.", store.name);
+    let mut subjects = store
+        .stream
+        .clone()
+        .info_with_subjects(format!("{prefix}{pattern}"))
+        .await?;
+    let mut keys = Vec::new();
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject?;
+        keys.push(subject.trim_start_matches(&prefix).to_string());
+    }
+    Ok(keys)
+}
+
+/// The value under `key`, decoded, and its revision; `None` when there is
+/// none, it was deleted, or this version cannot read it.
+pub async fn read_entry<T: serde::de::DeserializeOwned>(
+    store: &kv::Store,
+    key: &str,
+) -> Result<Option<(T, u64)>, kv::EntryError> {
+    let entry = store
+        .entry(key)
+        .await?
+        .filter(|entry| entry.operation == kv::Operation::Put);
+    Ok(entry.and_then(|entry| {
+        wire::decode(&entry.value)
+            .ok()
+            .map(|value| (value, entry.revision))
+    }))
+}
 
 /// A bucket with one value per key, kept until it is deleted.
 fn plain(name: &str, description: &str, replicas: usize) -> kv::Config {

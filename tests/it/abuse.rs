@@ -68,13 +68,7 @@ async fn a_token_with_a_huge_key_id_is_refused_and_leaves_the_nats_connection_al
         let (status, body) = status_of(app.get(&forged, path).await).await;
         assert_eq!(status, 401, "{path}: {body}");
     }
-    let logout = app
-        .http
-        .post(app.url("/v1/logout"))
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.post(&forged, "/v1/logout", None).await;
     assert_eq!(logout.status(), 401, "logout with the forged token");
     let oversized = format!("{}.{}", forged, "A".repeat(8000));
     let status = listing(&app, &oversized).await;
@@ -848,13 +842,7 @@ async fn event_streams_are_capped_per_user_and_end_with_their_session_token_or_p
     }
 
     // Logging out ends every stream of the session.
-    let logout = app
-        .http
-        .post(app.url("/v1/logout"))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.post(&ann, "/v1/logout", None).await;
     assert_eq!(logout.status(), 204);
     for events in &mut open {
         assert!(

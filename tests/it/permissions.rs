@@ -161,13 +161,7 @@ async fn each_actor_works_under_its_own_nats_user() {
         .await
         .unwrap();
     let access = refreshed["access_token"].as_str().expect("refreshed");
-    let logout = ingest
-        .http
-        .post(ingest.url("/v1/logout"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let logout = ingest.post(access, "/v1/logout", None).await;
     assert_eq!(logout.status(), 204);
     assert_eq!(ingest.get(access, "/v1/jobs").await.status(), 401);
 

@@ -38,13 +38,7 @@ async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turne
     app.wait_until_finished(&token, &failed).await;
 
     assert_eq!(app.get(&token, "/v1/feed").await.status(), 404);
-    let made = app
-        .http
-        .post(app.url("/v1/feed"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let made = app.post(&token, "/v1/feed", None).await;
     assert_eq!(made.status(), 201);
     let made: Value = made.json().await.unwrap();
     let url = made["url"].as_str().unwrap().to_string();
@@ -93,12 +87,8 @@ async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turne
 
     // A new address ends the old; turning the feed off ends it too.
     let again: Value = app
-        .http
-        .post(app.url("/v1/feed"))
-        .bearer_auth(&token)
-        .send()
+        .post(&token, "/v1/feed", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -164,37 +164,16 @@ async fn deliveries_are_signed_retried_logged_and_replayed_and_a_hanging_receive
     // A replay sends it again, signed anew; after a rotation, with the new
     // secret, which the old one does not verify.
     let replay = format!("/v1/webhooks/{id}/deliveries/msg_{job}_completed/replay");
-    let replayed = app
-        .http
-        .post(app.url(&replay))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let replayed = app.post(&token, &replay, None).await;
     assert_eq!(replayed.status(), 202);
     let got = flaky.received(secret, 3, Duration::from_secs(10)).await;
     assert_eq!(got[2]["id"], got[0]["id"]);
     assert_eq!(got[2]["standardwebhooks"], true);
     let rotate = format!("/v1/webhooks/{id}/rotate");
-    let rotated: Value = app
-        .http
-        .post(app.url(&rotate))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value = app.post(&token, &rotate, None).await.json().await.unwrap();
     let new_secret = rotated["secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
-    let replayed = app
-        .http
-        .post(app.url(&replay))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let replayed = app.post(&token, &replay, None).await;
     assert_eq!(replayed.status(), 202);
     let got = flaky.received(new_secret, 4, Duration::from_secs(10)).await;
     assert_eq!(

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use base64::Engine;
-use futures::StreamExt;
 
 use crate::error::BoxError;
+use crate::storage::buckets;
 use crate::token::{Revocations, unix_now};
 use crate::wire::{self, Session};
 
@@ -248,19 +248,9 @@ impl Sessions {
     /// Ends every session of `user` but `except`; returns how many ended.
     pub async fn end_all(&self, user: &str, except: Option<&str>) -> Result<usize, SessionError> {
         let unavailable = |e: BoxError| SessionError::Unavailable(e);
-        let prefix = format!("$KV.{}.", crate::wire::names::SESSIONS_BUCKET);
-        let mut subjects = self
-            .store
-            .stream
-            .clone()
-            .info_with_subjects(format!("{prefix}{}", user_key(user, "*")))
+        let noted = buckets::keys_matching(&self.store, &user_key(user, "*"))
             .await
-            .map_err(|e| unavailable(e.into()))?;
-        let mut noted = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) = subject.map_err(|e| unavailable(e.into()))?;
-            noted.push(subject.trim_start_matches(&prefix).to_string());
-        }
+            .map_err(unavailable)?;
         let mut ended = 0;
         for key in noted {
             let session = key.rsplit('.').next().unwrap_or_default();

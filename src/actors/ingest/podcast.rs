@@ -4,7 +4,6 @@
 //! random token, kept only as a hash (like an API key): making a new one
 //! ends the old, and it can be turned off.
 
-use async_nats::jetstream::kv;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -14,6 +13,7 @@ use super::Ingest;
 use super::error::ApiError;
 use super::history::StateFilter;
 use crate::markup::escape;
+use crate::storage::buckets;
 use crate::wire::{self, Job, JobState};
 
 /// Most episodes a feed lists.
@@ -103,13 +103,10 @@ impl Ingest {
     }
 
     async fn feed_record(&self, key: &str) -> Result<Option<FeedRecord>, ApiError> {
-        let entry = self
-            .podcast_feeds
-            .entry(key)
+        let read = buckets::read_entry(&self.podcast_feeds, key)
             .await
-            .map_err(|e| ApiError::unavailable("the feeds", e))?
-            .filter(|entry| entry.operation == kv::Operation::Put);
-        Ok(entry.and_then(|entry| wire::decode(&entry.value).ok()))
+            .map_err(|e| ApiError::unavailable("the feeds", e))?;
+        Ok(read.map(|(record, _)| record))
     }
 
     fn feed_url(&self, token: &str) -> String {

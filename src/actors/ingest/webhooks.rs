@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::Ingest;
 use super::error::ApiError;
 use super::view::JobView;
+use crate::storage::buckets;
 use crate::wire::{
     self, Delivery, DeliveryLog, DeliveryState, Job, WebhookEndpoint, WebhookEvent, names, subject,
 };
@@ -39,20 +40,9 @@ impl Ingest {
         bucket: &kv::Store,
         pattern: &str,
     ) -> Result<Vec<String>, ApiError> {
-        let unavailable = |e: crate::error::BoxError| ApiError::unavailable("the webhooks", e);
-        let prefix = format!("$KV.{}.", bucket.name);
-        let mut subjects = bucket
-            .stream
-            .clone()
-            .info_with_subjects(format!("{prefix}{pattern}"))
+        buckets::keys_matching(bucket, pattern)
             .await
-            .map_err(|e| unavailable(e.into()))?;
-        let mut keys = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) = subject.map_err(|e| unavailable(e.into()))?;
-            keys.push(subject.trim_start_matches(&prefix).to_string());
-        }
-        Ok(keys)
+            .map_err(|e| ApiError::unavailable("the webhooks", e))
     }
 
     async fn read<T: serde::de::DeserializeOwned>(
@@ -60,16 +50,9 @@ impl Ingest {
         bucket: &kv::Store,
         key: &str,
     ) -> Result<Option<(T, u64)>, ApiError> {
-        let entry = bucket
-            .entry(key)
+        buckets::read_entry(bucket, key)
             .await
-            .map_err(|e| ApiError::unavailable("the webhooks", e))?
-            .filter(|entry| entry.operation == kv::Operation::Put);
-        Ok(entry.and_then(|entry| {
-            wire::decode(&entry.value)
-                .ok()
-                .map(|value| (value, entry.revision))
-        }))
+            .map_err(|e| ApiError::unavailable("the webhooks", e))
     }
 
     /// `owner`'s endpoints, oldest first.

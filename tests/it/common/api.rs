@@ -199,6 +199,15 @@ impl Api {
     }
 
     /// `DELETE path` with the bearer token.
+    /// `POST path` with `token`, and a JSON body if given.
+    pub async fn post(&self, token: &str, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("POST request")
+    }
+
     pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
         self.send(reqwest::Method::DELETE, token, path).await
     }

@@ -10,12 +10,12 @@
 
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::Stream;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::actors::ingest::error::ApiError;
 use crate::domain::JobId;
+use crate::storage::buckets;
 use crate::wire::{self, AudioOptions, Format, OutputSpec};
 
 /// An upload id: 32 lowercase hex digits (128 random bits).
@@ -190,36 +190,20 @@ impl Records {
             .map_err(|e| ApiError::unavailable("the uploads records", e))
     }
 
-    /// The records under the keys matching `pattern`.
+    /// The records under the keys matching `pattern`. A record this
+    /// version cannot read is left to its expiry.
     async fn matching(&self, pattern: String) -> Result<Vec<Stored>, ApiError> {
-        let prefix = format!("$KV.{}.", crate::wire::names::TUS_BUCKET);
-        let mut subjects = self
-            .stream
-            .clone()
-            .info_with_subjects(format!("{prefix}{pattern}"))
+        let unavailable = |e| ApiError::unavailable("the uploads records", e);
+        let keys = buckets::keys_matching(&self.kv, &pattern)
             .await
-            .map_err(|e| ApiError::unavailable("the uploads records", e))?;
-        let mut keys = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) =
-                subject.map_err(|e| ApiError::unavailable("the uploads records", e))?;
-            keys.push(subject.trim_start_matches(&prefix).to_string());
-        }
+            .map_err(unavailable)?;
         let mut records = Vec::new();
         for key in keys {
-            let entry = self
-                .kv
-                .entry(key)
+            let read = buckets::read_entry(&self.kv, &key)
                 .await
-                .map_err(|e| ApiError::unavailable("the uploads records", e))?;
-            if let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) {
-                // A record this version cannot read is left to its expiry.
-                if let Ok(record) = wire::decode(&entry.value) {
-                    records.push(Stored {
-                        record,
-                        revision: entry.revision,
-                    });
-                }
+                .map_err(|e| unavailable(e.into()))?;
+            if let Some((record, revision)) = read {
+                records.push(Stored { record, revision });
             }
         }
         Ok(records)
