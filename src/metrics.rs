@@ -39,6 +39,10 @@ pub const BUCKET_LIMIT: &str = "mediajet_bucket_limit_bytes";
 pub const JETSTREAM_STORAGE: &str = "mediajet_jetstream_storage_bytes";
 pub const READINESS_CHECK: &str = "mediajet_readiness_check_ok";
 pub const ACTOR_UP: &str = "mediajet_actor_up";
+pub const IMPORTS: &str = "mediajet_imports_total";
+pub const WEBHOOK_ATTEMPTS: &str = "mediajet_webhook_attempts_total";
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "mediajet_webhook_attempt_duration_seconds";
+pub const WEBHOOK_DELIVERIES: &str = "mediajet_webhook_deliveries_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -57,6 +61,14 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Full(TRANSCODE_DURATION.to_string()),
                         &[0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(
+                            WEBHOOK_ATTEMPT_DURATION.to_string(),
+                        ),
+                        &[0.05, 0.25, 1.0, 2.5, 5.0, 10.0],
                     )
                 })
                 .and_then(|b| {
@@ -161,6 +173,23 @@ fn describe() {
         ACTOR_UP,
         "Whether an actor of this process runs its worker (1) or not (0)"
     );
+    describe_counter!(
+        IMPORTS,
+        "URL imports that ended, by outcome (stored, failed)"
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by outcome (delivered, failed, gone)"
+    );
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_DURATION,
+        Unit::Seconds,
+        "Time a webhook delivery attempt took, redirects included"
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook deliveries that ended, by outcome (delivered, given_up)"
+    );
 }
 
 /// Starts at zero the series that `actor` counts, as its process starts.
@@ -191,6 +220,9 @@ pub fn declare(actor: ActorKind) {
             // which is the truth before any transcoder made its streams.
             queue(0.0, 0.0, 0.0);
             dead_letters(0.0);
+            for outcome in ["stored", "failed"] {
+                counter!(IMPORTS, "outcome" => outcome).increment(0);
+            }
         }
         ActorKind::Transcoder => {
             for state in ["completed", "failed", "canceled"] {
@@ -199,7 +231,14 @@ pub fn declare(actor: ActorKind) {
             counter!(TRANSCODE_RETRIES).increment(0);
             gauge!(TRANSCODES_IN_FLIGHT).increment(0.0);
         }
-        ActorKind::Mailer => {}
+        ActorKind::Mailer => {
+            for outcome in ["delivered", "failed", "gone"] {
+                counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(0);
+            }
+            for outcome in ["delivered", "given_up"] {
+                counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+            }
+        }
     }
 }
 
@@ -316,4 +355,19 @@ pub fn readiness_check(check: &'static str, ok: bool) {
 
 pub fn actor_up(actor: &'static str, running: bool) {
     gauge!(ACTOR_UP, "actor" => actor).set(if running { 1.0 } else { 0.0 });
+}
+
+/// A URL import ended: `stored` or `failed`.
+pub fn import(outcome: &'static str) {
+    counter!(IMPORTS, "outcome" => outcome).increment(1);
+}
+
+/// A webhook delivery attempt: `delivered`, `failed` (to be retried, or
+/// given up on) or `gone` (410); and, when it ends the delivery, how.
+pub fn webhook_attempt(outcome: &'static str, seconds: f64, ended: Option<&'static str>) {
+    counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION).record(seconds);
+    if let Some(ended) = ended {
+        counter!(WEBHOOK_DELIVERIES, "outcome" => ended).increment(1);
+    }
 }

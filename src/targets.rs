@@ -1,16 +1,22 @@
-//! Where the service connects on a user's behalf (webhook receivers): only
-//! to public addresses, unless the operator allows private ones
-//! (`--allow-private-targets`), so that a user cannot make it reach into
-//! the network it runs in. A name is resolved once and the connection made
-//! to the very address that was checked, so a name that changes its answer
-//! between check and use gains nothing.
+//! Where the service connects on a user's behalf (webhook receivers, the
+//! `notify_url` of jobs, URLs imported): only to public addresses, unless
+//! the operator allows private ones (all with `--allow-private-targets`,
+//! or some with `--allow-target-networks`), so that a user cannot make it
+//! reach into the network it runs in. A name is
+//! resolved once and the connection made to the very address that was
+//! checked, so a name that changes its answer between check and use gains
+//! nothing; every redirect is checked the same way ([`follow`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub use reqwest::Url;
 
+use crate::domain::Network;
+
 /// Longest URL taken.
 pub const MAX_URL: usize = 2048;
+/// Redirects followed at most.
+pub const MAX_REDIRECTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -22,6 +28,24 @@ pub enum TargetError {
     Private(IpAddr),
     #[error("the host's name does not resolve")]
     Unresolved(#[source] std::io::Error),
+}
+
+/// Which addresses besides public ones may be reached.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Any address at all.
+    pub any: bool,
+    /// Addresses in these networks.
+    pub networks: Vec<Network>,
+}
+
+impl Policy {
+    fn allowed(&self, ip: IpAddr) -> Result<(), TargetError> {
+        match self.any || is_public(ip) || self.networks.iter().any(|net| net.contains(ip)) {
+            true => Ok(()),
+            false => Err(TargetError::Private(ip)),
+        }
+    }
 }
 
 /// A URL a user gave, if it can be a target at all.
@@ -41,18 +65,18 @@ pub fn parse(text: &str) -> Result<Url, TargetError> {
 
 /// Refuses a URL whose host is a private address written out, as soon as
 /// it is given (a name is checked when it is resolved).
-pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), TargetError> {
+pub fn check_literal(url: &Url, policy: &Policy) -> Result<(), TargetError> {
     let ip = match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
         _ => return Ok(()),
     };
-    allowed(ip, allow_private)
+    policy.allowed(ip)
 }
 
 /// The address to connect to for `url`: the first its host resolves to,
 /// once every one it resolves to is allowed.
-pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, TargetError> {
+pub async fn resolve(url: &Url, policy: &Policy) -> Result<SocketAddr, TargetError> {
     let host = url.host_str().ok_or(TargetError::Malformed)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().ok_or(TargetError::Malformed)?;
@@ -61,7 +85,7 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, Targe
         .map_err(TargetError::Unresolved)?
         .collect();
     for address in &addresses {
-        allowed(address.ip(), allow_private)?;
+        policy.allowed(address.ip())?;
     }
     addresses
         .first()
@@ -69,11 +93,63 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, Targe
         .ok_or_else(|| TargetError::Unresolved(std::io::Error::other("the name has no address")))
 }
 
-fn allowed(ip: IpAddr, allow_private: bool) -> Result<(), TargetError> {
-    match allow_private || is_public(ip) {
-        true => Ok(()),
-        false => Err(TargetError::Private(ip)),
+/// Why a request to a target got no answer to use.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("cannot make an HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("timed out")]
+    Timeout(#[source] reqwest::Error),
+    #[error("no answer: {}", crate::error::chain(.0))]
+    NoAnswer(#[source] reqwest::Error),
+    #[error("a redirect ({0}) without a usable Location")]
+    BadRedirect(u16),
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+}
+
+/// Sends the request `request` makes for `url`, and again for each redirect
+/// (at most [`MAX_REDIRECTS`]), every address checked before it is
+/// connected to; returns the first answer that is no redirect, and the URL
+/// that gave it. `client` is the builder each hop's client starts from
+/// (timeouts, user agent).
+pub async fn follow(
+    mut url: Url,
+    policy: &Policy,
+    client: impl Fn() -> reqwest::ClientBuilder,
+    request: impl Fn(&reqwest::Client, Url) -> reqwest::RequestBuilder,
+) -> Result<(Url, reqwest::Response), FollowError> {
+    for _ in 0..=MAX_REDIRECTS {
+        let address = resolve(&url, policy).await?;
+        let host = url.host_str().ok_or(TargetError::Malformed)?.to_string();
+        let hop = client()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, address)
+            .build()
+            .map_err(FollowError::Client)?;
+        let response =
+            request(&hop, url.clone())
+                .send()
+                .await
+                .map_err(|err| match err.is_timeout() {
+                    true => FollowError::Timeout(err),
+                    false => FollowError::NoAnswer(err),
+                })?;
+        let status = response.status();
+        if !status.is_redirection() {
+            return Ok((url, response));
+        }
+        url = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .and_then(|next| parse(next.as_str()).ok())
+            .ok_or(FollowError::BadRedirect(status.as_u16()))?;
     }
+    Err(FollowError::TooManyRedirects)
 }
 
 /// Whether `ip` is reachable on the public internet: not loopback,
@@ -163,7 +239,18 @@ mod tests {
             Err(TargetError::Credentials)
         ));
         let literal = parse("http://169.254.169.254/latest").unwrap();
-        assert!(check_literal(&literal, false).is_err());
-        assert!(check_literal(&literal, true).is_ok());
+        assert!(check_literal(&literal, &Policy::default()).is_err());
+        let any = Policy {
+            any: true,
+            networks: Vec::new(),
+        };
+        assert!(check_literal(&literal, &any).is_ok());
+        let some = Policy {
+            any: false,
+            networks: vec![crate::domain::parse_network("169.254.0.0/16").unwrap()],
+        };
+        assert!(check_literal(&literal, &some).is_ok());
+        let other = parse("http://10.0.0.1/").unwrap();
+        assert!(check_literal(&other, &some).is_err());
     }
 }

@@ -32,8 +32,8 @@ pub struct IngestSettings {
     /// Addresses (or networks, `10.0.0.0/8`) of reverse proxies whose
     /// `X-Forwarded-For` names the client; comma-separated. Without it the
     /// connection's address is the client's.
-    #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::actors::ingest::peer::parse_network)]
-    pub trusted_proxies: Vec<crate::actors::ingest::peer::Network>,
+    #[arg(long, env = "MEDIAJET_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::domain::parse_network)]
+    pub trusted_proxies: Vec<crate::domain::Network>,
 
     /// Origins of web apps (`https://app.example.com`, or `*`) that may
     /// call the API from a browser, tus uploads included; comma-separated.

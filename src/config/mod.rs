@@ -175,12 +175,20 @@ pub struct Shared {
     #[arg(long, env = "MEDIAJET_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Let webhooks reach private addresses (loopback, private networks,
-    /// link-local), which are refused by default so that a user cannot make
-    /// the service reach into the network it runs in. For tests, and for
-    /// receivers on a trusted network.
+    /// Let webhooks, jobs' `notify_url` and URL imports reach private
+    /// addresses (loopback, private networks, link-local), which are
+    /// refused by default so that a user cannot make the service reach
+    /// into the network it runs in. For tests; prefer
+    /// `--allow-target-networks`.
     #[arg(long, env = "MEDIAJET_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
+
+    /// Private networks (`10.1.2.0/24`, an address alone) that webhooks,
+    /// jobs' `notify_url` and URL imports may reach besides public
+    /// addresses, comma-separated: a media server or receiver on a
+    /// network the operator trusts.
+    #[arg(long, env = "MEDIAJET_ALLOW_TARGET_NETWORKS", value_delimiter = ',', value_parser = crate::domain::parse_network)]
+    pub allow_target_networks: Vec<crate::domain::Network>,
 
     /// Lifetime of access tokens (at most 1d); clients renew them with their
     /// refresh token.
@@ -228,6 +236,15 @@ impl Config {
 }
 
 impl Shared {
+    /// Which private addresses the service may connect to on a user's
+    /// behalf.
+    pub fn target_policy(&self) -> crate::targets::Policy {
+        crate::targets::Policy {
+            any: self.allow_private_targets,
+            networks: self.allow_target_networks.clone(),
+        }
+    }
+
     /// The base of links that leave the service (emails, `share_url`):
     /// `--public-url`, or else the HTTP address the process serves on.
     pub fn public_base_url(&self) -> String {

@@ -71,6 +71,43 @@ pub async fn work_stream(js: &Context, replicas: usize) -> Result<Stream, SetupE
     .await
 }
 
+/// Imports to make (jobs whose input is a URL): a work queue Ingest both
+/// fills and works off, each item removed once its input is stored (or the
+/// job failed).
+pub async fn imports_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    ensure_stream(
+        js,
+        stream::Config {
+            name: names::IMPORTS_STREAM.to_string(),
+            subjects: vec![subject::WORK_IMPORT.to_string()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Ingest's consumer of imports. A fetch under way keeps its item with
+/// progress acknowledgements, so the wait need only outlast a pause.
+pub async fn importers_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
+    let durable = names::IMPORTERS_CONSUMER;
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_string()),
+            description: Some("URL imports, shared by every Ingest".to_string()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            max_deliver: 5,
+            max_ack_pending: 100,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| SetupError::new("consumer", durable, err))
+}
+
 /// Webhook deliveries to make: a work queue, each item removed once it is
 /// delivered or given up on. A delivery queued twice for the same event
 /// and endpoint (a redelivered job event) is dropped by its message id.

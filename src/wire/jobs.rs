@@ -184,6 +184,12 @@ pub struct Job {
     /// is signed with the generation it was made at.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub link_generation: u32,
+    /// Where the job's end is POSTed, signed with its owner's job secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
+    /// The URL the job's input is fetched from, when it was not uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -329,6 +335,9 @@ pub struct SubmitRequest {
     /// (default: the object's name without its owner prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    /// Where the job's end is POSTed, as in the HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
 }
 
 /// A job status request over NATS (`mediajet.jobs.status`).

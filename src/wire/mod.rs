@@ -35,7 +35,10 @@ pub use rpc::{
     ERROR_CODE_HEADER, ERROR_HEADER, ErrorBody, ErrorReply, RequestError, error_reply, header_safe,
     request,
 };
-pub use webhooks::{Attempt, Delivery, DeliveryLog, DeliveryState, WebhookEndpoint, WebhookEvent};
+pub use webhooks::{
+    Attempt, Delivery, DeliveryLog, DeliveryState, JOB_SECRET_ID, WebhookEndpoint, WebhookEvent,
+    job_secret_key,
+};
 
 /// The version of every message type in this module.
 pub const VERSION: u32 = 1;

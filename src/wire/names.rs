@@ -36,6 +36,11 @@ pub const WEBHOOKS_STREAM: &str = "MEDIAJET_WEBHOOKS";
 pub const WEBHOOK_FANOUT_CONSUMER: &str = "webhook-fanout";
 /// Mailer's consumer of webhook deliveries.
 pub const WEBHOOK_DELIVERY_CONSUMER: &str = "webhook-deliveries";
+/// Jobs whose input is to be fetched from a URL: a work queue Ingest fills
+/// and works off.
+pub const IMPORTS_STREAM: &str = "MEDIAJET_IMPORTS";
+/// Ingest's consumer of imports.
+pub const IMPORTERS_CONSUMER: &str = "importers";
 /// Jobs whose email has gone out, so a redelivered event sends none.
 pub const MAIL_BUCKET: &str = "mediajet_mail";
 /// API keys (hashed), by key id; written by Ingest, mirrored by every

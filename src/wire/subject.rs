@@ -43,6 +43,8 @@ pub const SUBMIT: &str = "mediajet.jobs.submit";
 pub const STATUS: &str = "mediajet.jobs.status";
 /// Webhook deliveries to make.
 pub const WEBHOOK_DELIVER: &str = "mediajet.webhooks.deliver";
+/// Jobs whose input is to be fetched from a URL (work items, for Ingest).
+pub const WORK_IMPORT: &str = "mediajet.work.import";
 /// Work items for the transcoders.
 pub const WORK_TRANSCODE: &str = "mediajet.work.transcode";
 /// Work items that could not be processed, kept for an operator.

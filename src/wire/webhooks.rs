@@ -62,8 +62,22 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     /// Its key in the webhooks bucket.
     pub fn key(&self) -> String {
-        format!("{}.{}", self.owner, self.id)
+        match self.id.as_str() {
+            JOB_SECRET_ID => job_secret_key(&self.owner),
+            id => format!("{}.{id}", self.owner),
+        }
     }
+}
+
+/// The id of the record holding a user's job secret: what deliveries to the
+/// `notify_url` of their jobs are signed with. It is kept as an endpoint
+/// with no URL of its own, under the user's id alone, so that the listing
+/// of their endpoints (`<owner>.*`) never shows it.
+pub const JOB_SECRET_ID: &str = "jobs";
+
+/// The key of `owner`'s job secret in the webhooks bucket.
+pub fn job_secret_key(owner: &str) -> String {
+    owner.to_string()
 }
 
 /// One delivery to make, on the webhooks stream.
@@ -79,6 +93,10 @@ pub struct Delivery {
     pub job: String,
     /// The body, as it is signed and sent.
     pub payload: String,
+    /// Where it goes when that is the job's own `notify_url` rather than
+    /// the endpoint's URL; the endpoint is then its owner's job secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// How a delivery stands.

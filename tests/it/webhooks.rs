@@ -4,69 +4,11 @@
 //! receiver fails, logged and replayed; a receiver that hangs holds up
 //! nothing else; a 410 disables; private addresses refused unless allowed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{self, TestApp};
-
-/// A receiver on its own port, killed when dropped.
-struct Receiver {
-    child: Child,
-    url: String,
-    record: PathBuf,
-}
-
-impl Receiver {
-    fn start(dir: &Path, name: &str, plan: &str) -> Receiver {
-        let port = common::free_port();
-        let record = dir.join(format!("{name}.jsonl"));
-        let child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/webhooks/receiver.py"
-            ))
-            .arg(port.to_string())
-            .arg(&record)
-            .arg(plan)
-            .spawn()
-            .expect("python3 must be installed for the tests");
-        common::wait_for_port(port);
-        Receiver {
-            child,
-            url: format!("http://127.0.0.1:{port}/hook/{name}"),
-            record,
-        }
-    }
-
-    /// What it received, verified with `secret` by both libraries, once it
-    /// has received `count` requests (waiting up to `patience`).
-    async fn received(&self, secret: &str, count: usize, patience: Duration) -> Vec<Value> {
-        let started = Instant::now();
-        loop {
-            let lines = std::fs::read_to_string(&self.record).unwrap_or_default();
-            if lines.lines().count() >= count {
-                break;
-            }
-            assert!(started.elapsed() < patience, "{} got {lines}", self.url);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let verified = common::python_json(
-            "webhooks/verify.py",
-            &[self.record.as_os_str(), secret.as_ref()],
-        );
-        verified.as_array().cloned().unwrap_or_default()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{self, Receiver, TestApp};
 
 async fn add_webhook(app: &TestApp, token: &str, url: &str, events: &[&str]) -> reqwest::Response {
     app.http

@@ -33,6 +33,7 @@ pub fn route_access(method: &Method, route: &str) -> Access {
     let scope = match route {
         "/v1/jobs" | "/v1/jobs/{id}" | "/v1/presets" | "/v1/presets/{name}" => read_or_write,
         "/v1/jobs/{id}/events"
+        | "/v1/jobs/{id}/deliveries"
         | "/v1/jobs/{id}/output"
         | "/v1/jobs/{id}/outputs/{n}"
         | "/v1/jobs/{id}/outputs/{n}/tracks/{k}"

@@ -113,30 +113,56 @@ impl Ingest {
                 return Err(ApiError::unavailable("the jobs bucket", err));
             }
         };
-        let item = WorkItem {
-            v: wire::VERSION,
-            job_id: job.id.clone(),
+        // A job whose input is still to be fetched waits for its import;
+        // the importer queues it for a transcoder once the input is stored.
+        let importing = job.source_url.is_some();
+        let subject = match importing {
+            true => subject::WORK_IMPORT,
+            false => subject::WORK_TRANSCODE,
         };
-        // The work item carries the trace on to the transcoder.
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(wire::encode(&item))
-            .message_id(job.id.as_str())
-            .header(TRACEPARENT, trace.child().header().as_str());
-        let acked = match self.js.send_publish(subject::WORK_TRANSCODE, publish).await {
-            Ok(ack) => ack.await,
-            Err(err) => Err(err),
-        };
-        let sequence = match acked {
-            Ok(ack) => ack.sequence,
+        let sequence = match self.publish_work(subject, job, trace).await {
+            Ok(sequence) => sequence,
             Err(err) => {
                 let _ = self.jobs.purge(job.id.as_str()).await;
                 self.forget(job).await;
                 return Err(ApiError::unavailable("the work queue", err));
             }
         };
-        // The work item's place in the stream tells the job's place in the
-        // queue. Only while nothing else wrote the job: once a transcoder
-        // has it, its place no longer matters.
+        if !importing {
+            self.note_queue_place(job, revision, sequence).await;
+        }
+        // The queued event only feeds observers; the job is already safe.
+        if let Err(err) = js_setup::publish_job_event(&self.js, job, trace).await {
+            tracing::warn!(error = %err, "cannot publish the queued event");
+        }
+        Ok(())
+    }
+
+    /// Publishes `job`'s work item on `subject`; returns its place in its
+    /// stream. The job id is the message id, so a repeat is dropped.
+    pub(super) async fn publish_work(
+        &self,
+        subject: &'static str,
+        job: &Job,
+        trace: &TraceContext,
+    ) -> Result<u64, crate::error::BoxError> {
+        let item = WorkItem {
+            v: wire::VERSION,
+            job_id: job.id.clone(),
+        };
+        // The work item carries the trace on to its worker.
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(wire::encode(&item))
+            .message_id(job.id.as_str())
+            .header(TRACEPARENT, trace.child().header().as_str());
+        let ack = self.js.send_publish(subject, publish).await?.await?;
+        Ok(ack.sequence)
+    }
+
+    /// Notes the place of `job`'s work item in the work stream, which tells
+    /// its place in the queue; only while nothing else wrote the job since
+    /// `revision`: once a transcoder has it, its place no longer matters.
+    pub(super) async fn note_queue_place(&self, job: &Job, revision: u64, sequence: u64) {
         let mut queued = job.clone();
         queued.work_seq = Some(sequence);
         if let Err(err) = self
@@ -146,11 +172,6 @@ impl Ingest {
         {
             tracing::debug!(error = %err, "the job moved on before its queue place was noted");
         }
-        // The queued event only feeds observers; the job is already safe.
-        if let Err(err) = js_setup::publish_job_event(&self.js, job, trace).await {
-            tracing::warn!(error = %err, "cannot publish the queued event");
-        }
-        Ok(())
     }
 
     /// Removes the history row of a job that could not be queued, so the

@@ -6,7 +6,8 @@
 //! - `submission`: what makes a submission valid; `create`: the job made of it;
 //!   `idempotency`: a repeated submission answered with its first job
 //! - `tus/`: resumable uploads (tus 1.0.0), made jobs once whole; `cover`:
-//!   a cover picture uploaded with a job
+//!   a cover picture uploaded with a job; `import/`: inputs fetched from a
+//!   URL (`source_url`), a work queue of Ingest's own
 //! - `streamable`: whether an upload's first chunk lets it be converted
 //!   while it arrives
 //! - `lookup`: reading jobs; `view`: the job as its owner sees it;
@@ -32,6 +33,7 @@ mod gauges;
 pub mod history;
 pub mod http;
 mod idempotency;
+mod import;
 mod login;
 mod lookup;
 mod notify;
@@ -98,6 +100,8 @@ pub struct Ingest {
     tus: tus::Tus,
     outputs: Bucket,
     work: Stream,
+    /// Jobs whose input is to be fetched from a URL.
+    imports: Stream,
     events: Stream,
     history: History,
     presets: presets::Presets,
@@ -113,8 +117,8 @@ pub struct Ingest {
     /// Users' webhook endpoints, and what their deliveries came to.
     webhooks: kv::Store,
     deliveries: kv::Store,
-    /// Whether webhooks may name private addresses.
-    allow_private_targets: bool,
+    /// Which private addresses webhooks and imports may reach.
+    targets: crate::targets::Policy,
     /// The service's address as users reach it, without a trailing slash.
     public_url: String,
     chunk_size: usize,
@@ -160,6 +164,7 @@ impl Ingest {
         let r = shared.replicas;
         let work = js_setup::work_stream(&js, r).await?;
         js_setup::webhooks_stream(&js, r).await?;
+        let imports = js_setup::imports_stream(&js, r).await?;
         let events = js_setup::events_stream(&js, r).await?;
         let jobs = buckets::jobs_bucket(&js, r).await?;
         let feeds = feeds::Feeds::start(&client, jobs.clone(), work.clone()).await?;
@@ -196,7 +201,7 @@ impl Ingest {
             podcast_feeds: buckets::feeds_bucket(&js, r).await?,
             webhooks: buckets::webhooks_bucket(&js, r).await?,
             deliveries: buckets::deliveries_bucket(&js, r).await?,
-            allow_private_targets: shared.allow_private_targets,
+            targets: shared.target_policy(),
             public_url: shared.public_base_url(),
             history: History::open(db.clone()).await?,
             presets: presets::Presets::open(db).await?,
@@ -223,6 +228,7 @@ impl Ingest {
             closing: CancellationToken::new(),
             orphan_sweep: settings.orphan_sweep,
             work,
+            imports,
             events,
             client,
             js,
@@ -293,11 +299,15 @@ impl Worker for Ingest {
             let _sampler = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
                 gauges::sample_until(self.clone(), shutdown.clone()),
             ));
-            // Job events become webhook deliveries beside the history.
+            // Beside the history: job events become webhook deliveries,
+            // and URL imports are fetched.
             let mut fanning = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
                 let ingest = self.clone();
                 let shutdown = shutdown.clone();
-                async move { ingest.run_fan_out(shutdown).await }
+                async move {
+                    let imports = ingest.clone().run_imports(shutdown.clone());
+                    tokio::try_join!(ingest.run_fan_out(shutdown), imports).map(|_| ())
+                }
             }));
             loop {
                 tokio::select! {
@@ -320,12 +330,12 @@ impl Worker for Ingest {
                     },
                     _ = sweep.tick() => self.sweep().await,
                     done = &mut fanning => {
-                        // It ends well only when the process stops: leave
+                        // They end well only when the process stops: leave
                         // the way a stop does, which ends the event streams.
                         let failure = match done {
                             Ok(Ok(())) => break,
                             Ok(Err(err)) => err,
-                            Err(err) => WorkerError::new("webhook fan-out", err),
+                            Err(err) => WorkerError::new("webhook fan-out and imports", err),
                         };
                         if let Err(err) = served.stop().await {
                             tracing::warn!(error = %err, "cannot stop the jobs service");

@@ -55,8 +55,19 @@ impl Modify for SecuritySchemes {
 pub struct JobForm {
     /// The video. Best sent after the options: an upload whose options
     /// turn out bad is stored before it is refused (and then discarded).
-    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
-    file: Vec<u8>,
+    #[schema(value_type = Option<String>, format = Binary, content_media_type = "application/octet-stream")]
+    file: Option<Vec<u8>>,
+    /// Instead of `file`: an http(s) URL the service fetches the video
+    /// from, at a public address, within the upload limit and the
+    /// caller's quota (see `ImportRequest`).
+    #[schema(max_length = 2048, example = "https://example.com/talk.mp4")]
+    source_url: Option<String>,
+    /// Where the job's end (`job.completed`, `job.failed`, `job.canceled`)
+    /// is POSTed, signed with the caller's job secret
+    /// (`/v1/webhooks/job-secret`), which must exist. Refused with
+    /// `invalid_notify_url` or `no_job_secret`.
+    #[schema(max_length = 2048, example = "https://example.com/hooks/job")]
+    notify_url: Option<String>,
     /// One of your presets (`/v1/presets`): its options are the base the
     /// other fields are laid over. It comes before them; unknown, it is
     /// refused with `invalid_preset`.
@@ -143,6 +154,37 @@ pub struct JobForm {
         example = r#"[{"format":"mp3","bitrate":128,"channels":1,"loudness":"podcast"},{"format":"opus","bitrate":64},{"format":"flac"}]"#
     )]
     outputs: Option<String>,
+}
+
+/// A job whose video the service fetches from a URL: the URL, and the
+/// members a multipart upload's fields would be (`outputs` a JSON list).
+/// Only described: the handler reads the object member by member.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ImportRequest {
+    /// An http(s) URL at a public address, without credentials. It is
+    /// fetched after the job is made: redirects are followed (each checked
+    /// again), a broken transfer is resumed where the server allows
+    /// ranges, and a fetch that fails (the name does not resolve, no
+    /// connection or TLS, a status other than 200, larger than the upload
+    /// limit or the caller's quota) fails the job with the reason.
+    #[schema(max_length = 2048, example = "https://example.com/talk.mp4")]
+    source_url: String,
+    /// The name the job shows (default: the URL's last path segment).
+    #[schema(max_length = 256)]
+    filename: Option<String>,
+    /// One of your presets: the base the other members are laid over.
+    #[schema(max_length = 64)]
+    preset: Option<String>,
+    /// As in the multipart form.
+    #[schema(max_length = 2048)]
+    notify_url: Option<String>,
+    /// Several outputs, as in the multipart form, but a JSON list.
+    #[schema(max_items = 8)]
+    outputs: Option<Vec<PresetOptions>>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    options: PresetOptions,
 }
 
 /// A preset's options as JSON: the members a multipart upload's fields

@@ -51,6 +51,10 @@ impl Ingest {
         for endpoint in self.endpoints(owner).await? {
             self.delete_endpoint(&endpoint).await?;
         }
+        self.webhooks
+            .purge(crate::wire::job_secret_key(owner))
+            .await
+            .map_err(|e| ApiError::unavailable("the webhooks", e))?;
         for key in self.api_keys.list(Some(owner)) {
             self.api_keys.revoke(&key.id).await?;
         }

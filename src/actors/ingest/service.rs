@@ -163,6 +163,9 @@ async fn checked_job(
         fields.remove(envelope);
     }
     let asked_for = submission::asked_from_json(fields, base)?;
+    if let Some(url) = &asked_for.notify_url {
+        ingest.check_notify_url(&claims.sub, url).await?;
+    }
     let info = match ingest.uploads.info(&asked.object).await {
         Ok(info) => info,
         Err(ReadError::NotFound) => {

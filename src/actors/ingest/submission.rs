@@ -160,6 +160,12 @@ pub(super) fn options_from_json(
 ) -> Result<(Format, AudioOptions), ApiError> {
     let mut fields = Fields::over(base);
     for (name, value) in object {
+        if name == NOTIFY_URL {
+            return Err(ApiError::BadRequest(
+                "invalid_notify_url",
+                "`notify_url` belongs to a job, not to one of its outputs or a preset".into(),
+            ));
+        }
         if name == "outputs" {
             return Err(ApiError::BadRequest(
                 "invalid_outputs",
@@ -195,13 +201,29 @@ pub(super) fn asked_from_json(
 /// Longest `outputs` text read, on every way in.
 pub(super) const MAX_OUTPUTS_TEXT: usize = 4096;
 
+/// The field naming where a job's end is POSTed.
+pub(super) const NOTIFY_URL: &str = "notify_url";
+
 /// A submission's outputs: the first (the job's `format` and `options`) and
-/// any more.
+/// any more; and where its end is POSTed, if anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Asked {
     pub format: Format,
     pub options: AudioOptions,
     pub more: Vec<OutputSpec>,
+    pub notify_url: Option<String>,
+}
+
+impl Asked {
+    /// One output, and no `notify_url`.
+    pub fn single(format: Format, options: AudioOptions) -> Asked {
+        Asked {
+            format,
+            options,
+            more: Vec::new(),
+            notify_url: None,
+        }
+    }
 }
 
 /// A submission's format and options as its fields are read, in whatever
@@ -212,6 +234,7 @@ pub(super) struct Fields {
     pub format: Format,
     pub options: AudioOptions,
     outputs: Option<String>,
+    notify_url: Option<String>,
 }
 
 impl Fields {
@@ -220,12 +243,13 @@ impl Fields {
             format,
             options,
             outputs: None,
+            notify_url: None,
         }
     }
 
     /// Whether a field called `name` is one of a submission's.
     pub fn takes(name: &str) -> bool {
-        name == "format" || name == "outputs" || is_option(name)
+        name == "format" || name == "outputs" || name == NOTIFY_URL || is_option(name)
     }
 
     /// Reads the field `name` from its text; false when it is none of a
@@ -240,6 +264,7 @@ impl Fields {
                 ));
             }
             "outputs" => self.outputs = Some(text.to_string()),
+            NOTIFY_URL => self.notify_url = Some(notify_url(text)?),
             name if is_option(name) => set_option(&mut self.options, name, text)?,
             _ => return Ok(false),
         }
@@ -261,11 +286,9 @@ impl Fields {
         let base = (self.format, self.options);
         let Some(text) = self.outputs else {
             check_options(base.0, &base.1)?;
-            return Ok(Asked {
-                format: base.0,
-                options: base.1,
-                more: Vec::new(),
-            });
+            let mut asked = Asked::single(base.0, base.1);
+            asked.notify_url = self.notify_url;
+            return Ok(asked);
         };
         let bad = |message: String| ApiError::BadRequest("invalid_outputs", message);
         let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|_| {
@@ -294,8 +317,18 @@ impl Fields {
             format: first.format,
             options: first.options,
             more: specs.collect(),
+            notify_url: self.notify_url,
         })
     }
+}
+
+/// A `notify_url` as given: an http(s) URL without credentials. Whether its
+/// address may be reached is the caller's to check
+/// ([`Ingest::check_notify_url`]).
+fn notify_url(text: &str) -> Result<String, ApiError> {
+    crate::targets::parse(text.trim())
+        .map(|url| url.to_string())
+        .map_err(|e| ApiError::BadRequest("invalid_notify_url", e.to_string()))
 }
 
 /// The refusal of a member that is no option.
@@ -397,6 +430,8 @@ pub(super) fn new_job(
         more_results: Vec::new(),
         waveform: None,
         link_generation: 0,
+        notify_url: asked.notify_url,
+        source_url: None,
     }
 }
 

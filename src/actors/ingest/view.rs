@@ -29,7 +29,15 @@ pub struct JobView {
     #[serde(flatten)]
     options: AudioOptions,
     filename: String,
+    /// The input's size; 0 while an imported input (`source_url`) is
+    /// still being fetched.
     input_bytes: u64,
+    /// The URL the input was imported from, when it was not uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_url: Option<String>,
+    /// Where the job's end is POSTed, signed with the owner's job secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_url: Option<String>,
     /// Whether the conversion started while the upload was still arriving
     /// (streamable containers whose form fields came before the file).
     streamed: bool,
@@ -183,6 +191,8 @@ impl JobView {
             options: job.options,
             filename: job.filename,
             input_bytes: job.input_bytes,
+            source_url: job.source_url,
+            notify_url: job.notify_url,
             streamed: job.streamed_from.is_some(),
             created_at: job.created_at,
             updated_at: job.updated_at,

@@ -3,6 +3,10 @@
 //! for becomes one delivery on the webhooks stream, which Mailer works off
 //! with its retries. A delivery's record in the deliveries bucket is made
 //! here, with its body, so it can be listed and replayed.
+//!
+//! A job's own `notify_url` is told of its end the same way, signed with
+//! its owner's job secret, which they make (and rotate) once for all their
+//! jobs.
 
 use async_nats::jetstream::{self, kv};
 use base64::Engine;
@@ -14,13 +18,31 @@ use super::error::ApiError;
 use super::view::JobView;
 use crate::storage::buckets;
 use crate::wire::{
-    self, Delivery, DeliveryLog, DeliveryState, Job, WebhookEndpoint, WebhookEvent, names, subject,
+    self, Delivery, DeliveryLog, DeliveryState, JOB_SECRET_ID, Job, WebhookEndpoint, WebhookEvent,
+    names, subject,
 };
+
+/// Every event a job's `notify_url` is told of.
+const JOB_EVENTS: [WebhookEvent; 3] = [
+    WebhookEvent::JobCompleted,
+    WebhookEvent::JobFailed,
+    WebhookEvent::JobCanceled,
+];
 
 /// Most endpoints one user may have.
 pub const MAX_ENDPOINTS: usize = 10;
 /// Most deliveries an endpoint's list shows, newest first.
 const LISTED_DELIVERIES: usize = 100;
+
+/// The `webhook-id` of `job`'s `event`: the same for every endpoint told.
+fn message_id(job: &Job, event: WebhookEvent) -> String {
+    let state = match event {
+        WebhookEvent::JobCompleted => "completed",
+        WebhookEvent::JobFailed => "failed",
+        WebhookEvent::JobCanceled => "canceled",
+    };
+    format!("msg_{}_{state}", job.id)
+}
 
 /// A new signing secret: `whsec_` and 24 random bytes in base64, as the
 /// Standard Webhooks libraries take it.
@@ -122,6 +144,66 @@ impl Ingest {
             .map_err(|e| ApiError::unavailable("the webhooks", e))
     }
 
+    /// `owner`'s job secret, if they made one.
+    async fn job_secret(&self, owner: &str) -> Result<Option<(WebhookEndpoint, u64)>, ApiError> {
+        self.read(&self.webhooks, &wire::job_secret_key(owner))
+            .await
+    }
+
+    /// Makes `owner`'s job secret, or a new one in place of the old.
+    pub(super) async fn renew_job_secret(&self, owner: &str) -> Result<WebhookEndpoint, ApiError> {
+        let current = self.job_secret(owner).await?;
+        let secret = WebhookEndpoint {
+            v: wire::VERSION,
+            id: JOB_SECRET_ID.to_string(),
+            owner: owner.to_string(),
+            url: String::new(),
+            events: JOB_EVENTS.to_vec(),
+            secret: new_secret()?,
+            disabled: false,
+            disabled_reason: None,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.store_endpoint(&secret, current.map(|(_, revision)| revision))
+            .await?;
+        Ok(secret)
+    }
+
+    /// Refuses a job's `notify_url` that names a private address (unless
+    /// allowed), or whose owner has no job secret to sign with yet.
+    pub(super) async fn check_notify_url(&self, owner: &str, url: &str) -> Result<(), ApiError> {
+        let refused = |message: String| ApiError::BadRequest("invalid_notify_url", message);
+        let parsed = crate::targets::parse(url).map_err(|e| refused(e.to_string()))?;
+        crate::targets::check_literal(&parsed, &self.targets)
+            .map_err(|e| refused(e.to_string()))?;
+        if self.job_secret(owner).await?.is_none() {
+            return Err(ApiError::BadRequest(
+                "no_job_secret",
+                "make a job secret first (POST /v1/webhooks/job-secret): it signs what is \
+                 POSTed to `notify_url`"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the deliveries to `job`'s `notify_url` came to, oldest first.
+    pub(super) async fn job_deliveries(&self, job: &Job) -> Result<Vec<DeliveryLog>, ApiError> {
+        let mut logs = Vec::new();
+        for event in JOB_EVENTS {
+            let key = format!(
+                "{}.{}",
+                wire::job_secret_key(&job.owner),
+                message_id(job, event)
+            );
+            if let Some((log, _)) = self.read::<DeliveryLog>(&self.deliveries, &key).await? {
+                logs.push(log);
+            }
+        }
+        logs.sort_by_key(|log| log.created_at);
+        Ok(logs)
+    }
+
     /// The deliveries to `endpoint`, newest first.
     pub(super) async fn deliveries(
         &self,
@@ -188,7 +270,7 @@ impl Ingest {
             .iter()
             .filter(|e| !e.disabled && e.events.contains(&event))
             .collect();
-        if wanted.is_empty() {
+        if wanted.is_empty() && job.notify_url.is_none() {
             return Ok(());
         }
         // Standard Webhooks' envelope: what happened, when, and the job as
@@ -203,18 +285,26 @@ impl Ingest {
             "data": JobView::new(job.clone(), None, &self.links),
         })
         .to_string();
+        let message_id = message_id(job, event);
+        let delivery = |endpoint: String, url: Option<String>| Delivery {
+            v: wire::VERSION,
+            endpoint,
+            message_id: message_id.clone(),
+            event,
+            job: job.id.to_string(),
+            payload: payload.clone(),
+            url,
+        };
         for endpoint in wanted {
-            let message_id = format!("msg_{}_{}", job.id, job.state.as_str());
-            let delivery = Delivery {
-                v: wire::VERSION,
-                endpoint: endpoint.key(),
-                message_id: message_id.clone(),
-                event,
-                job: job.id.to_string(),
-                payload: payload.clone(),
-            };
             let dedup = format!("{message_id}.{}", endpoint.id);
-            self.queue_delivery(delivery, &endpoint.id, dedup).await?;
+            self.queue_delivery(delivery(endpoint.key(), None), &endpoint.id, dedup)
+                .await?;
+        }
+        if let Some(url) = &job.notify_url {
+            let key = wire::job_secret_key(&job.owner);
+            let dedup = format!("{message_id}.{JOB_SECRET_ID}");
+            self.queue_delivery(delivery(key.clone(), Some(url.clone())), &key, dedup)
+                .await?;
         }
         Ok(())
     }

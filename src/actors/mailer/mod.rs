@@ -128,7 +128,7 @@ impl Mailer {
                 webhooks: buckets::webhooks_bucket(&js, shared.replicas).await?,
                 deliveries: buckets::deliveries_bucket(&js, shared.replicas).await?,
                 stream: js_setup::webhooks_stream(&js, shared.replicas).await?,
-                allow_private: shared.allow_private_targets,
+                targets: shared.target_policy(),
             }),
             public_url,
         }))

@@ -25,8 +25,6 @@ use crate::wire::{self, Attempt, Delivery, DeliveryLog, DeliveryState, WebhookEn
 
 /// How long one attempt may take, the answer included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Redirects followed at most.
-const MAX_REDIRECTS: usize = 3;
 /// Most bytes of an answer's body read (then dropped).
 const MAX_ANSWER: usize = 64 * 1024;
 /// Deliveries in flight at once.
@@ -51,7 +49,7 @@ pub(super) struct Deliverer {
     pub webhooks: kv::Store,
     pub deliveries: kv::Store,
     pub stream: jetstream::stream::Stream,
-    pub allow_private: bool,
+    pub targets: targets::Policy,
 }
 
 /// How one attempt went.
@@ -133,7 +131,8 @@ impl Deliverer {
         };
         let started = Instant::now();
         let outcome = self.attempt(&endpoint, &delivery).await;
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let latency_ms = elapsed.as_millis() as u64;
         let mut record = Attempt {
             at: OffsetDateTime::now_utc(),
             status: None,
@@ -148,7 +147,11 @@ impl Deliverer {
             }
             Outcome::Gone => {
                 record.status = Some(410);
-                self.disable(endpoint.clone(), revision).await;
+                // A job's own `notify_url` going away says nothing of the
+                // owner's other jobs: their job secret stays.
+                if delivery.url.is_none() {
+                    self.disable(endpoint.clone(), revision).await;
+                }
                 (DeliveryState::Failed, AckKind::Term)
             }
             Outcome::Failed(status, error) => {
@@ -160,6 +163,17 @@ impl Deliverer {
                 }
             }
         };
+        let outcome = match (&record.status, &state) {
+            (_, DeliveryState::Delivered) => "delivered",
+            (Some(410), DeliveryState::Failed) => "gone",
+            _ => "failed",
+        };
+        let ended = match state {
+            DeliveryState::Delivered => Some("delivered"),
+            DeliveryState::Failed => Some("given_up"),
+            DeliveryState::Pending => None,
+        };
+        crate::metrics::webhook_attempt(outcome, elapsed.as_secs_f64(), ended);
         tracing::info!(
             endpoint = %endpoint.id,
             id = %delivery.message_id,
@@ -185,73 +199,48 @@ impl Deliverer {
         ) else {
             return failed("the webhook's secret is malformed".into());
         };
-        let mut url = match targets::parse(&endpoint.url) {
+        let target = delivery.url.as_deref().unwrap_or(&endpoint.url);
+        let url = match targets::parse(target) {
             Ok(url) => url,
             Err(err) => return failed(err.to_string()),
         };
         let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT;
-        for _ in 0..=MAX_REDIRECTS {
-            let address = match targets::resolve(&url, self.allow_private).await {
-                Ok(address) => address,
-                Err(err) => return failed(err.to_string()),
-            };
-            let host = url.host_str().unwrap_or_default().to_string();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .resolve(&host, address)
+        let client = || {
+            reqwest::Client::builder()
                 .timeout(deadline.saturating_duration_since(tokio::time::Instant::now()))
                 .user_agent("mediajet-webhooks")
-                .build();
-            let client = match client {
-                Ok(client) => client,
-                Err(err) => return failed(format!("cannot make a client: {err}")),
-            };
-            let response = client
-                .post(url.clone())
+        };
+        let request = |client: &reqwest::Client, url| {
+            client
+                .post(url)
                 .header("content-type", "application/json")
                 .header("webhook-id", &delivery.message_id)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", &signature)
                 .body(delivery.payload.clone())
-                .send()
-                .await;
-            let mut response = match response {
-                Ok(response) => response,
-                Err(err) if err.is_timeout() => return failed("timed out".into()),
-                Err(err) => return failed(format!("no answer: {}", crate::error::chain(&err))),
-            };
-            let status = response.status();
-            if status.is_redirection() {
-                let next = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .and_then(|next| targets::parse(next.as_str()).ok());
-                match next {
-                    Some(next) => {
-                        url = next;
-                        continue;
-                    }
-                    None => return Outcome::Failed(Some(status.as_u16()), "a bad redirect".into()),
-                }
+        };
+        let mut response = match targets::follow(url, &self.targets, client, request).await {
+            Ok((_, response)) => response,
+            Err(targets::FollowError::BadRedirect(status)) => {
+                return Outcome::Failed(Some(status), "a bad redirect".into());
             }
-            // The answer's body is not needed: read a little of it, so the
-            // connection ends cleanly, and no more.
-            let mut read = 0;
-            while read < MAX_ANSWER {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => read += chunk.len(),
-                    _ => break,
-                }
+            Err(err) => return failed(err.to_string()),
+        };
+        let status = response.status();
+        // The answer's body is not needed: read a little of it, so the
+        // connection ends cleanly, and no more.
+        let mut read = 0;
+        while read < MAX_ANSWER {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                _ => break,
             }
-            return match status.as_u16() {
-                200..=299 => Outcome::Delivered(status.as_u16()),
-                410 => Outcome::Gone,
-                code => Outcome::Failed(Some(code), format!("answered {code}")),
-            };
         }
-        failed("too many redirects".into())
+        match status.as_u16() {
+            200..=299 => Outcome::Delivered(status.as_u16()),
+            410 => Outcome::Gone,
+            code => Outcome::Failed(Some(code), format!("answered {code}")),
+        }
     }
 
     /// Disables an endpoint whose receiver answered 410, over the revision

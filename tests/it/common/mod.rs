@@ -8,6 +8,7 @@
 //! - `net`: free ports, waiting for listeners, TLS certificates
 //! - `process`: a `mediajet run` process, as an operator starts one
 //! - `python`: the Python readers of what mediajet made
+//! - `receiver`: a webhook receiver, its requests verified by others' libraries
 //! - `prometheus`: Debian's Prometheus and promtool
 //! - `surreal`: a SurrealDB server
 //! - `nomad`: the Nomad jobs evaluated and their tasks prepared as Nomad does
@@ -21,6 +22,7 @@ pub mod nomad;
 mod process;
 mod prometheus;
 mod python;
+mod receiver;
 mod surreal;
 mod tus;
 
@@ -32,6 +34,7 @@ pub use net::*;
 pub use process::*;
 pub use prometheus::*;
 pub use python::*;
+pub use receiver::*;
 pub use surreal::*;
 pub use tus::*;
 

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::import::{MAX_IMPORT_BODY, accept_json};
 use super::upload::{Accepted, accept_upload};
 use super::{Caller, Trace};
 use crate::actors::ingest::error::ApiError;
@@ -24,8 +24,15 @@ use crate::domain::JobId;
 use crate::wire::{Job, JobState};
 
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
-    summary = "Upload a video and queue its conversion",
-    request_body(content = crate::actors::ingest::openapi::JobForm, content_type = "multipart/form-data"),
+    summary = "Upload a video, or name one to import, and queue its conversion",
+    description = "A multipart form uploads the video (`file`), or names a URL to import \
+        (`source_url`); a JSON body names a URL to import. An import is fetched into the \
+        service after the job is made (`input_bytes` is 0 until then); one that fails, fails \
+        the job with the reason.",
+    request_body(content(
+        (crate::actors::ingest::openapi::JobForm = "multipart/form-data"),
+        (crate::actors::ingest::openapi::ImportRequest = "application/json"),
+    )),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "Up to 256 printable ASCII characters. The same key from the same user within 24 hours gets the job the first request made, not a second one")),
     security(("bearer" = [])),
@@ -33,7 +40,7 @@ use crate::wire::{Job, JobState};
         (status = 202, description = "The job, queued", body = JobView),
         (status = 200, description = "The job an earlier request with the same `Idempotency-Key` made; this upload was not kept", body = JobView,
             headers(("Idempotent-Replayed" = String, description = "`true`"))),
-        (status = 400, description = "No file, an empty file, options the format cannot take, or a malformed `Idempotency-Key`", body = ErrorAnswer),
+        (status = 400, description = "No file or URL, an empty file, a URL that cannot be imported (`invalid_source_url`), options the format cannot take, or a malformed `Idempotency-Key`", body = ErrorAnswer),
         (status = 401, description = "No valid token", body = ErrorAnswer),
         (status = 408, description = "The upload was slower than the slowest rate accepted", body = ErrorAnswer),
         (status = 409, description = "A request with the same `Idempotency-Key` is still being handled", body = ErrorAnswer),
@@ -45,9 +52,9 @@ pub(super) async fn create_job(
     State(ingest): State<Arc<Ingest>>,
     Caller(caller): Caller,
     Trace(trace): Trace,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
     let key = headers
         .get("idempotency-key")
         .map(|value| {
@@ -67,8 +74,24 @@ pub(super) async fn create_job(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(response);
     }
-    let accepted = accept_upload(&ingest, &caller, &trace, &headers, multipart?, key.as_ref());
-    Ok(match accepted.await? {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    let accepted = if json {
+        let body = axum::body::to_bytes(request.into_body(), MAX_IMPORT_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::TooLarge(format!(
+                    "a JSON body may be at most {MAX_IMPORT_BODY} bytes"
+                ))
+            })?;
+        accept_json(&ingest, &caller, &trace, &body, key.as_ref()).await?
+    } else {
+        let multipart = Multipart::from_request(request, &()).await?;
+        accept_upload(&ingest, &caller, &trace, &headers, multipart, key.as_ref()).await?
+    };
+    Ok(match accepted {
         Accepted::New(job) => (
             StatusCode::ACCEPTED,
             Json(JobView::new(job, None, &ingest.links)),

@@ -6,7 +6,8 @@
 //! - `api_keys`: API keys, made, listed and revoked
 //! - `users`: one's own account, and everyone's for admins
 //! - `jobs`: submit, list, show, follow (SSE), cancel or delete
-//! - `upload`: the multipart upload a submission streams into the store
+//! - `upload`: the multipart upload a submission streams into the store;
+//!   `import`: the JSON submission of a URL to import instead
 //! - `tus`: resumable uploads (tus 1.0.0), which become jobs once whole
 //! - `download`: a finished job's audio (any output, or one track of a
 //!   split output), whole or a byte range
@@ -14,7 +15,8 @@
 //!   their revocation
 //! - `podcast`: the user's podcast feed, and the feed itself
 //! - `waveform`: a finished job's waveform, as peaks and as a picture
-//! - `webhooks`: the user's webhooks and their deliveries
+//! - `webhooks`: the user's webhooks and their deliveries; `notify_url`:
+//!   the job secret a job's own `notify_url` is told with, and its deliveries
 //! - `cors`: cross-origin requests from the web apps `--cors-origins` names
 //! - `compat`: the routes of the service mediajet replaces (`/login`,
 //!   `/upload`, `/download`), so its clients keep working
@@ -23,8 +25,10 @@ mod api_keys;
 mod compat;
 pub mod cors;
 mod download;
+mod import;
 mod jobs;
 mod links;
+mod notify_url;
 mod podcast;
 mod presets;
 mod sessions;
@@ -117,6 +121,8 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::replay_delivery))
+        .routes(routes!(notify_url::renew_job_secret))
+        .routes(routes!(notify_url::job_deliveries))
         .routes(routes!(links::unsubscribe_page, links::unsubscribe))
         .routes(routes!(api_keys::create_key, api_keys::list_keys))
         .routes(routes!(api_keys::revoke_key))

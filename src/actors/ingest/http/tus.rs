@@ -237,6 +237,9 @@ pub(super) async fn create_upload(
         None => (crate::wire::Format::Mp3, Default::default()),
     };
     let asked = metadata::parse(&pairs, base)?;
+    if let Some(url) = &asked.asked.notify_url {
+        ingest.check_notify_url(&caller.sub, url).await?;
+    }
     let first_part = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes() == PART_TYPE.as_bytes());
@@ -262,6 +265,7 @@ pub(super) async fn create_upload(
             format: asked.asked.format,
             options: asked.asked.options,
             more_outputs: asked.asked.more,
+            notify_url: asked.asked.notify_url,
             created_at: now,
             expires_at: now + ingest.tus.expiry,
             done: false,

@@ -14,6 +14,7 @@ use tokio_util::io::StreamReader;
 use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::SubmissionKey;
+use crate::actors::ingest::import::{SOURCE_URL, Submitted, checked_source};
 use crate::actors::ingest::submission::{self, Asked, Fields};
 use crate::actors::ingest::{Ingest, cover, rate};
 use crate::domain::JobId;
@@ -62,6 +63,7 @@ pub(super) async fn accept_upload(
     telemetry::record_job(&job_id);
     let mut stored: Option<(String, u64)> = None;
     let mut streamed: Option<Job> = None;
+    let mut source_url: Option<String> = None;
     let upload = Upload {
         ingest,
         caller,
@@ -71,7 +73,13 @@ pub(super) async fn accept_upload(
         key,
         cover_stored: AtomicBool::new(false),
     };
-    let result = read_form(&upload, &mut multipart, &mut stored, &mut streamed).await;
+    let result = read_form(
+        &upload,
+        &mut multipart,
+        (&mut stored, &mut source_url),
+        &mut streamed,
+    )
+    .await;
     if result.is_err() {
         drain(&mut multipart).await;
     }
@@ -79,8 +87,8 @@ pub(super) async fn accept_upload(
         (Ok(asked), Some((_, size)), Some(mut job)) => {
             // The job was queued when its first chunk was stored, with the
             // options that came before the file; later ones cannot apply.
-            if (asked.format, &asked.options, &asked.more)
-                == (job.format, &job.options, &job.more_outputs)
+            if (asked.format, &asked.options, &asked.more, &asked.notify_url)
+                == (job.format, &job.options, &job.more_outputs, &job.notify_url)
             {
                 job.input_bytes = *size;
                 Ok(Accepted::New(job))
@@ -88,8 +96,8 @@ pub(super) async fn accept_upload(
                 ingest.abandon_streamed(&job, key).await;
                 Err(ApiError::BadRequest(
                     "options_after_file",
-                    "`format`, `outputs` and every option (the tags and `cover` too) \
-                     must come before `file`"
+                    "`format`, `outputs`, `notify_url` and every option (the tags and \
+                     `cover` too) must come before `file`"
                         .into(),
                 ))
             }
@@ -116,14 +124,25 @@ pub(super) async fn accept_upload(
                 Err(err) => Err(err),
             }
         }
+        (Ok(asked), None, None) if let Some(url) = &source_url => {
+            let import = ingest.submit_import(caller, url, asked, None, quota, trace, key);
+            match import.await? {
+                Submitted::New(job) => Ok(Accepted::New(job)),
+                Submitted::Earlier(job) => Ok(Accepted::Earlier(job)),
+            }
+        }
         (Ok(_), None, _) => Err(ApiError::BadRequest(
             "missing_file",
-            "the multipart field `file` is required".into(),
+            "the multipart field `file` (or `source_url`) is required".into(),
         )),
         (Err(err), _, None) => Err(err),
     };
     match &result {
-        Ok(Accepted::New(job)) => crate::metrics::job_submitted(job.format.name(), job.input_bytes),
+        // An import is counted once its input is stored.
+        Ok(Accepted::New(job)) if job.source_url.is_none() => {
+            crate::metrics::job_submitted(job.format.name(), job.input_bytes)
+        }
+        Ok(Accepted::New(_)) => {}
         Ok(Accepted::Earlier(_)) => {}
         Err(_) if stored.is_some() || upload.cover_stored.load(Ordering::Relaxed) => {
             ingest.discard_upload(job_id.as_str()).await
@@ -145,12 +164,13 @@ struct Upload<'a> {
     cover_stored: AtomicBool,
 }
 
-/// Reads the form. A `format` field before the file lets the job be queued
+/// Reads the form: the file stored (its name and size), or the URL to
+/// import instead. A `format` field before the file lets the job be queued
 /// while the file arrives (`streamed`), if its container allows.
 async fn read_form(
     upload: &Upload<'_>,
     multipart: &mut Multipart,
-    stored: &mut Option<(String, u64)>,
+    (stored, source_url): (&mut Option<(String, u64)>, &mut Option<String>),
     streamed: &mut Option<Job>,
 ) -> Result<Asked, ApiError> {
     let Upload {
@@ -168,6 +188,15 @@ async fn read_form(
         .map_err(|e| multipart_error(e.status(), e.body_text()))?
     {
         match field.name() {
+            Some("file") | Some(SOURCE_URL) if source_url.is_some() => {
+                return Err(both_sources());
+            }
+            Some(SOURCE_URL) if stored.is_some() => return Err(both_sources()),
+            Some(SOURCE_URL) => {
+                let text = bounded_text(field, SOURCE_URL, crate::targets::MAX_URL).await?;
+                checked_source(&text, &ingest.targets)?;
+                *source_url = Some(text);
+            }
             Some("file") if stored.is_none() => {
                 let filename = submission::clean_filename(field.file_name());
                 // The multipart error's status (413 past the size limit)
@@ -272,6 +301,11 @@ async fn read_form(
                 };
                 let text = bounded_text(field, &name, limit).await?;
                 fields.set(&name, &text)?;
+                if name == submission::NOTIFY_URL {
+                    ingest
+                        .check_notify_url(&upload.caller.sub, text.trim())
+                        .await?;
+                }
                 if name == "format" {
                     format_given = stored.is_none();
                 }
@@ -293,6 +327,14 @@ async fn read_form(
         }
     }
     fields.finish()
+}
+
+/// The refusal of a form with a file and a URL to import, or two URLs.
+fn both_sources() -> ApiError {
+    ApiError::BadRequest(
+        "invalid_source_url",
+        "give one `file` or one `source_url`, not both".into(),
+    )
 }
 
 /// Reads and drops what is left of a refused form, up to a bound: a client

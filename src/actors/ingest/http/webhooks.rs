@@ -117,7 +117,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 fn checked_url(ingest: &Ingest, url: &str) -> Result<String, ApiError> {
     let refused = |e: targets::TargetError| ApiError::BadRequest("invalid_url", e.to_string());
     let parsed = targets::parse(url).map_err(refused)?;
-    targets::check_literal(&parsed, ingest.allow_private_targets).map_err(refused)?;
+    targets::check_literal(&parsed, &ingest.targets).map_err(refused)?;
     Ok(parsed.to_string())
 }
 

@@ -52,6 +52,7 @@ impl Ingest {
                     format: record.format,
                     options: record.options.clone(),
                     more: record.more_outputs.clone(),
+                    notify_url: record.notify_url.clone(),
                 },
                 record.filename.clone(),
                 record.length,

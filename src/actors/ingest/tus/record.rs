@@ -69,6 +69,9 @@ pub(crate) struct UploadRecord {
     /// several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_outputs: Vec<OutputSpec>,
+    /// Where the job's end is POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// When the upload is given up if no byte comes before.
