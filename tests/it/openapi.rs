@@ -58,7 +58,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 52);
+    assert_eq!(operations, 54);
 }
 
 #[tokio::test]
