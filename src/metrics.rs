@@ -238,6 +238,9 @@ pub fn declare(actor: ActorKind) {
             for outcome in ["delivered", "given_up"] {
                 counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
             }
+            // Registered, so the histogram's series exist before the first
+            // attempt.
+            let _ = histogram!(WEBHOOK_ATTEMPT_DURATION);
         }
     }
 }

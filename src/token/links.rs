@@ -112,6 +112,24 @@ impl LinkKey {
         self.signs(&LinkKey::message(link, generation), signature)
     }
 
+    /// What a link to `job`'s cover picture signs: no output's number is
+    /// `cover`, so it opens nothing else.
+    fn cover_message(job: &str, expires: u64, generation: u32) -> String {
+        format!("mediajet-link-v1\n{job}\ncover\n-\n{expires}\n{generation}")
+    }
+
+    /// The path of a link to `job`'s cover picture:
+    /// `/d/<job>/cover.jpg?exp=…&sig=…`.
+    pub fn cover_path(&self, job: &str, expires: u64, generation: u32) -> String {
+        let signature = self.sign(&LinkKey::cover_message(job, expires, generation));
+        format!("/d/{job}/cover.jpg?exp={expires}&sig={signature}")
+    }
+
+    /// Whether `signature` is that of a link to `job`'s cover picture.
+    pub fn verify_cover(&self, job: &str, expires: u64, generation: u32, signature: &str) -> bool {
+        self.signs(&LinkKey::cover_message(job, expires, generation), signature)
+    }
+
     /// The path that turns `user`'s notification emails off, as each of
     /// their emails carries it: `/u/<user>?sig=…`. It does not expire: an
     /// old email's link still works.
@@ -187,6 +205,19 @@ impl Links {
             self.key.path(&link, job.link_generation)
         ))
     }
+
+    /// The address of a completed job's cover picture, if it has one;
+    /// it expires with the job's other links.
+    pub fn cover_url(&self, job: &Job) -> Option<String> {
+        if job.state != JobState::Completed || job.artwork_bytes.is_none() {
+            return None;
+        }
+        let expires = expiry(job.finished_at?, self.ttl);
+        let path = self
+            .key
+            .cover_path(job.id.as_str(), expires, job.link_generation);
+        Some(format!("{}{path}", self.base))
+    }
 }
 
 /// When links to a job that ended at `finished` expire.
@@ -239,6 +270,12 @@ mod tests {
         assert!(key.verify_unsubscribe("ann", sig));
         assert!(!key.verify_unsubscribe("bob", sig));
         assert!(!key.verify(&link(None), 0, sig), "not a download link");
+        let cover = key.cover_path("01a2", 1_900_000_000, 0);
+        assert!(cover.starts_with("/d/01a2/cover.jpg?exp=1900000000&sig="));
+        let sig = signature(&cover);
+        assert!(key.verify_cover("01a2", 1_900_000_000, 0, sig));
+        assert!(!key.verify_cover("01a2", 1_900_000_000, 1, sig), "revoked");
+        assert!(!key.verify(&link(None), 0, sig), "not an output's link");
     }
 
     #[test]

@@ -187,6 +187,10 @@ pub struct Job {
     /// Where the job's end is POSTed, signed with its owner's job secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_url: Option<String>,
+    /// Size of the first output's cover picture, kept beside its audio as
+    /// a JPEG ([`artwork_object`]), once completed with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artwork_bytes: Option<u64>,
     /// The URL the job's input is fetched from, when it was not uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_url: Option<String>,
@@ -231,7 +235,9 @@ impl Job {
             .waveform
             .as_ref()
             .map_or(0, |w| w.peaks_bytes + w.picture_bytes);
-        self.results().map(|output| output.bytes).sum::<u64>() + waveform
+        self.results().map(|output| output.bytes).sum::<u64>()
+            + waveform
+            + self.artwork_bytes.unwrap_or(0)
     }
 
     /// Sets the audio the job made, one per output in order.
@@ -259,6 +265,19 @@ pub fn waveform_objects(job: &str) -> [String; 2] {
         format!("{job}.waveform.json"),
         format!("{job}.waveform.png"),
     ]
+}
+
+/// The name the first output's cover picture is kept under in the outputs
+/// bucket, as a JPEG.
+pub fn artwork_object(job: &str) -> String {
+    format!("{job}.cover.jpg")
+}
+
+/// Everything kept beside a job's audio in the outputs bucket: the
+/// waveform's peaks and picture, and the cover picture.
+pub fn side_objects(job: &str) -> [String; 3] {
+    let [peaks, picture] = waveform_objects(job);
+    [peaks, picture, artwork_object(job)]
 }
 
 /// The name a job's uploaded cover picture is stored under.

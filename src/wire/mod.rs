@@ -28,7 +28,8 @@ pub use auth::{
 };
 pub use jobs::{
     Job, JobOwner, JobState, MAX_OUTPUTS, Output, OutputSpec, StatusRequest, SubmitRequest, Track,
-    Waveform, WorkItem, cover_object, output_object, waveform_objects,
+    Waveform, WorkItem, artwork_object, cover_object, output_object, side_objects,
+    waveform_objects,
 };
 pub use notify::{Notify, NotifySetting};
 pub use rpc::{

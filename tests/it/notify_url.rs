@@ -87,6 +87,14 @@ async fn a_job_s_notify_url_is_told_of_its_end_signed_with_its_owner_s_job_secre
     let log = wait_for_attempt(&app, &token, &second).await;
     assert_eq!(log[0]["state"], "delivered", "{log}");
     assert_eq!(receiver.requests(), 2, "a 410 or a 200 is not retried");
+    // Counted: the metrics of the tests' one process count every test's.
+    for outcome in ["gone", "delivered"] {
+        let series = format!(r#"mediajet_webhook_attempts_total{{outcome="{outcome}"}}"#);
+        let counted = app.metric(&series).await.unwrap_or(0.0);
+        assert!(counted >= 1.0, "{series} is {counted}");
+    }
+    let given_up = r#"mediajet_webhook_deliveries_total{outcome="given_up"}"#;
+    assert!(app.metric(given_up).await.unwrap_or(0.0) >= 1.0);
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 54);
+    assert_eq!(operations, 55);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The podcast feed, read by feedparser and podcastparser (`tests/feed/
 //! read.py`): an RSS 2.0 feed of the user's completed audio, newest first,
-//! whose every enclosure downloads without a token and decodes.
+//! whose every enclosure downloads without a token and decodes, and whose
+//! episodes show the cover picture of the jobs that have one.
 
 use serde_json::Value;
 
@@ -29,7 +30,9 @@ async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turne
         .submit_with(&token, &lecture, &[("title", "Lecture <1>")])
         .await;
     app.wait_until_finished(&token, &first).await;
-    let second = app.submit_with(&token, &talk, &[("format", "opus")]).await;
+    let second = app
+        .submit_with(&token, &talk, &[("format", "opus"), ("cover", "frame")])
+        .await;
     app.wait_until_finished(&token, &second).await;
     // A failed job is no episode.
     let notes = app.dir.path().join("notes.mp4");
@@ -62,6 +65,27 @@ async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turne
     );
     let episodes = read["podcastparser"]["episodes"].as_array().unwrap();
     assert_eq!(episodes.len(), 2, "{read}");
+
+    // The episode with a cover shows it, to both parsers, at the job's
+    // signed `cover_url`: a JPEG, fetched without a token. The other has
+    // none.
+    let job: Value = app.job(&token, &second).await.json().await.unwrap();
+    let cover_url = job["cover_url"].as_str().unwrap();
+    assert_eq!(episodes[0]["image"], cover_url, "{read}");
+    assert_eq!(feed["entries"][0]["image"], cover_url, "{read}");
+    assert_eq!(episodes[1]["image"], Value::Null, "{read}");
+    let picture = app.http.get(cover_url).send().await.unwrap();
+    assert_eq!(picture.status(), 200);
+    assert_eq!(picture.headers()["content-type"], "image/jpeg");
+    let bytes = picture.bytes().await.unwrap();
+    assert!(bytes.starts_with(&[0xff, 0xd8, 0xff]), "not a JPEG");
+    let path = app.dir.path().join("cover.jpg");
+    std::fs::write(&path, &bytes).unwrap();
+    // ffprobe reads it as a picture.
+    assert_eq!(common::probe(&path).format, "image2");
+    let forged = cover_url.replace("sig=", "sig=A");
+    assert_eq!(app.http.get(&forged).send().await.unwrap().status(), 403);
+    let cover_url = cover_url.to_string();
     for (episode, (seconds, kind)) in episodes.iter().zip([(1, "audio/ogg"), (2, "audio/mpeg")]) {
         assert_eq!(episode["total_time"], seconds, "{episode}");
         let enclosure = &episode["enclosures"][0];
@@ -114,4 +138,11 @@ async fn a_private_feed_lists_the_users_audio_for_podcast_apps_until_it_is_turne
         app.http.get(app.url(&guess)).send().await.unwrap().status(),
         404
     );
+
+    // Deleting the job deletes its cover picture, and its link ends.
+    let path = format!("/v1/jobs/{second}");
+    assert_eq!(app.delete(&token, &path).await.status(), 204);
+    app.assert_no_outputs([format!("{second}.cover.jpg")]).await;
+    let gone = app.http.get(&cover_url).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
 }

@@ -222,6 +222,10 @@ async fn prometheus_scrapes_every_actor_of_a_split_deployment_and_sees_the_jobs_
         ("count(mediajet_actor_up == 1)", processes.len() as f64),
         (r#"count(mediajet_actor_up{actor="transcoder"} == 1)"#, 2.0),
         ("min(mediajet_readiness_check_ok)", 1.0),
+        // Nothing was imported or sent to a webhook, and the series say so.
+        (r#"sum(mediajet_imports_total{outcome="failed"})"#, 0.0),
+        ("sum(mediajet_webhook_attempts_total)", 0.0),
+        ("sum(mediajet_webhook_attempt_duration_seconds_count)", 0.0),
     ];
     for (expr, want) in expected {
         prometheus.wait_for_value(expr, want).await;

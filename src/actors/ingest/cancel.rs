@@ -88,7 +88,7 @@ impl Ingest {
     pub(super) async fn delete_finished(&self, job: &Job) -> Result<(), ApiError> {
         let job_id = job.id.as_str();
         let audio = job.results().map(|output| output.object.clone());
-        for object in audio.chain(wire::waveform_objects(job_id)) {
+        for object in audio.chain(wire::side_objects(job_id)) {
             match self.outputs.delete(&object).await {
                 Ok(()) => {}
                 Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}

@@ -175,11 +175,15 @@ impl Ingest {
             seconds / 60 % 60,
             seconds % 60
         );
+        // The job's cover picture, where it has one, is the episode's.
+        let image = self.links.cover_url(job).map_or(String::new(), |url| {
+            format!("<itunes:image href=\"{}\"/>\n", escape(&url))
+        });
         Some(format!(
             "<item>\n<title>{}</title>\n<guid isPermaLink=\"false\">mediajet:{}</guid>\n\
              <pubDate>{published}</pubDate>\n\
              <enclosure url=\"{}\" length=\"{}\" type=\"{}\"/>\n\
-             <itunes:duration>{duration}</itunes:duration>\n\
+             <itunes:duration>{duration}</itunes:duration>\n{image}\
              <description>{}, converted to {}</description>\n</item>\n",
             escape(&title),
             job.id,

@@ -431,6 +431,7 @@ pub(super) fn new_job(
         waveform: None,
         link_generation: 0,
         notify_url: asked.notify_url,
+        artwork_bytes: None,
         source_url: None,
     }
 }

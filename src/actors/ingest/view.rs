@@ -61,6 +61,10 @@ pub struct JobView {
     /// owner revokes the job's links.
     #[serde(skip_serializing_if = "Option::is_none")]
     share_url: Option<String>,
+    /// A signed link to the first output's cover picture (a JPEG), once
+    /// completed with one; it lasts as long as `share_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cover_url: Option<String>,
     /// Every output the job makes, in the order asked for: one unless the
     /// job asked for several (`outputs`).
     outputs: Vec<OutputEntry>,
@@ -167,6 +171,7 @@ impl JobView {
             ..first
         });
         let share_url = output.as_ref().and_then(|o| o.share_url.clone());
+        let cover_url = links.cover_url(&job);
         let waveform = job.waveform.as_ref().map(|_| WaveformView {
             peaks: format!("/v1/jobs/{}/waveform.json", job.id),
             picture: format!("/v1/jobs/{}/waveform.png", job.id),
@@ -201,6 +206,7 @@ impl JobView {
             error: job.error,
             output,
             share_url,
+            cover_url,
             outputs,
             waveform,
         }

@@ -151,6 +151,7 @@ impl Transcoder {
                         job.progress = 100.0;
                         job.set_results(made.outputs);
                         job.waveform = made.waveform;
+                        job.artwork_bytes = made.artwork;
                     }
                     Err(AttemptError::Rejected(reason)) => job.error = Some(reason),
                     Err(_) => tracing::info!("stopped: canceled by its owner"),
@@ -251,6 +252,7 @@ impl Transcoder {
                 job.state = JobState::Canceled;
                 job.set_results(Vec::new());
                 job.waveform = None;
+                job.artwork_bytes = None;
                 job.error = None;
             }
             Ok(Standing::Superseded) => {

@@ -19,7 +19,8 @@ use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, OUTPUT_TRACKS, Transcoder, feed};
 use crate::audio::LoudnessReport;
 use crate::storage::objects;
 use crate::wire::{
-    Cover, Job, Output, OutputSpec, Track, Waveform, output_object, waveform_objects,
+    Cover, Job, Output, OutputSpec, Track, Waveform, artwork_object, output_object,
+    waveform_objects,
 };
 
 /// How long a followed upload may go without a new chunk before it is taken
@@ -88,11 +89,13 @@ impl Target {
     }
 }
 
-/// What a conversion made: the audio of each output, in order, and the
-/// first one's waveform if it could be made.
+/// What a conversion made: the audio of each output, in order, the first
+/// one's waveform if it could be made, and the size of its cover picture
+/// if it has one.
 pub(super) struct Made {
     pub outputs: Vec<Output>,
     pub waveform: Option<Waveform>,
+    pub artwork: Option<u64>,
 }
 
 /// What every output of the job reads: the upload's work file, the work
@@ -144,7 +147,22 @@ impl Transcoder {
             Some(first) => self.waveform(job, &targets[0], first, &work).await,
             None => None,
         };
-        Ok(Made { outputs, waveform })
+        let artwork = match targets.first().and_then(|t| t.spec.options.cover) {
+            Some(_) => {
+                let object = artwork_object(job.id.as_str());
+                self.outputs
+                    .info(&object)
+                    .await
+                    .ok()
+                    .map(|info| info.size as u64)
+            }
+            None => None,
+        };
+        Ok(Made {
+            outputs,
+            waveform,
+            artwork,
+        })
     }
 
     /// Makes the outputs not yet `made`, from the upload read once.

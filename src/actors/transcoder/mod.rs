@@ -130,7 +130,7 @@ impl Transcoder {
             .specs()
             .enumerate()
             .map(|(n, spec)| wire::output_object(job.id.as_str(), n, &spec));
-        for object in audio.chain(wire::waveform_objects(job.id.as_str())) {
+        for object in audio.chain(wire::side_objects(job.id.as_str())) {
             match self.outputs.delete(&object).await {
                 Ok(()) => {}
                 Err(err) if err.kind() == jetstream::object_store::DeleteErrorKind::NotFound => {}

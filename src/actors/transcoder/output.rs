@@ -16,7 +16,7 @@ use super::pass::Watch;
 use super::{OUTPUT_DURATION, OUTPUT_LOUDNESS, OUTPUT_TRACKS, Transcoder, feed, id3, split};
 use crate::audio::{LoudnessReport, Normalization};
 use crate::storage::objects;
-use crate::wire::{Job, Output};
+use crate::wire::{self, Job, Output};
 
 impl Transcoder {
     /// Makes one output: its passes, its checks, its audio stored (a split
@@ -236,6 +236,14 @@ impl Transcoder {
                 tracks
             }
         };
+        // The first output's cover is kept beside its audio, for the
+        // feeds that show it; stored first, so that stored audio means a
+        // stored cover.
+        if let (0, Some((picture, _))) = (target.n, &cover) {
+            let artwork = wire::artwork_object(watch.job.id.as_str());
+            self.store(watch.job, &picture.path, &artwork, Default::default())
+                .await?;
+        }
         let size = self
             .store(watch.job, &delivered, &target.object, metadata)
             .await?;

@@ -8,7 +8,7 @@ use super::upload::Accepted;
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::SubmissionKey;
-use crate::actors::ingest::import::{SOURCE_URL, Submitted};
+use crate::actors::ingest::import::{SOURCE_URL, Submitted, Wanted};
 use crate::actors::ingest::submission;
 use crate::token::Claims;
 use crate::trace_context::TraceContext;
@@ -68,15 +68,12 @@ pub(super) async fn accept_json(
     }
     // Counted with the caller's uploads in progress until it is a job.
     let (_importing, quota) = ingest.start_upload(&caller.sub).await?;
-    let submitted = ingest.submit_import(
-        caller,
-        &source_url,
+    let wanted = Wanted {
+        source_url: &source_url,
         asked,
-        filename.as_deref(),
-        quota,
-        trace,
-        key,
-    );
+        filename: filename.as_deref(),
+    };
+    let submitted = ingest.submit_import(caller, wanted, quota, trace, key);
     Ok(match submitted.await? {
         Submitted::New(job) => Accepted::New(job),
         Submitted::Earlier(job) => Accepted::Earlier(job),

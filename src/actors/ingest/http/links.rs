@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 
 use super::Caller;
 use super::download::{send_audio, small_number};
+use super::waveform::send_object;
 use crate::actors::ingest::Ingest;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::openapi::ErrorAnswer;
@@ -106,6 +107,60 @@ pub(super) async fn linked_track(
     linked(&ingest, &id, n, Some(k), signed, &headers).await
 }
 
+#[utoipa::path(get, path = "/d/{id}/cover.jpg", tag = "links",
+    summary = "A job's cover picture through a signed link",
+    description = "The address of a completed job's `cover_url`, as podcast feeds name it: \
+        the first output's cover picture, a JPEG.",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        Signed,
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "The picture", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 400, description = "A query that is no link's", body = ErrorAnswer),
+        (status = 403, description = "The signature does not match (altered, or revoked)", body = ErrorAnswer),
+        (status = 404, description = "No such job, or it has no cover", body = ErrorAnswer),
+        (status = 410, description = "The link expired, or the picture was removed", body = ErrorAnswer),
+        (status = 503, description = "NATS is unavailable", body = ErrorAnswer),
+    ))]
+pub(super) async fn linked_cover(
+    State(ingest): State<Arc<Ingest>>,
+    Path(id): Path<String>,
+    signed: Result<Query<Signed>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(signed) = signed?;
+    let (expires, signature) = signed.parts()?;
+    let job = ingest.job(&id).await?.ok_or(ApiError::NotFound)?;
+    let key = ingest.links.key();
+    if !key.verify_cover(job.id.as_str(), expires, job.link_generation, &signature)
+        || ingest.verifier.disabled().is_disabled(&job.owner)
+    {
+        return Err(ApiError::InvalidLink);
+    }
+    if unix_now() > expires {
+        return Err(ApiError::LinkExpired);
+    }
+    if job.artwork_bytes.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let object = wire::artwork_object(job.id.as_str());
+    send_object(&ingest, &object, "cover picture", "image/jpeg").await
+}
+
+impl Signed {
+    /// The expiry and signature, which a link must carry.
+    fn parts(self) -> Result<(u64, String), ApiError> {
+        match (self.exp, self.sig) {
+            (Some(expires), Some(signature)) => Ok((expires, signature)),
+            _ => Err(ApiError::BadRequest(
+                "bad_query",
+                "a link carries `exp` and `sig`".into(),
+            )),
+        }
+    }
+}
+
 /// Serves what a link names once its signature and expiry hold. The
 /// signature is checked first, so an unsigned guess learns nothing of the
 /// job, not even whether it exists beyond the one lookup.
@@ -117,12 +172,7 @@ async fn linked(
     signed: Signed,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (Some(expires), Some(signature)) = (signed.exp, signed.sig) else {
-        return Err(ApiError::BadRequest(
-            "bad_query",
-            "a link carries `exp` and `sig`".into(),
-        ));
-    };
+    let (expires, signature) = signed.parts()?;
     let job = ingest.job(id).await?.ok_or(ApiError::NotFound)?;
     let link = Link {
         job: job.id.to_string(),

@@ -138,6 +138,7 @@ fn documented_routes(upload_limit: usize, request_timeout: Duration) -> OpenApiR
         .routes(routes!(download::download_track))
         .routes(routes!(links::linked_output))
         .routes(routes!(links::linked_track))
+        .routes(routes!(links::linked_cover))
         .routes(routes!(links::revoke_links))
         .routes(routes!(waveform::waveform_peaks))
         .routes(routes!(waveform::waveform_picture))

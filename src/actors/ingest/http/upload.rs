@@ -14,7 +14,7 @@ use tokio_util::io::StreamReader;
 use super::FORM_OVERHEAD;
 use crate::actors::ingest::error::ApiError;
 use crate::actors::ingest::idempotency::SubmissionKey;
-use crate::actors::ingest::import::{SOURCE_URL, Submitted, checked_source};
+use crate::actors::ingest::import::{SOURCE_URL, Submitted, Wanted, checked_source};
 use crate::actors::ingest::submission::{self, Asked, Fields};
 use crate::actors::ingest::{Ingest, cover, rate};
 use crate::domain::JobId;
@@ -125,7 +125,12 @@ pub(super) async fn accept_upload(
             }
         }
         (Ok(asked), None, None) if let Some(url) = &source_url => {
-            let import = ingest.submit_import(caller, url, asked, None, quota, trace, key);
+            let wanted = Wanted {
+                source_url: url,
+                asked,
+                filename: None,
+            };
+            let import = ingest.submit_import(caller, wanted, quota, trace, key);
             match import.await? {
                 Submitted::New(job) => Ok(Accepted::New(job)),
                 Submitted::Earlier(job) => Ok(Accepted::Earlier(job)),

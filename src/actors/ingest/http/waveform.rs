@@ -75,13 +75,23 @@ async fn serve(
         .into_iter()
         .nth(which)
         .ok_or(ApiError::NoWaveform)?;
-    let (info, chunks) = match ingest.outputs.read(&object).await {
+    send_object(ingest, &object, "waveform", content_type).await
+}
+
+/// Streams `object` of the outputs bucket as `content_type`; `what` it is
+/// names it in the answer when it is gone.
+pub(super) async fn send_object(
+    ingest: &Ingest,
+    object: &str,
+    what: &str,
+    content_type: &'static str,
+) -> Result<Response, ApiError> {
+    let (info, chunks) = match ingest.outputs.read(object).await {
         Ok(object) => object,
         Err(objects::ReadError::NotFound) => {
-            return Err(ApiError::Gone(
-                "the waveform of this job has been removed: outputs are kept for a limited time"
-                    .into(),
-            ));
+            return Err(ApiError::Gone(format!(
+                "the {what} of this job has been removed: outputs are kept for a limited time"
+            )));
         }
         Err(err) => return Err(ApiError::unavailable("the object store", err)),
     };

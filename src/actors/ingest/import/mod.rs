@@ -23,7 +23,7 @@ use crate::storage::objects;
 use crate::trace_context::TraceContext;
 use crate::wire::{self, Job, JobState, WorkItem, names, subject};
 use fetch::{FetchError, Source};
-pub(super) use submit::{SOURCE_URL, Submitted, checked_source};
+pub(super) use submit::{SOURCE_URL, Submitted, Wanted, checked_source};
 
 /// Imports under way at once in one process.
 const IN_FLIGHT: usize = 8;

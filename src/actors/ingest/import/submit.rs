@@ -16,6 +16,14 @@ use crate::wire::Job;
 /// The field naming the URL to import.
 pub const SOURCE_URL: &str = "source_url";
 
+/// A submission of a URL: the URL, the outputs, and the name the job
+/// shows, if given.
+pub struct Wanted<'a> {
+    pub source_url: &'a str,
+    pub asked: Asked,
+    pub filename: Option<&'a str>,
+}
+
 /// What a submission of a URL came to.
 pub enum Submitted {
     /// A new job, queued for its import.
@@ -35,19 +43,22 @@ pub fn checked_source(text: &str, policy: &targets::Policy) -> Result<targets::U
 }
 
 impl Ingest {
-    /// Makes the job that imports `source_url`, for a caller with `quota`
-    /// bytes left (the import may take no more), named `filename` or after
-    /// the URL's last path segment.
+    /// Makes the job that imports `wanted.source_url`, for a caller with
+    /// `quota` bytes left (the import may take no more), named as asked or
+    /// after the URL's last path segment.
     pub(in crate::actors::ingest) async fn submit_import(
         &self,
         caller: &Claims,
-        source_url: &str,
-        asked: Asked,
-        filename: Option<&str>,
+        wanted: Wanted<'_>,
         quota: u64,
         trace: &TraceContext,
         key: Option<&SubmissionKey>,
     ) -> Result<Submitted, ApiError> {
+        let Wanted {
+            source_url,
+            asked,
+            filename,
+        } = wanted;
         let url = checked_source(source_url, &self.targets)?;
         let named = filename
             .map(str::to_string)
