@@ -43,7 +43,7 @@ async fn a_script_submits_follows_and_fetches_a_job_with_the_documented_nats_com
         seen["kv_states"].as_array().unwrap().last().unwrap(),
         "completed"
     );
-    assert_eq!(seen["refusals"].as_object().unwrap().len(), 19, "{seen}");
+    assert_eq!(seen["refusals"].as_object().unwrap().len(), 21, "{seen}");
 
     // Jobs submitted over NATS are ordinary jobs of their owner: listed and
     // downloadable over HTTP, invisible to anyone else.

@@ -302,6 +302,7 @@ async fn read_form(
                 let name = name.to_string();
                 let limit = match name.as_str() {
                     "outputs" => submission::MAX_OUTPUTS_TEXT,
+                    submission::NOTIFY_URL => crate::targets::MAX_URL,
                     _ => MAX_FIELD_BYTES,
                 };
                 let text = bounded_text(field, &name, limit).await?;

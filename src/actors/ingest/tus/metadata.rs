@@ -45,10 +45,10 @@ pub(crate) fn pairs(header: Option<&str>) -> Result<Vec<(&str, Vec<u8>)>, ApiErr
         let value = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| bad("an `Upload-Metadata` value is not base64".into()))?;
-        let limit = if key == "outputs" {
-            MAX_OUTPUTS_VALUE
-        } else {
-            MAX_VALUE
+        let limit = match key {
+            "outputs" => MAX_OUTPUTS_VALUE,
+            submission::NOTIFY_URL => crate::targets::MAX_URL,
+            _ => MAX_VALUE,
         };
         if value.len() > limit {
             return Err(bad(format!(
@@ -130,6 +130,12 @@ mod tests {
         assert_eq!(asked.asked.options.bitrate, Some(96));
         assert_eq!(asked.asked.options.tags.title.as_deref(), Some("Sea trip"));
         assert_eq!(read(None).expect("no metadata").asked.format, Format::Mp3);
+        let long = format!("https://example.com/hooks/{}", "a".repeat(400));
+        let header = format!("notify_url {}", b64(&long));
+        let asked = read(Some(&header)).expect("a long notify_url");
+        assert_eq!(asked.asked.notify_url.as_deref(), Some(long.as_str()));
+        let header = format!("notify_url {}", b64("ftp://example.com/"));
+        assert!(read(Some(&header)).is_err());
     }
 
     #[test]
