@@ -10,12 +10,15 @@ the path asks:
   file, then half of it, and closes the connection; later ones behave.
 - `/norange/drop/<file>`: as `/drop/`, but ranges are never allowed.
 - `/redirect/<url>`: a 302 to the URL (everything after `/redirect/`).
+- `/slow/<file>`: the file, a kilobyte every fifth of a second; a client
+  that goes away is recorded (`{"path", "aborted": true}`).
 """
 
 import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, ROOT, RECORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -43,6 +46,9 @@ class Handler(BaseHTTPRequestHandler):
         ranges = True
         if path.startswith("/norange/"):
             ranges, path = False, path[len("/norange"):]
+        slow = path.startswith("/slow/")
+        if slow:
+            path = path[len("/slow"):]
         drop = path.startswith("/drop/")
         if drop:
             path = path[len("/drop"):]
@@ -72,6 +78,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if slow:
+            try:
+                for start in range(0, len(body), 1024):
+                    self.wfile.write(body[start:start + 1024])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                with lock, open(RECORD, "a") as record:
+                    record.write(json.dumps({"path": self.path, "aborted": True}) + "\n")
             return
         self.wfile.write(body)
 

@@ -2,7 +2,8 @@
 //! Python's `http.server` with byte ranges): a transfer that breaks off is
 //! resumed with a `Range` request; one the server will not resume, a 404,
 //! a name that does not resolve and a file over the limit each fail their
-//! job with the reason; private addresses are refused unless allowed.
+//! job with the reason; private addresses are refused unless allowed; a
+//! canceled job's fetch stops; a repeated `Idempotency-Key` makes one job.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -270,4 +271,51 @@ async fn an_import_from_a_private_address_is_refused_unless_the_operator_allows_
     );
     assert!(private.requests().is_empty(), "{:?}", private.requests());
     assert_eq!(allowed.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn canceling_an_import_stops_its_fetch_and_a_repeated_key_makes_one_job() {
+    let app = common::spawn_app_with(|config| config.shared.allow_private_targets = true).await;
+    let token = app.new_user("ann@example.com").await;
+    let root = app.dir.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    // About 300 KB at 5 KB/s: a minute, unless it is stopped.
+    common::make_raw_video(&root, "long.avi", 1);
+    let server = FileServer::start(&root);
+    let asked = json!({ "source_url": format!("{}/slow/long.avi", server.base) });
+    let first = app
+        .http
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "import-1")
+        .json(&asked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = app
+        .http
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "import-1")
+        .json(&asked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+
+    let id = first["id"].as_str().unwrap();
+    common::wait_for(Duration::from_secs(10), || !server.requests().is_empty()).await;
+    let canceled = app.delete(&token, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(canceled.status(), 202);
+    common::wait_for(Duration::from_secs(15), || {
+        server.requests().iter().any(|r| r["aborted"] == true)
+    })
+    .await;
+    let job: Value = app.job(&token, id).await.json().await.unwrap();
+    assert_eq!(job["state"], "canceled", "{job}");
+    assert_eq!(server.requests().len(), 2, "one fetch, then its end");
 }

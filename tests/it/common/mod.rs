@@ -90,3 +90,13 @@ pub async fn start_nats_with_users(dir: &std::path::Path) -> mediajet::nats_serv
 
 /// The password of every user [`Api::new_user`] creates.
 pub const USER_PASSWORD: &str = "user-password-1";
+
+/// Waits until `done` holds, checking every 50 ms; fails the test after
+/// `patience`.
+pub async fn wait_for(patience: std::time::Duration, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < patience, "not done within {patience:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -29,7 +29,7 @@ pub(super) use submit::{SOURCE_URL, Submitted, Wanted, checked_source};
 const IN_FLIGHT: usize = 8;
 /// How often an import under way tells JetStream it is alive, and looks
 /// whether its job was canceled meanwhile.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Deliveries of one import (see the consumer's `max_deliver`).
 const MAX_DELIVERIES: i64 = 5;
 
