@@ -319,3 +319,44 @@ async fn canceling_an_import_stops_its_fetch_and_a_repeated_key_makes_one_job() 
     assert_eq!(job["state"], "canceled", "{job}");
     assert_eq!(server.requests().len(), 2, "one fetch, then its end");
 }
+
+#[tokio::test]
+async fn an_import_larger_than_what_is_left_of_the_quota_once_it_is_in_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let video = common::make_video(root.path(), "clip.mp4", 2);
+    let size = std::fs::metadata(&video).unwrap().len();
+    // Room for one copy of the clip, not two.
+    let app = common::spawn_app_with(|config| {
+        config.shared.allow_private_targets = true;
+        config.ingest.max_user_bytes = size + size / 2;
+    })
+    .await;
+    let token = app.new_user("ann@example.com").await;
+    let server = FileServer::start(root.path());
+    // The import is fetched slowly; meanwhile a resumable upload is begun,
+    // which holds its whole length of the quota.
+    let asked = json!({ "source_url": format!("{}/slow/clip.mp4", server.base) });
+    let made: Value = app
+        .post(&token, "/v1/jobs", Some(&asked))
+        .await
+        .json()
+        .await
+        .unwrap();
+    common::wait_for(Duration::from_secs(10), || !server.requests().is_empty()).await;
+    let reserved = app
+        .http
+        .post(app.url("/v1/uploads"))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", size.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reserved.status(), 201);
+    let job = app
+        .wait_until_finished(&token, made["id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("left of your storage quota"), "{error}");
+}

@@ -3,7 +3,7 @@
 //! and the work item, each undone if a later one fails. A job whose upload
 //! can be read as a stream is created as soon as its first chunk is stored.
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, object_store};
 use tokio::io::AsyncRead;
 
 use super::Ingest;
@@ -82,8 +82,10 @@ impl Ingest {
 
     /// Removes an upload whose job could not be created.
     pub(super) async fn discard_upload(&self, job_id: &str) {
-        if let Err(err) = self.uploads.delete(job_id).await {
-            tracing::warn!(error = %err, "cannot delete an abandoned upload");
+        match self.uploads.delete(job_id).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(error = %err, "cannot delete an abandoned upload"),
         }
         // The cover picture, if one came with it (none is no error).
         let _ = self.uploads.delete(&wire::cover_object(job_id)).await;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Ingest;
+use super::error::ApiError;
 use crate::actors::{ConsumerHealth, WorkerError, consumer_deleted};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects;
@@ -231,14 +232,31 @@ impl Ingest {
         size: u64,
         trace: &TraceContext,
     ) -> Result<Imported, Retry> {
+        let Some((job, _)) = self.live_job(id).await? else {
+            return Ok(Imported::Ended);
+        };
+        // The quota is checked again now that the size is known: imports
+        // made at the same time were each bounded only by what was left
+        // then. A job noted already (a redelivery) counts in its owner's
+        // storage, and keeps the room it was given.
+        let room = match job.input_bytes {
+            0 => match self.quota_left(&job.owner).await {
+                Ok(left) if left >= size => Some(left - size),
+                Ok(_) | Err(ApiError::QuotaExceeded(_)) => {
+                    return Ok(Imported::Failed(
+                        "the file is larger than what is left of your storage quota".into(),
+                    ));
+                }
+                Err(err) => return Err(Retry("read the storage quota", err.into())),
+            },
+            _ => job.max_output_bytes,
+        };
         let mut conflicts = 0;
         let (job, revision) = loop {
             let Some((mut job, revision)) = self.live_job(id).await? else {
                 return Ok(Imported::Ended);
             };
-            job.max_output_bytes = job
-                .max_output_bytes
-                .map(|quota| quota.saturating_sub(size.saturating_sub(job.input_bytes)));
+            job.max_output_bytes = room;
             job.input_bytes = size;
             job.updated_at = OffsetDateTime::now_utc();
             match self.jobs.update(id, wire::encode(&job), revision).await {
