@@ -5,65 +5,11 @@
 //! job with the reason; private addresses are refused unless allowed; a
 //! canceled job's fetch stops; a repeated `Idempotency-Key` makes one job.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{self, Receiver};
-
-/// The file server, killed when dropped.
-struct FileServer {
-    child: Child,
-    base: String,
-    record: PathBuf,
-}
-
-impl FileServer {
-    fn start(root: &Path) -> FileServer {
-        FileServer::start_on(root, "127.0.0.1")
-    }
-
-    /// A server on another loopback address, `host`, recording apart.
-    fn start_on(root: &Path, host: &str) -> FileServer {
-        let port = common::free_port();
-        let record = root.join(format!("requests-{host}.jsonl"));
-        let child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/import/server.py"
-            ))
-            .arg(port.to_string())
-            .arg(root)
-            .arg(&record)
-            .arg(host)
-            .spawn()
-            .expect("python3 must be installed for the tests");
-        common::wait_for_port_on(host, port);
-        FileServer {
-            child,
-            base: format!("http://{host}:{port}"),
-            record,
-        }
-    }
-
-    /// The requests it got, in order.
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{self, FileServer, Receiver};
 
 #[tokio::test]
 async fn a_job_imports_its_video_from_a_url_resuming_a_transfer_that_broke_off() {

@@ -370,3 +370,45 @@ async fn the_account_panel_makes_and_revokes_keys_and_admins_manage_users_on_the
         println!("screenshot: {}", kept.display());
     }
 }
+
+#[tokio::test]
+async fn the_web_page_imports_a_video_from_its_address() {
+    let app = common::spawn_app_with(|config| config.shared.allow_private_targets = true).await;
+    let token = app.new_user("ann@example.com").await;
+    let root = app.dir.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    common::make_video(&root, "talk.mp4", 1);
+    let server = common::FileServer::start(&root);
+    let source = format!("{}/talk.mp4", server.base);
+
+    let seen = run_script(
+        "import.mjs",
+        &[
+            ("BASE_URL", app.base.as_ref()),
+            ("EMAIL", "ann@example.com".as_ref()),
+            ("PASSWORD", common::USER_PASSWORD.as_ref()),
+            ("SOURCE_URL", source.as_ref()),
+        ],
+    )
+    .await;
+    assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
+    assert!(
+        seen["refusal"].as_str().unwrap().contains("http or https"),
+        "{seen}"
+    );
+    assert_eq!(seen["status"], 202, "{seen}");
+    assert_eq!(seen["row"], "talk.mp4 → opus", "{seen}");
+    assert_eq!(
+        (&seen["field_cleared"], &seen["error_cleared"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{seen}"
+    );
+    let job: Value = app
+        .job(&token, seen["job"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["source_url"], source.as_str(), "{job}");
+    assert_eq!(job["format"], "opus", "{job}");
+}

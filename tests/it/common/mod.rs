@@ -3,6 +3,7 @@
 //!
 //! - `app`: spawning mediajet (`spawn_app` and friends) and stopping it
 //! - `api`: the HTTP client tests use, and the SSE reader
+//! - `file_server`: the file server URL imports are fetched from
 //! - `mail`: the outbox and a real SMTP server
 //! - `media`: test videos, ffprobe, a real-time ffmpeg, processes of a job
 //! - `net`: free ports, waiting for listeners, TLS certificates
@@ -15,6 +16,7 @@
 
 mod api;
 mod app;
+mod file_server;
 mod mail;
 mod media;
 mod net;
@@ -28,6 +30,7 @@ mod tus;
 
 pub use api::*;
 pub use app::*;
+pub use file_server::*;
 pub use mail::*;
 pub use media::*;
 pub use net::*;

@@ -175,6 +175,41 @@ $("save-preset").addEventListener("click", async () => {
   await loadPresets();
 });
 
+// What a submission asks for: the format, the bit rate and the panel's
+// options, as job fields (tus metadata, or the members of a JSON body).
+function submission() {
+  const format = $("format").value;
+  const fields = { format, ...chosenOptions() };
+  const first = {};
+  if ($("bitrate").value && !["flac", "wav"].includes(format)) first.bitrate = $("bitrate").value;
+  // Further outputs take the panel's options but not the bit rate, which
+  // not every format takes: it goes into the first output only.
+  const also = [...document.querySelectorAll("#also input:checked")].map((box) => box.value);
+  if (also.length > 0) {
+    fields.outputs = JSON.stringify([{ format, ...first }, ...also.map((f) => ({ format: f }))]);
+  } else if (first.bitrate) {
+    fields.bitrate = first.bitrate;
+  }
+  return fields;
+}
+
+// A video the service fetches from its address instead of an upload.
+$("import-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("app-error").textContent = "";
+  const response = await api("/v1/jobs", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ source_url: $("source-url").value.trim(), ...submission() }),
+  });
+  if (!response.ok) {
+    $("app-error").textContent = await errorText(response);
+    return;
+  }
+  $("source-url").value = "";
+  update(await response.json());
+});
+
 // Uploads: the drop zone takes a dropped file, or opens the picker.
 const zone = $("drop-zone");
 zone.addEventListener("click", (event) => {
@@ -208,18 +243,7 @@ let uploading = null;
 // after a reload resumes the upload its fingerprint names.
 async function upload(file) {
   $("app-error").textContent = "";
-  const format = $("format").value;
-  const metadata = { filename: file.name, filetype: file.type, format, ...chosenOptions() };
-  const first = {};
-  if ($("bitrate").value && !["flac", "wav"].includes(format)) first.bitrate = $("bitrate").value;
-  // Further outputs take the panel's options but not the bit rate, which
-  // not every format takes: it goes into the first output only.
-  const also = [...document.querySelectorAll("#also input:checked")].map((box) => box.value);
-  if (also.length > 0) {
-    metadata.outputs = JSON.stringify([{ format, ...first }, ...also.map((f) => ({ format: f }))]);
-  } else if (first.bitrate) {
-    metadata.bitrate = first.bitrate;
-  }
+  const metadata = { filename: file.name, filetype: file.type, ...submission() };
   $("upload").hidden = false;
   $("upload-name").textContent = file.name;
   $("upload-pause").hidden = false;
