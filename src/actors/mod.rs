@@ -8,6 +8,7 @@
 //!
 //! - `auth`, `ingest`, `transcoder`, `mailer`: the actors
 //! - `micro`: the NATS micro-service frame Auth and Ingest answer requests in
+//! - `work_off`: a pull consumer's messages handled on tasks of their own
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +31,9 @@ pub mod ingest;
 pub mod mailer;
 mod micro;
 pub mod transcoder;
+mod work_off;
+
+pub(crate) use work_off::work_off;
 
 /// Why a worker stopped before it was asked to; its supervisor restarts it.
 #[derive(Debug, thiserror::Error)]

@@ -71,15 +71,19 @@ pub async fn work_stream(js: &Context, replicas: usize) -> Result<Stream, SetupE
     .await
 }
 
-/// Imports to make (jobs whose input is a URL): a work queue Ingest both
-/// fills and works off, each item removed once its input is stored (or the
-/// job failed).
-pub async fn imports_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+/// A work queue on `subject`: each item removed once acknowledged; an item
+/// queued twice under one message id is dropped.
+async fn work_queue(
+    js: &Context,
+    name: &str,
+    subject: &str,
+    replicas: usize,
+) -> Result<Stream, SetupError> {
     ensure_stream(
         js,
         stream::Config {
-            name: names::IMPORTS_STREAM.to_string(),
-            subjects: vec![subject::WORK_IMPORT.to_string()],
+            name: name.to_string(),
+            subjects: vec![subject.to_string()],
             retention: RetentionPolicy::WorkQueue,
             storage: StorageType::File,
             num_replicas: replicas,
@@ -90,59 +94,67 @@ pub async fn imports_stream(js: &Context, replicas: usize) -> Result<Stream, Set
     .await
 }
 
-/// Ingest's consumer of imports. A fetch under way keeps its item with
-/// progress acknowledgements, so the wait need only outlast a pause.
-pub async fn importers_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
-    let durable = names::IMPORTERS_CONSUMER;
+/// A work queue's consumer, shared by every process of the actor that
+/// works it off; `max_deliver` -1 is no limit.
+async fn work_queue_consumer(
+    stream: &Stream,
+    durable: &'static str,
+    description: &str,
+    max_deliver: i64,
+) -> Result<PullConsumer, SetupError> {
     stream
         .create_consumer(pull::Config {
             durable_name: Some(durable.to_string()),
-            description: Some("URL imports, shared by every Ingest".to_string()),
+            description: Some(description.to_string()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(60),
-            max_deliver: 5,
-            max_ack_pending: 100,
+            max_deliver,
+            max_ack_pending: 1000,
             ..Default::default()
         })
         .await
         .map_err(|err| SetupError::new("consumer", durable, err))
+}
+
+/// Imports to make (jobs whose input is a URL): a work queue Ingest both
+/// fills and works off, each item removed once its input is stored (or the
+/// job failed).
+pub async fn imports_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
+    work_queue(js, names::IMPORTS_STREAM, subject::WORK_IMPORT, replicas).await
+}
+
+/// Deliveries of one import: its job fails at the last.
+pub const IMPORT_MAX_DELIVERIES: i64 = 5;
+
+/// Ingest's consumer of imports. A fetch under way keeps its item with
+/// progress acknowledgements, so the wait need only outlast a pause; an
+/// import that keeps failing on the service's side fails its job at its
+/// last delivery.
+pub async fn importers_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
+    let durable = names::IMPORTERS_CONSUMER;
+    let description = "URL imports, shared by every Ingest";
+    work_queue_consumer(stream, durable, description, IMPORT_MAX_DELIVERIES).await
 }
 
 /// Webhook deliveries to make: a work queue, each item removed once it is
 /// delivered or given up on. A delivery queued twice for the same event
 /// and endpoint (a redelivered job event) is dropped by its message id.
 pub async fn webhooks_stream(js: &Context, replicas: usize) -> Result<Stream, SetupError> {
-    ensure_stream(
+    work_queue(
         js,
-        stream::Config {
-            name: names::WEBHOOKS_STREAM.to_string(),
-            subjects: vec![subject::WEBHOOK_DELIVER.to_string()],
-            retention: RetentionPolicy::WorkQueue,
-            storage: StorageType::File,
-            num_replicas: replicas,
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        },
+        names::WEBHOOKS_STREAM,
+        subject::WEBHOOK_DELIVER,
+        replicas,
     )
     .await
 }
 
 /// Mailer's consumer of webhook deliveries: many at once, so one slow
 /// receiver holds up none of the others; longer to acknowledge than a
-/// delivery's attempt may take.
+/// delivery's attempt may take. Its retries are counted by the deliveries.
 pub async fn webhook_deliveries_consumer(stream: &Stream) -> Result<PullConsumer, SetupError> {
     let durable = names::WEBHOOK_DELIVERY_CONSUMER;
-    stream
-        .create_consumer(pull::Config {
-            durable_name: Some(durable.to_string()),
-            description: Some("webhook deliveries".to_string()),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(60),
-            max_ack_pending: 1000,
-            ..Default::default()
-        })
-        .await
-        .map_err(|err| SetupError::new("consumer", durable, err))
+    work_queue_consumer(stream, durable, "webhook deliveries", -1).await
 }
 
 /// The job event stream (`mediajet.events.job.<id>.<state>`), kept a week.

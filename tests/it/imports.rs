@@ -229,26 +229,18 @@ async fn canceling_an_import_stops_its_fetch_and_a_repeated_key_makes_one_job() 
     common::make_raw_video(&root, "long.avi", 1);
     let server = FileServer::start(&root);
     let asked = json!({ "source_url": format!("{}/slow/long.avi", server.base) });
-    let first = app
-        .http
-        .post(app.url("/v1/jobs"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "import-1")
-        .json(&asked)
-        .send()
-        .await
-        .unwrap();
+    let submit = || {
+        app.http
+            .post(app.url("/v1/jobs"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "import-1")
+            .json(&asked)
+            .send()
+    };
+    let first = submit().await.unwrap();
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();
-    let again = app
-        .http
-        .post(app.url("/v1/jobs"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "import-1")
-        .json(&asked)
-        .send()
-        .await
-        .unwrap();
+    let again = submit().await.unwrap();
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);

@@ -10,7 +10,6 @@
 
 use async_nats::jetstream::{self, kv};
 use base64::Engine;
-use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::Ingest;
@@ -310,12 +309,13 @@ impl Ingest {
     }
 
     /// Works off the job events for webhooks until `shutdown`: each is
-    /// acknowledged once its deliveries are queued, else retried.
+    /// acknowledged once its deliveries are queued, else retried. One at a
+    /// time: queueing is quick, and the deliveries are what take long.
     pub(super) async fn run_fan_out(
-        &self,
+        self: std::sync::Arc<Self>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), crate::actors::WorkerError> {
-        use crate::actors::{ConsumerHealth, WorkerError, consumer_deleted};
+        use crate::actors::{WorkerError, work_off};
         use crate::storage::jetstream as js_setup;
         let consumer = js_setup::events_consumer(
             &self.events,
@@ -324,41 +324,39 @@ impl Ingest {
         )
         .await
         .map_err(|e| WorkerError::new("webhook fan-out consumer", e))?;
-        let mut messages = consumer
+        let messages = consumer
             .messages()
             .await
             .map_err(|e| WorkerError::new("webhook fan-out consumer", e))?;
-        let mut health = ConsumerHealth::new(names::WEBHOOK_FANOUT_CONSUMER);
-        loop {
-            let message = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
-                        let deleted = consumer_deleted(&err);
-                        health.failed(err, deleted)?;
-                        continue;
-                    }
-                    None => return Err(WorkerError::ended("the webhook fan-out consumer")),
-                },
-            };
-            health.ok();
-            let job: Job = match wire::decode(&message.payload) {
-                Ok(job) => job,
-                Err(_) => {
-                    let _ = message.ack_with(jetstream::AckKind::Term).await;
-                    continue;
-                }
-            };
-            match self.fan_out(&job).await {
-                Ok(()) => {
-                    let _ = message.ack().await;
-                }
-                Err(err) => {
-                    tracing::warn!(job = %job.id, error = %crate::error::chain(&err), "cannot queue the webhooks; retrying");
-                    let delay = std::time::Duration::from_secs(2);
-                    let _ = message.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
-                }
+        work_off(
+            names::WEBHOOK_FANOUT_CONSUMER,
+            messages,
+            1,
+            &shutdown,
+            |message| {
+                let ingest = self.clone();
+                async move { ingest.fan_out_event(message).await }
+            },
+        )
+        .await
+    }
+
+    async fn fan_out_event(&self, message: jetstream::Message) {
+        let job: Job = match wire::decode(&message.payload) {
+            Ok(job) => job,
+            Err(_) => {
+                let _ = message.ack_with(jetstream::AckKind::Term).await;
+                return;
+            }
+        };
+        match self.fan_out(&job).await {
+            Ok(()) => {
+                let _ = message.ack().await;
+            }
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %crate::error::chain(&err), "cannot queue the webhooks; retrying");
+                let delay = std::time::Duration::from_secs(2);
+                let _ = message.ack_with(jetstream::AckKind::Nak(Some(delay))).await;
             }
         }
     }

@@ -14,11 +14,10 @@ use async_nats::jetstream::{self, AckKind, kv};
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{ConsumerHealth, WorkerError, consumer_deleted};
+use crate::actors::{WorkerError, work_off};
 use crate::storage::jetstream as js_setup;
 use crate::targets;
 use crate::wire::{self, Attempt, Delivery, DeliveryLog, DeliveryState, WebhookEndpoint, names};
@@ -67,40 +66,17 @@ impl Deliverer {
         let consumer = js_setup::webhook_deliveries_consumer(&self.stream)
             .await
             .map_err(|e| WorkerError::new("webhook deliveries consumer", e))?;
-        let mut messages = consumer
+        let messages = consumer
             .messages()
             .await
             .map_err(|e| WorkerError::new("webhook deliveries consumer", e))?;
-        let mut health = ConsumerHealth::new(names::WEBHOOK_DELIVERY_CONSUMER);
-        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            let message = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                next = messages.next() => match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
-                        let deleted = consumer_deleted(&err);
-                        health.failed(err, deleted)?;
-                        continue;
-                    }
-                    None => return Err(WorkerError::ended("the webhook deliveries consumer")),
-                },
-            };
-            health.ok();
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            let deliverer = self.clone();
-            running.spawn(async move {
-                deliverer.handle(message).await;
-                drop(slot);
-            });
-            while running.try_join_next().is_some() {}
-        }
         // Attempts under way end within their timeout.
-        while running.join_next().await.is_some() {}
-        Ok(())
+        let consumer = names::WEBHOOK_DELIVERY_CONSUMER;
+        work_off(consumer, messages, IN_FLIGHT, &shutdown, |message| {
+            let deliverer = self.clone();
+            async move { deliverer.handle(message).await }
+        })
+        .await
     }
 
     async fn handle(&self, message: jetstream::Message) {

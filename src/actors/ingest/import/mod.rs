@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, kv};
-use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Ingest;
 use super::error::ApiError;
-use crate::actors::{ConsumerHealth, WorkerError, consumer_deleted};
+use crate::actors::{WorkerError, work_off};
 use crate::storage::jetstream as js_setup;
 use crate::storage::objects;
 use crate::trace_context::TraceContext;
@@ -31,8 +30,6 @@ const IN_FLIGHT: usize = 8;
 /// How often an import under way tells JetStream it is alive, and looks
 /// whether its job was canceled meanwhile.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Deliveries of one import (see the consumer's `max_deliver`).
-const MAX_DELIVERIES: i64 = 5;
 
 /// How one import ended.
 enum Imported {
@@ -59,40 +56,22 @@ impl Ingest {
         let consumer = js_setup::importers_consumer(&self.imports)
             .await
             .map_err(|e| WorkerError::new("imports consumer", e))?;
-        let mut messages = consumer
+        let messages = consumer
             .messages()
             .await
             .map_err(|e| WorkerError::new("imports consumer", e))?;
-        let mut health = ConsumerHealth::new(names::IMPORTERS_CONSUMER);
-        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            let message = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                next = messages.next() => match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
-                        let deleted = consumer_deleted(&err);
-                        health.failed(err, deleted)?;
-                        continue;
-                    }
-                    None => return Err(WorkerError::ended("the imports consumer")),
-                },
-            };
-            health.ok();
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            let ingest = self.clone();
-            let stop = shutdown.clone();
-            running.spawn(async move {
-                ingest.handle_import(message, stop).await;
-                drop(slot);
-            });
-            while running.try_join_next().is_some() {}
-        }
-        while running.join_next().await.is_some() {}
-        Ok(())
+        work_off(
+            names::IMPORTERS_CONSUMER,
+            messages,
+            IN_FLIGHT,
+            &shutdown,
+            |message| {
+                let ingest = self.clone();
+                let stop = shutdown.clone();
+                async move { ingest.handle_import(message, stop).await }
+            },
+        )
+        .await
     }
 
     async fn handle_import(&self, message: jetstream::Message, shutdown: CancellationToken) {
@@ -141,7 +120,7 @@ impl Ingest {
                     .await;
                 AckKind::Ack
             }
-            Some(Err(err)) if delivered >= MAX_DELIVERIES => {
+            Some(Err(err)) if delivered >= js_setup::IMPORT_MAX_DELIVERIES => {
                 tracing::warn!(error = %crate::error::chain(&err), "import given up");
                 crate::metrics::import("failed");
                 self.fail_import(
