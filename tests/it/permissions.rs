@@ -61,9 +61,18 @@ async fn each_actor_works_under_its_own_nats_user() {
     let url = nats.url().to_string();
 
     let _auth = spawn_app_on(&url, |c| as_user(c, ActorKind::Auth)).await;
-    let ingest = spawn_app_on(&url, |c| as_user(c, ActorKind::Ingest)).await;
+    // Imports and webhooks reach the tests' local servers.
+    let ingest = spawn_app_on(&url, |c| {
+        as_user(c, ActorKind::Ingest);
+        c.shared.allow_private_targets = true;
+    })
+    .await;
     let _transcoder = spawn_app_on(&url, |c| as_user(c, ActorKind::Transcoder)).await;
-    let mailer = spawn_app_on(&url, |c| as_user(c, ActorKind::Mailer)).await;
+    let mailer = spawn_app_on(&url, |c| {
+        as_user(c, ActorKind::Mailer);
+        c.shared.allow_private_targets = true;
+    })
+    .await;
 
     let token = ingest.new_user("ann@example.com").await;
     let video = common::make_video(ingest.dir.path(), "clip.mp4", 2);
@@ -148,6 +157,40 @@ async fn each_actor_works_under_its_own_nats_user() {
         .await
         .unwrap();
     assert_eq!(ended.status(), 204);
+
+    // URL imports, fetched and queued under Ingest's user; one that fails
+    // fails its job with a `failed` event Ingest announces. Each job tells
+    // its `notify_url`, through Mailer, signed with the job secret.
+    let served = ingest.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&video, served.join("clip.mp4")).unwrap();
+    let server = common::FileServer::start(&served);
+    let receiver = common::Receiver::start(ingest.dir.path(), "job", "200");
+    let secret: serde_json::Value = ingest
+        .post(&token, "/v1/webhooks/job-secret", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, state) in [("clip.mp4", "completed"), ("missing.mp4", "failed")] {
+        let asked = serde_json::json!({
+            "source_url": format!("{}/{path}", server.base),
+            "notify_url": receiver.url,
+        });
+        let made: serde_json::Value = ingest
+            .post(&token, "/v1/jobs", Some(&asked))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let job = ingest
+            .wait_until_finished(&token, made["id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["state"], state, "{job}");
+    }
+    let secret = secret["secret"].as_str().unwrap();
+    let told = receiver.received(secret, 2, Duration::from_secs(15)).await;
+    assert!(told.iter().all(|r| r["svix"] == true), "{told:?}");
 
     // Sessions: a refresh rotates the refresh token in Auth's bucket, a
     // logout revokes the session, and Ingest's watch refuses its token.
