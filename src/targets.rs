@@ -129,14 +129,15 @@ pub async fn follow(
             .resolve(&host, address)
             .build()
             .map_err(FollowError::Client)?;
-        let response =
-            request(&hop, url.clone())
-                .send()
-                .await
-                .map_err(|err| match err.is_timeout() {
-                    true => FollowError::Timeout(err),
-                    false => FollowError::NoAnswer(err),
-                })?;
+        let response = request(&hop, url.clone())
+            .send()
+            .await
+            // The URL stays out of the message: it may carry a secret
+            // (a presigned query), and the message goes to logs.
+            .map_err(|err| match err.is_timeout() {
+                true => FollowError::Timeout(err.without_url()),
+                false => FollowError::NoAnswer(err.without_url()),
+            })?;
         let status = response.status();
         if !status.is_redirection() {
             return Ok((url, response));

@@ -63,6 +63,10 @@ pub struct SubmitArgs {
     /// date, track, comment, genre; may be given more than once.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Where the server POSTs the job's end, signed with your job secret
+    /// (made with `POST /v1/webhooks/job-secret`).
+    #[arg(long)]
+    pub notify_url: Option<String>,
     /// Where the audio goes: a file, or a directory for the server's file
     /// name. Default: the server's file name in the current directory.
     #[arg(long, short)]
@@ -104,6 +108,7 @@ impl SubmitArgs {
             ("cover", &self.cover),
             ("cover_at", &self.cover_at),
             ("split", &self.split),
+            ("notify_url", &self.notify_url),
         ];
         for (name, value) in texts {
             if let Some(value) = value {
@@ -170,6 +175,8 @@ mod tests {
             "track=2",
             "--vbr",
             "3",
+            "--notify-url",
+            "https://example.com/hook",
         ])
         .unwrap();
         let options = parsed.submit.options();
@@ -179,6 +186,8 @@ mod tests {
         );
         assert!(options.contains(&("track", "2".into())), "{options:?}");
         assert!(options.contains(&("vbr", "3".into())), "{options:?}");
+        let hook = ("notify_url", "https://example.com/hook".into());
+        assert!(options.contains(&hook), "{options:?}");
         assert!(Wrapper::try_parse_from(["submit", "a.mp4", "--tag", "composer=x"]).is_err());
     }
 }

@@ -269,13 +269,28 @@ async fn malformed_requests_get_json_errors() {
         .http
         .post(app.url("/v1/jobs"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"file": "x"}))
+        .header("content-type", "text/plain")
+        .body("file=x")
         .send()
         .await
         .unwrap();
     assert_eq!(not_multipart.status(), 400);
     let body: Value = not_multipart.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_multipart");
+    // A JSON body names a URL to import; a file goes in a form.
+    let json_file = app
+        .post(&token, "/v1/jobs", Some(&serde_json::json!({"file": "x"})))
+        .await;
+    assert_eq!(json_file.status(), 400);
+    let body: Value = json_file.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_source_url");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/form-data"),
+        "{body}"
+    );
 
     let bad_query = app.get(&token, "/v1/jobs?limit=lots").await;
     assert_eq!(bad_query.status(), 400);

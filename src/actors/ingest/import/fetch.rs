@@ -119,7 +119,7 @@ impl Source {
                 }
                 // Shorter than the server said: the connection was cut.
                 Ok(None) => None,
-                Err(err) => Some(err),
+                Err(err) => Some(err.without_url()),
             };
             self.resume(broke).await?;
         }
