@@ -3,7 +3,8 @@
 //! and projects terminal job events into the history.
 //!
 //! - `http/`: the routes; `service`: the same jobs over NATS
-//! - `submission`: what makes a submission valid; `create`: the job made of it;
+//! - `submission`: what makes a submission valid; `quota`: the caller's caps;
+//!   `create`: the job made of it;
 //!   `idempotency`: a repeated submission answered with its first job
 //! - `tus/`: resumable uploads (tus 1.0.0), made jobs once whole; `cover`:
 //!   a cover picture uploaded with a job; `import/`: inputs fetched from a
@@ -43,6 +44,7 @@ mod per_owner;
 mod podcast;
 mod presets;
 mod projector;
+mod quota;
 mod rate;
 mod removal;
 mod service;
