@@ -47,8 +47,9 @@ enum Imported {
 struct Retry(&'static str, #[source] crate::error::BoxError);
 
 impl Ingest {
-    /// Works off the imports until `shutdown`; the ones under way end
-    /// first, each within its heartbeat's notice of a stop.
+    /// Works off the imports until `shutdown`; the ones under way are then
+    /// handed back at once, for another Ingest (or this one, restarted) to
+    /// fetch again.
     pub(super) async fn run_imports(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -82,61 +83,63 @@ impl Ingest {
         };
         let delivered = message.info().map_or(1, |info| info.delivered);
         let span = tracing::info_span!("import", job = %item.job_id, trace = %trace.trace_id());
-        let outcome = async {
-            // Alive while it runs; a stop hands the item back at once.
-            let beat = async {
-                let mut ticks = tokio::time::interval(HEARTBEAT);
-                ticks.tick().await;
-                loop {
+        async {
+            let outcome = async {
+                // Alive while it runs; a stop hands the item back at once.
+                let beat = async {
+                    let mut ticks = tokio::time::interval(HEARTBEAT);
                     ticks.tick().await;
-                    let _ = message.ack_with(AckKind::Progress).await;
-                    if self.job_ended(item.job_id.as_str()).await {
-                        return;
+                    loop {
+                        ticks.tick().await;
+                        let _ = message.ack_with(AckKind::Progress).await;
+                        if self.job_ended(item.job_id.as_str()).await {
+                            return;
+                        }
                     }
+                };
+                tokio::select! {
+                    outcome = self.import(item.job_id.as_str(), &trace) => Some(outcome),
+                    _ = beat => Some(Ok(Imported::Ended)),
+                    _ = shutdown.cancelled() => None,
+                }
+            }
+            .await;
+            let ack = match outcome {
+                None => AckKind::Nak(None),
+                Some(Ok(Imported::Queued)) => {
+                    crate::metrics::import("stored");
+                    AckKind::Ack
+                }
+                Some(Ok(Imported::Ended)) => {
+                    self.discard_upload(item.job_id.as_str()).await;
+                    AckKind::Ack
+                }
+                Some(Ok(Imported::Failed(reason))) => {
+                    crate::metrics::import("failed");
+                    self.fail_import(item.job_id.as_str(), &reason, &trace)
+                        .await;
+                    AckKind::Ack
+                }
+                Some(Err(err)) if delivered >= js_setup::IMPORT_MAX_DELIVERIES => {
+                    tracing::warn!(error = %crate::error::chain(&err), "import given up");
+                    crate::metrics::import("failed");
+                    self.fail_import(
+                        item.job_id.as_str(),
+                        "the service could not store it",
+                        &trace,
+                    )
+                    .await;
+                    AckKind::Ack
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %crate::error::chain(&err), "import failed on our side; retrying");
+                    AckKind::Nak(Some(Duration::from_secs(5)))
                 }
             };
-            tokio::select! {
-                outcome = self.import(item.job_id.as_str(), &trace) => Some(outcome),
-                _ = beat => Some(Ok(Imported::Ended)),
-                _ = shutdown.cancelled() => None,
-            }
+            let _ = message.ack_with(ack).await;
         }
-        .instrument(span.clone())
-        .await;
-        let _entered = span.enter();
-        let ack = match outcome {
-            None => AckKind::Nak(None),
-            Some(Ok(Imported::Queued)) => {
-                crate::metrics::import("stored");
-                AckKind::Ack
-            }
-            Some(Ok(Imported::Ended)) => {
-                self.discard_upload(item.job_id.as_str()).await;
-                AckKind::Ack
-            }
-            Some(Ok(Imported::Failed(reason))) => {
-                crate::metrics::import("failed");
-                self.fail_import(item.job_id.as_str(), &reason, &trace)
-                    .await;
-                AckKind::Ack
-            }
-            Some(Err(err)) if delivered >= js_setup::IMPORT_MAX_DELIVERIES => {
-                tracing::warn!(error = %crate::error::chain(&err), "import given up");
-                crate::metrics::import("failed");
-                self.fail_import(
-                    item.job_id.as_str(),
-                    "the service could not store it",
-                    &trace,
-                )
-                .await;
-                AckKind::Ack
-            }
-            Some(Err(err)) => {
-                tracing::warn!(error = %crate::error::chain(&err), "import failed on our side; retrying");
-                AckKind::Nak(Some(Duration::from_secs(5)))
-            }
-        };
-        let _ = message.ack_with(ack).await;
+        .instrument(span)
+        .await
     }
 
     /// Whether the job `id` is gone or has ended.
