@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, kv, stream::Stream};
 use futures::StreamExt;
 use lettre::message::Mailbox;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -45,7 +45,8 @@ pub enum MailerSetupError {
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Outbox(AsyncFileTransport<Tokio1Executor>),
+    /// `.eml` files in this directory.
+    Outbox(PathBuf),
 }
 
 impl Transport {
@@ -59,11 +60,15 @@ impl Transport {
     async fn send(&self, message: Message) -> Result<(), BoxError> {
         match self {
             Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(BoxError::from),
-            Transport::Outbox(outbox) => outbox
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(BoxError::from),
+            Transport::Outbox(dir) => {
+                // Written aside and renamed into place, so that whatever
+                // watches the outbox sees only whole emails.
+                let name = uuid::Uuid::now_v7();
+                let partial = dir.join(format!(".{name}.partial"));
+                tokio::fs::write(&partial, message.formatted()).await?;
+                tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await?;
+                Ok(())
+            }
         }
     }
 }
@@ -103,7 +108,7 @@ impl Mailer {
                 let outbox = shared.data_dir.join("outbox");
                 std::fs::create_dir_all(&outbox)
                     .map_err(|e| MailerSetupError::Outbox(outbox.clone(), e))?;
-                Transport::Outbox(AsyncFileTransport::<Tokio1Executor>::new(outbox))
+                Transport::Outbox(outbox)
             }
         };
         crate::metrics::declare_emails(transport.label());
