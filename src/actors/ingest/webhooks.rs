@@ -35,11 +35,7 @@ const LISTED_DELIVERIES: usize = 100;
 
 /// The `webhook-id` of `job`'s `event`: the same for every endpoint told.
 fn message_id(job: &Job, event: WebhookEvent) -> String {
-    let state = match event {
-        WebhookEvent::JobCompleted => "completed",
-        WebhookEvent::JobFailed => "failed",
-        WebhookEvent::JobCanceled => "canceled",
-    };
+    let state = event.as_str().trim_start_matches("job.");
     format!("msg_{}_{state}", job.id)
 }
 

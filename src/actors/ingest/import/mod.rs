@@ -22,7 +22,7 @@ use crate::storage::jetstream as js_setup;
 use crate::storage::objects;
 use crate::trace_context::TraceContext;
 use crate::wire::{self, Job, JobState, WorkItem, names, subject};
-use fetch::{FetchError, Source};
+use fetch::Source;
 pub(super) use submit::{SOURCE_URL, Submitted, Wanted, checked_source};
 
 /// Imports under way at once in one process.
@@ -170,7 +170,7 @@ impl Ingest {
             };
             let source = match Source::open(url, self.targets.clone(), limit).await {
                 Ok(source) => source,
-                Err(err) => return Ok(Imported::Failed(reason(&err))),
+                Err(err) => return Ok(Imported::Failed(crate::error::chain(&err))),
             };
             let (reader, failure) = source.into_reader();
             let stored = objects::put_object(
@@ -184,7 +184,7 @@ impl Ingest {
             let failed = failure.lock().ok().and_then(|mut slot| slot.take());
             match (stored, failed) {
                 (Ok(info), _) => return self.queue_imported(id, info.size as u64, trace).await,
-                (Err(_), Some(err)) => return Ok(Imported::Failed(reason(&err))),
+                (Err(_), Some(err)) => return Ok(Imported::Failed(crate::error::chain(&err))),
                 (Err(err), None) => return Err(Retry("store the import", err.into())),
             }
         }
@@ -293,9 +293,4 @@ impl Ingest {
         }
         tracing::warn!("cannot record the failed import");
     }
-}
-
-/// What the job's error says of a failed fetch: the error and its causes.
-fn reason(err: &FetchError) -> String {
-    crate::error::chain(err)
 }
